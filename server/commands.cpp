@@ -1,0 +1,161 @@
+// serve, config, check and version (see commands.hpp).
+#include "commands.hpp"
+
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <asio/io_context.hpp>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+
+#include "log.hpp"
+#include "loop_guard.hpp"
+#include "server.hpp"
+#include "tls.hpp"
+
+namespace pillarbox::cli {
+
+using config::Config;
+using config::Diagnostic;
+
+ConfigPath ConfigPath::resolve(const std::string& given, const config::Environment& env) {
+    if (!given.empty()) return {given, true};
+    return {env.root ? "/etc/pillarbox/pillarbox.conf" : "./pillarbox.conf", false};
+}
+
+int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories) {
+    std::signal(SIGPIPE, SIG_IGN);
+    asio::io_context loop(1);
+    Server server(loop, env, cfg.path, cfg.explicit_, std::move(factories));
+    if (!server.start()) return 1;
+    server.handle_signals();
+    mark_loop_thread(true);
+    loop.run();
+    mark_loop_thread(false);
+    return 0;
+}
+
+static void print_diags(const std::vector<Diagnostic>& diags) {
+    for (auto& d : diags) std::cerr << "pillarbox: " << d.to_string() << "\n";
+}
+
+int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt) {
+    if (opt.doc) {
+        std::cout << parameter_reference(env);
+        return 0;
+    }
+    std::vector<Diagnostic> diags;
+    Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
+    print_diags(diags);
+    std::vector<std::string> names = opt.names.empty() ? c.names() : opt.names;
+    int rc = 0;
+    for (auto& n : names) {
+        if (!c.def(n)) {
+            std::cerr << "pillarbox: warning: " << n << ": unknown parameter\n";
+            rc = 1;
+            continue;
+        }
+        if (opt.non_default && !c.is_set(n)) continue;
+        std::string value = opt.defaults ? c.default_value(n) : opt.expand ? c.get(n) : c.raw(n);
+        std::cout << n << " =" << (value.empty() ? "" : " ") << value << "\n";
+    }
+    return rc;
+}
+
+int check(const ConfigPath& cfg, const config::Environment& env) {
+    std::vector<Diagnostic> diags;
+    Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
+    auto rt = build_runtime(c, diags, /*create_files=*/false);
+    auto add = [&](Diagnostic::Severity sev, std::string msg) { diags.push_back({sev, "", 0, std::move(msg)}); };
+    if (rt) {
+        namespace fs = std::filesystem;
+        const auto& s = rt->settings;
+        std::error_code ec;
+        fs::path dir(s.data_directory);
+        if (!fs::exists(dir, ec)) {
+            fs::path parent = fs::absolute(dir, ec).parent_path();
+            if (::access(parent.c_str(), W_OK) != 0)
+                add(Diagnostic::Error, fmt::format("data_directory {} does not exist and {} is not writable", s.data_directory, parent.string()));
+            else
+                add(Diagnostic::Warning, fmt::format("data_directory {} does not exist yet; serve creates it", s.data_directory));
+        } else {
+            struct stat st{};
+            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                add(Diagnostic::Error, fmt::format("data_directory {} is not a directory", s.data_directory));
+            else if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
+                add(Diagnostic::Error, fmt::format("data_directory {} is not writable by uid {}", s.data_directory, geteuid()));
+            else if (st.st_mode & S_IWOTH)
+                add(Diagnostic::Error, fmt::format("data_directory {} is world-writable", s.data_directory));
+        }
+        for (auto& [name, ls] : rt->listeners) {
+            for (auto& ep : ls->line.endpoints)
+                if (ep.port < 1024 && !env.root)
+                    add(Diagnostic::Error, fmt::format("listen_{}: port {} needs root (ports below 1024 are privileged)", name, ep.port));
+            if (ls->line.tls == config::TlsMode::None) continue;
+            auto ts = tls::TlsSettings::from(*ls->config);
+            std::string err;
+            auto files = tls::resolve_cert_files(ts, s.hostname, s.data_directory, false, err);
+            if (files.missing) {
+                add(Diagnostic::Warning, fmt::format("listen_{}: no tls_cert_file; serve generates a self-signed certificate for {} in {}",
+                                                     name, s.hostname, files.cert));
+                continue;
+            }
+            struct stat st{};
+            if (::stat(files.key.c_str(), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) && (st.st_mode & S_IROTH))
+                add(Diagnostic::Error, fmt::format("listen_{}: private key {} is readable by everyone", name, files.key));
+        }
+    }
+    print_diags(diags);
+    bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
+    if (errors) {
+        std::cerr << "pillarbox: " << cfg.path << ": errors found\n";
+        return 1;
+    }
+    std::cerr << "pillarbox: " << (c.source().empty() ? cfg.path + " not found, embedded defaults" : cfg.path) << ": OK\n";
+    return 0;
+}
+
+int version() {
+    fmt::print("pillarbox {}\nTLS: {}\nSQLite: {}\n", PILLARBOX_VERSION, OpenSSL_version(OPENSSL_VERSION), sqlite3_libversion());
+    return 0;
+}
+
+std::string parameter_reference(const config::Environment& env) {
+    std::string out =
+        "# Configuration reference\n\n"
+        "Generated by `pillarbox config --doc`; a test keeps it in step with the code.\n\n"
+        "`pillarbox.conf` uses Postfix's main.cf grammar: `name = value` lines; a line starting with\n"
+        "whitespace continues the previous one; a line whose first non-blank character is `#` is a\n"
+        "comment (a `#` later in a line is part of the value). `$name`, `${name}` and `$(name)` expand\n"
+        "to another parameter's value, `${name?text}` to text when name is non-empty, `${name:text}`\n"
+        "to text when name is empty, `$$` to a literal `$`. Unknown names, names set twice and\n"
+        "expansion loops are reported with file:line (`pillarbox check`).\n\n"
+        "Values: sizes take k, M, G (binary: 1M = 1048576); times take s, m, h, d, w (a bare number\n"
+        "is seconds); booleans are yes/no; lists are separated by commas and/or whitespace; networks\n"
+        "are written `192.0.2.0/24` and `[2001:db8::]/32`.\n\n"
+        "Listeners are parameters named `listen_NAME`: `PROTOCOL TLS-MODE ADDRESS... [NAME=VALUE...]`\n"
+        "where PROTOCOL is smtp, pop3, imap or http; TLS-MODE is none, starttls or implicit; an\n"
+        "ADDRESS is `PORT` (every address of inet_interfaces), `IPv4:PORT` or `[IPv6]:PORT`; and\n"
+        "NAME=VALUE pairs override parameters marked *per listener* for that listener only. Add your\n"
+        "own, e.g. `listen_smtp_alt = smtp starttls 2525` for a VPS whose provider blocks port 25;\n"
+        "set one to an empty value to switch it off.\n\n"
+        "Defaults below are for a server run as an ordinary user; run as root the listeners use the\n"
+        "standard ports and data_directory is /var/lib/pillarbox.\n\n";
+    config::Environment doc_env = env;
+    doc_env.root = false;
+    doc_env.hostname = "(the system host name)";
+    Config c = Config::defaults(doc_env);
+    for (auto& d : config::parameter_table(doc_env)) {
+        std::string def = d.computed_default ? "(computed)" : d.default_value;
+        out += fmt::format("## {}\n\nDefault: `{}`{}\n\n{}\n\n", d.name, def.empty() ? "(empty)" : def,
+                           d.per_listener ? " — per listener" : "", d.doc);
+    }
+    return out;
+}
+
+}  // namespace pillarbox::cli

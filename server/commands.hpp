@@ -1,0 +1,35 @@
+// The pillarbox subcommands that are about the server itself: serve, config, check, version.
+// Later work adds user, alias, domain and queue beside them.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "session.hpp"
+
+namespace pillarbox::cli {
+
+struct ConfigPath {
+    std::string path;
+    bool explicit_ = false;  // given with --config: then it must exist
+    static ConfigPath resolve(const std::string& given, const config::Environment& env);
+};
+
+int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories);
+
+struct ConfigOptions {
+    bool non_default = false;  // -n
+    bool defaults = false;     // -d
+    bool expand = false;       // -x
+    bool doc = false;          // --doc: the Markdown reference
+    std::vector<std::string> names;
+};
+int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
+
+int check(const ConfigPath& cfg, const config::Environment& env);
+int version();
+
+// The Markdown parameter reference (docs/configuration.md).
+std::string parameter_reference(const config::Environment& env);
+
+}  // namespace pillarbox::cli

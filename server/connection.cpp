@@ -1,0 +1,294 @@
+// Connection: reader, writer and idle-watchdog coroutines around one socket (see connection.hpp).
+#include "connection.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <openssl/ssl.h>
+
+#include "log.hpp"
+
+namespace pillarbox {
+
+using asio::redirect_error;
+using asio::use_awaitable;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr auto kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+std::string service_name(config::Protocol p) {
+    switch (p) {
+        case config::Protocol::Smtp: return "smtpd";
+        case config::Protocol::Pop3: return "pop3";
+        case config::Protocol::Imap: return "imap";
+        case config::Protocol::Http: return "http";
+    }
+    return "server";
+}
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, std::shared_ptr<const ListenerState> listener, std::string id,
+                       const SessionFactory& factory, std::function<void()> on_closed)
+    : socket_(std::move(socket)),
+      listener_(std::move(listener)),
+      on_closed_(std::move(on_closed)),
+      writer_wake_(socket_.get_executor()),
+      reader_wake_(socket_.get_executor()),
+      idle_timer_(socket_.get_executor()) {
+    info_.id = std::move(id);
+    info_.listener = listener_->name;
+    info_.protocol = listener_->line.protocol;
+    info_.tls_mode = listener_->line.tls;
+    info_.config = listener_->config.get();
+    std::error_code ec;
+    auto peer = socket_.remote_endpoint(ec);
+    if (!ec) {
+        info_.peer_ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
+                            ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
+                            : peer.address().to_string();
+        info_.peer_port = peer.port();
+    }
+    auto local = socket_.local_endpoint(ec);
+    if (!ec) {
+        info_.local_ip = local.address().to_string();
+        info_.local_port = local.port();
+    }
+    session_ = factory(*this);
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(std::string refusal) {
+    auto self = shared_from_this();
+    refused_ = !refusal.empty();
+    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "connect from unknown[{}]:{} to {}",
+              info_.peer_ip, info_.peer_port, info_.listener);
+    touch();
+    if (refused_) {
+        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "refused unknown[{}]: {}",
+                  info_.peer_ip, refusal);
+        deadline_ = std::chrono::steady_clock::now() + std::min<std::chrono::steady_clock::duration>(kCloseGrace, listener_->idle_timeout);
+    }
+    auto ex = socket_.get_executor();
+    auto spawn = [&](asio::awaitable<void> (Connection::*fn)()) {
+        asio::co_spawn(ex, [self, fn]() -> asio::awaitable<void> { co_await (self.get()->*fn)(); }, asio::detached);
+    };
+    spawns_ = 3;
+    pending_refusal_ = std::move(refusal);
+    spawn(&Connection::reader);
+    spawn(&Connection::writer);
+    spawn(&Connection::watchdog);
+}
+
+void Connection::touch() { deadline_ = std::chrono::steady_clock::now() + listener_->idle_timeout; }
+
+asio::awaitable<bool> Connection::handshake() {
+    std::error_code ec;
+    in_handshake_ = true;
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, listener_->tls->context());
+    co_await tls_->async_handshake(asio::ssl::stream_base::server, redirect_error(use_awaitable, ec));
+    in_handshake_ = false;
+    if (ec) {
+        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from unknown[{}]: {}",
+                  info_.peer_ip, ec.message());
+        co_return false;
+    }
+    SSL* ssl = tls_->native_handle();
+    info_.tls_active = true;
+    info_.tls_version = SSL_get_version(ssl);
+    info_.tls_cipher = SSL_get_cipher_name(ssl);
+    if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info_.tls_sni = sni;
+    log::line(log::Level::Info, service_name(info_.protocol), info_.id,
+              "{} TLS connection established from unknown[{}]: {} with cipher {}{}",
+              info_.tls_mode == config::TlsMode::Implicit ? "Implicit" : "STARTTLS", info_.peer_ip, info_.tls_version,
+              info_.tls_cipher, info_.tls_sni.empty() ? "" : " sni=" + info_.tls_sni);
+    co_return true;
+}
+
+asio::awaitable<void> Connection::reader() {
+    std::error_code ec;
+    if (info_.tls_mode == config::TlsMode::Implicit && listener_->tls) {
+        if (!co_await handshake()) {
+            closing_ = true;
+            writer_wake_.cancel();
+            if (--spawns_ == 0) finish();
+            co_return;
+        }
+        touch();
+    }
+    if (refused_) {
+        session_->on_refused(pending_refusal_);
+        close();
+    } else {
+        session_->on_start();
+    }
+    std::string buf(kReadChunk, '\0');
+    while (!closing_) {
+        if (tls_requested_) {
+            // Wait until the session's "go ahead" reply is on the wire, then drop every byte the
+            // client sent before the handshake: pipelined plaintext must never be read as if it
+            // arrived under TLS (RFC 3207 section 4.2, CVE-2011-0411).
+            while (!out_.empty() || writing_) {
+                reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+                co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+                if (closing_) break;
+            }
+            if (closing_) break;
+            if (!in_.empty()) {
+                log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+                          "discarded {} bytes of plaintext sent after STARTTLS by unknown[{}]", in_.size(), info_.peer_ip);
+                in_.clear();
+            }
+            tls_requested_ = false;
+            if (!co_await handshake()) break;
+            touch();
+            session_->on_tls_started();
+            continue;
+        }
+        if (out_.size() + writing_ > listener_->output_limit) {
+            // Backpressure: a client that does not read its replies is not read from either.
+            reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+            continue;
+        }
+        std::size_t n = tls_ ? co_await tls_->async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec))
+                             : co_await socket_.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
+        if (ec || n == 0) break;
+        bytes_in_ += n;
+        touch();
+        in_.append(buf.data(), n);
+        process_input();
+        if (in_.size() > listener_->input_limit && !closing_) {
+            log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+                      "input buffer limit {} exceeded by unknown[{}]; disconnecting", listener_->input_limit, info_.peer_ip);
+            break;
+        }
+    }
+    closing_ = true;
+    writer_wake_.cancel();
+    if (--spawns_ == 0) finish();
+}
+
+void Connection::process_input() {
+    while (!in_.empty() && !closing_ && !tls_requested_) {
+        std::size_t used = session_->on_input(in_);
+        if (used == 0) break;
+        in_.erase(0, std::min(used, in_.size()));
+    }
+    check_drain();
+}
+
+asio::awaitable<void> Connection::writer() {
+    std::error_code ec;
+    std::string chunk;
+    for (;;) {
+        if (out_.empty()) {
+            if (closing_ || finished_) break;
+            writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
+            continue;
+        }
+        chunk.clear();
+        chunk.swap(out_);
+        writing_ = chunk.size();
+        if (tls_) co_await asio::async_write(*tls_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
+        else co_await asio::async_write(socket_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
+        writing_ = 0;
+        bytes_out_ += chunk.size();
+        reader_wake_.cancel();
+        if (ec) break;
+    }
+    closing_ = true;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    reader_wake_.cancel();
+    idle_timer_.cancel();
+    if (--spawns_ == 0) finish();
+}
+
+asio::awaitable<void> Connection::watchdog() {
+    std::error_code ec;
+    while (socket_.is_open()) {
+        idle_timer_.expires_at(deadline_);
+        co_await idle_timer_.async_wait(redirect_error(use_awaitable, ec));
+        if (!socket_.is_open()) break;
+        if (std::chrono::steady_clock::now() < deadline_) continue;  // extended meanwhile
+        if (timed_out_ || in_handshake_ || refused_ || draining_) {
+            abort();  // the goodbye did not get through in time
+            break;
+        }
+        timed_out_ = true;
+        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from unknown[{}]",
+                  std::chrono::duration_cast<std::chrono::seconds>(listener_->idle_timeout).count(), info_.peer_ip);
+        session_->on_timeout();
+        close();
+        deadline_ = std::chrono::steady_clock::now() + kCloseGrace;
+    }
+    if (--spawns_ == 0) finish();
+}
+
+void Connection::send(std::string_view bytes) {
+    if (finished_ || !socket_.is_open()) return;
+    out_.append(bytes);
+    writer_wake_.cancel();
+}
+
+void Connection::close() {
+    closing_ = true;
+    writer_wake_.cancel();
+    reader_wake_.cancel();
+    // The reader may be parked in a read; the writer closes the socket once output is written,
+    // which ends that read.
+}
+
+void Connection::start_tls() {
+    if (!listener_->tls || tls_) return;
+    tls_requested_ = true;
+}
+
+void Connection::resume_input() {
+    auto self = shared_from_this();
+    asio::post(socket_.get_executor(), [self] {
+        if (!self->closing_) self->process_input();
+    });
+}
+
+void Connection::begin_shutdown() {
+    if (draining_) return;
+    draining_ = true;
+    check_drain();
+}
+
+void Connection::check_drain() {
+    if (!draining_ || closing_ || in_handshake_ || session_->busy()) return;
+    session_->on_shutdown();
+    close();
+    deadline_ = std::min(deadline_, std::chrono::steady_clock::now() + kCloseGrace);
+    idle_timer_.cancel();
+}
+
+void Connection::abort() {
+    std::error_code ec;
+    closing_ = true;
+    out_.clear();
+    socket_.close(ec);
+    writer_wake_.cancel();
+    reader_wake_.cancel();
+    idle_timer_.cancel();
+}
+
+void Connection::finish() {
+    if (finished_) return;
+    finished_ = true;
+    std::string summary = session_->summary();
+    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "disconnect from unknown[{}]:{} in={} out={}{}{}",
+              info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
+    if (on_closed_) on_closed_();
+}
+
+}  // namespace pillarbox

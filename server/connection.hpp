@@ -1,0 +1,73 @@
+// One client connection: socket, optional TLS (implicit or STARTTLS), idle watchdog, bounded
+// input and output buffers. Drives a Session and implements SessionIo for it. Lives on the loop
+// thread only.
+#pragma once
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/awaitable.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "listener_state.hpp"
+#include "session.hpp"
+
+namespace pillarbox {
+
+class Connection : public std::enable_shared_from_this<Connection>, public SessionIo {
+public:
+    // on_closed runs once when the connection is finished (used to release limit counts).
+    Connection(asio::ip::tcp::socket socket, std::shared_ptr<const ListenerState> listener, std::string id,
+               const SessionFactory& factory, std::function<void()> on_closed);
+    ~Connection() override;
+
+    // refusal non-empty: the session answers on_refused(refusal) instead of greeting.
+    void start(std::string refusal = "");
+    // Server shutdown: idle sessions say goodbye now, busy ones when they finish.
+    void begin_shutdown();
+    void abort();  // close at once, no more output
+
+    // SessionIo
+    void send(std::string_view bytes) override;
+    void close() override;
+    void start_tls() override;
+    void resume_input() override;
+    const ConnectionInfo& info() const override { return info_; }
+
+private:
+    asio::awaitable<void> reader();
+    asio::awaitable<void> writer();
+    asio::awaitable<void> watchdog();
+    asio::awaitable<bool> handshake();
+    void process_input();
+    void check_drain();
+    void finish();
+    void touch();
+
+    asio::ip::tcp::socket socket_;
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+    std::shared_ptr<const ListenerState> listener_;
+    std::unique_ptr<Session> session_;
+    std::function<void()> on_closed_;
+    ConnectionInfo info_;
+
+    std::string in_;
+    std::string out_;  // queued output
+    asio::steady_timer writer_wake_, reader_wake_, idle_timer_;
+    std::chrono::steady_clock::time_point deadline_;
+    bool closing_ = false;       // no more input; close once output is written
+    bool tls_requested_ = false;
+    bool in_handshake_ = false;
+    bool draining_ = false;
+    bool finished_ = false;
+    bool timed_out_ = false;
+    bool refused_ = false;
+    std::size_t writing_ = 0;  // bytes handed to the socket and not yet confirmed written
+    int spawns_ = 0;           // coroutines still running; finish() when the last one ends
+    std::string pending_refusal_;
+    std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+}  // namespace pillarbox

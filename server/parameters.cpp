@@ -1,0 +1,128 @@
+// The table of known pillarbox.conf parameters: names, embedded defaults and documentation.
+// docs/configuration.md is generated from this table (`pillarbox config --doc`), and a test keeps
+// the two in step.
+#include <fmt/format.h>
+
+// Designated initializers leave the other ParamDef members at their defaults on purpose.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include "config.hpp"
+
+namespace pillarbox::config {
+
+std::vector<ParamDef> parameter_table(const Environment& env) {
+    const bool root = env.root;
+    auto port = [root](int standard, int unprivileged) { return std::to_string(root ? standard : unprivileged); };
+    std::vector<ParamDef> t;
+    auto add = [&t](ParamDef d) { t.push_back(std::move(d)); };
+
+    // --- identity ---
+    add({.name = "myhostname", .default_value = env.hostname, .type = Type::String,
+         .doc = "The fully qualified name of this mail host, used in greetings, Received: headers and "
+                "the self-signed certificate. Default: the system host name (with .localdomain appended "
+                "when it has no dot)."});
+    add({.name = "mydomain", .default_value = "", .type = Type::String,
+         .doc = "The domain of this host. Default: $myhostname without its first label.",
+         .computed_default = [](const Config& c) {
+             const std::string& h = c.get("myhostname");
+             auto dot = h.find('.');
+             return dot == std::string::npos ? std::string("localdomain") : h.substr(dot + 1);
+         }});
+    add({.name = "syslog_name", .default_value = "pillarbox", .type = Type::String,
+         .doc = "The program name at the start of each log line (pillarbox/smtpd[pid]: ...)."});
+    add({.name = "mynetworks", .default_value = "127.0.0.0/8 [::1]/128", .type = Type::CidrList,
+         .doc = "Trusted client networks (Postfix syntax: 192.0.2.0/24, [2001:db8::]/32). Clients "
+                "here are exempt from per-client connection limits. Keep this to networks you "
+                "control: never a Docker bridge or the whole Internet."});
+
+    // --- files ---
+    add({.name = "data_directory", .default_value = root ? "/var/lib/pillarbox" : "./data", .type = Type::Path,
+         .doc = "The one folder holding all state: mail, indexes, queue, generated certificates. "
+                "Default: /var/lib/pillarbox as root, ./data otherwise."});
+
+    // --- listeners ---
+    add({.name = "inet_interfaces", .default_value = "all", .type = Type::List,
+         .doc = "Addresses that listeners given as a bare PORT bind to: 'all' (every IPv4 and IPv6 "
+                "address), 'loopback-only', or a list of IP addresses."});
+    struct L { const char* name; const char* value; const char* doc; };
+    const L listeners[] = {
+        {"listen_smtp", "smtp starttls", "Mail from other servers (MX), STARTTLS offered."},
+        {"listen_submission", "smtp starttls", "Mail submission by users (RFC 6409)."},
+        {"listen_submissions", "smtp implicit", "Mail submission over implicit TLS (RFC 8314)."},
+        {"listen_pop3", "pop3 starttls", "POP3 with STLS."},
+        {"listen_pop3s", "pop3 implicit", "POP3 over implicit TLS."},
+        {"listen_imap", "imap starttls", "IMAP with STARTTLS."},
+        {"listen_imaps", "imap implicit", "IMAP over implicit TLS."},
+        {"listen_http", "http none", "The admin web UI and HTTP API."},
+    };
+    const std::pair<int, int> ports[] = {{25, 2525}, {587, 2587}, {465, 2465}, {110, 1110},
+                                         {995, 1995}, {143, 1143}, {993, 1993}, {80, 8080}};
+    for (std::size_t i = 0; i < std::size(listeners); ++i) {
+        add({.name = listeners[i].name,
+             .default_value = fmt::format("{} {}", listeners[i].value, port(ports[i].first, ports[i].second)),
+             .type = Type::Listener,
+             .doc = fmt::format("{} Format: PROTOCOL TLS-MODE ADDRESS... [NAME=VALUE...]; an empty value "
+                                "switches the listener off. Default port {} as root, {} otherwise.",
+                                listeners[i].doc, ports[i].first, ports[i].second)});
+    }
+
+    // --- connection limits and timeouts ---
+    add({.name = "connection_limit", .default_value = "1000", .type = Type::Count, .min = 1, .max = 1000000,
+         .doc = "Connections open at once over all listeners; more are answered with the protocol's "
+                "'too many connections' reply and closed."});
+    add({.name = "client_connection_limit", .default_value = "50", .type = Type::Count, .per_listener = true,
+         .min = 0, .max = 1000000,
+         .doc = "Connections open at once from one client IP address to one listener (0 = no limit). "
+                "Like Postfix's smtpd_client_connection_count_limit."});
+    add({.name = "client_connection_limit_exceptions", .default_value = "$mynetworks", .type = Type::CidrList,
+         .per_listener = true, .doc = "Client networks exempt from client_connection_limit."});
+    add({.name = "smtpd_timeout", .default_value = "300s", .type = Type::Time, .per_listener = true,
+         .doc = "How long an SMTP client may stay silent (RFC 5321 4.5.3.2 asks for at least 5 minutes)."});
+    add({.name = "pop3_idle_timeout", .default_value = "10m", .type = Type::Time, .per_listener = true,
+         .doc = "How long a POP3 client may stay silent (RFC 1939: at least 10 minutes)."});
+    add({.name = "imap_idle_timeout", .default_value = "30m", .type = Type::Time, .per_listener = true,
+         .doc = "How long an IMAP client may stay silent (RFC 9051: at least 30 minutes)."});
+    add({.name = "http_idle_timeout", .default_value = "60s", .type = Type::Time, .per_listener = true,
+         .doc = "How long an HTTP client may stay silent."});
+    add({.name = "input_buffer_limit", .default_value = "1M", .type = Type::Size, .per_listener = true,
+         .doc = "Unprocessed input kept per connection; a client that sends more than its session can "
+                "take is disconnected."});
+    add({.name = "output_buffer_limit", .default_value = "1M", .type = Type::Size, .per_listener = true,
+         .doc = "Output queued per connection; above it the server stops reading that client until it "
+                "has taken its replies (a slow reader cannot make the server buffer without bound)."});
+    add({.name = "shutdown_timeout", .default_value = "30s", .type = Type::Time,
+         .doc = "On SIGTERM, how long transactions in progress may take to finish before their "
+                "connections are closed."});
+    add({.name = "worker_threads", .default_value = "4", .type = Type::Count, .min = 1, .max = 256,
+         .doc = "Threads for blocking work (fsync, SQLite writes, password hashing); connections all "
+                "run on one event loop thread."});
+
+    // --- TLS ---
+    add({.name = "tls_cert_file", .default_value = "", .type = Type::Path, .per_listener = true,
+         .doc = "PEM certificate chain (server certificate first), like Postfix's smtpd_tls_cert_file "
+                "and Dovecot's ssl_cert. Empty: a self-signed ECDSA P-256 certificate for $myhostname "
+                "is generated in $data_directory/tls on first start."});
+    add({.name = "tls_key_file", .default_value = "$tls_cert_file", .type = Type::Path, .per_listener = true,
+         .doc = "PEM private key for tls_cert_file (the same file may hold both)."});
+    add({.name = "tls_server_sni_maps", .default_value = "", .type = Type::Path, .per_listener = true,
+         .doc = "A file selecting certificates by the name the client asks for (SNI), in Postfix's "
+                "format: 'NAME  CHAIN-AND-KEY.pem' or 'NAME  KEY.pem CHAIN.pem' per line; '.example.com' "
+                "matches every subdomain. Other names get tls_cert_file."});
+    add({.name = "tls_min_version", .default_value = "TLSv1.2", .type = Type::Choice, .per_listener = true,
+         .choices = {"TLSv1.2", "TLSv1.3"}, .doc = "Oldest TLS version accepted (TLSv1.2 or TLSv1.3)."});
+    add({.name = "tls_ciphers",
+         .default_value = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                          "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+         .type = Type::String, .per_listener = true,
+         .doc = "TLS 1.2 cipher list (forward-secret AEAD suites only by default). TLS 1.3 suites are "
+                "fixed by BoringSSL and all modern."});
+
+    // --- logging ---
+    add({.name = "log_file", .default_value = "", .type = Type::Path,
+         .doc = "Also append log lines to this file (they always go to stderr)."});
+    add({.name = "log_level", .default_value = "info", .type = Type::Choice,
+         .choices = {"debug", "info", "warning", "error"}, .doc = "Least severe log lines written."});
+    return t;
+}
+
+}  // namespace pillarbox::config

@@ -1,0 +1,442 @@
+// Server: runtime building, listeners, limits, reload and drain (see server.hpp).
+#include "server.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <cctype>
+#include <random>
+
+#include "connection.hpp"
+#include "log.hpp"
+#include "loop_guard.hpp"
+
+namespace pillarbox {
+
+using asio::ip::tcp;
+using config::Diagnostic;
+
+namespace {
+
+std::chrono::milliseconds idle_timeout_for(const config::Config& c, config::Protocol p) {
+    switch (p) {
+        case config::Protocol::Smtp: return c.get_time("smtpd_timeout");
+        case config::Protocol::Pop3: return c.get_time("pop3_idle_timeout");
+        case config::Protocol::Imap: return c.get_time("imap_idle_timeout");
+        case config::Protocol::Http: return c.get_time("http_idle_timeout");
+    }
+    return std::chrono::minutes(5);
+}
+
+bool valid_hostname(const std::string& h) {
+    if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
+    return std::all_of(h.begin(), h.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
+}
+
+std::string plain_ip(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+    return a.to_string();
+}
+
+bool in_networks(const asio::ip::address& a, const std::vector<config::Cidr>& nets) {
+    asio::ip::address addr = a;
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    if (addr.is_v4()) {
+        auto b = addr.to_v4().to_bytes();
+        return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), false); });
+    }
+    auto b = addr.to_v6().to_bytes();
+    return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), true); });
+}
+
+}  // namespace
+
+ServerSettings ServerSettings::from(const config::Config& c) {
+    ServerSettings s;
+    s.data_directory = c.get("data_directory");
+    s.hostname = c.get("myhostname");
+    s.connection_limit = c.get_count("connection_limit");
+    s.shutdown_timeout = c.get_time("shutdown_timeout");
+    s.worker_threads = c.get_count("worker_threads");
+    s.inet_interfaces = c.get_list("inet_interfaces");
+    return s;
+}
+
+std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Diagnostic>& diags, bool create_files) {
+    blocking_call("build_runtime");
+    auto has_error = [&] {
+        return std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
+    };
+    if (has_error()) return nullptr;
+    auto rt = std::make_shared<Runtime>();
+    rt->config = std::make_shared<const config::Config>(cfg);
+    rt->settings = ServerSettings::from(cfg);
+    auto where = [&](const std::string& name) {
+        Diagnostic d;
+        if (auto* s = cfg.setting(name)) { d.file = s->file; d.line = s->line; }
+        else d.file = cfg.source().empty() ? "(defaults)" : cfg.source();
+        return d;
+    };
+    auto error_at = [&](const std::string& name, std::string msg) {
+        Diagnostic d = where(name);
+        d.severity = Diagnostic::Error;
+        d.message = std::move(msg);
+        diags.push_back(std::move(d));
+    };
+    if (!valid_hostname(rt->settings.hostname))
+        error_at("myhostname", fmt::format("myhostname \"{}\" is not a valid host name", rt->settings.hostname));
+    if (rt->settings.data_directory.empty()) error_at("data_directory", "data_directory must not be empty");
+    else if (create_files) {
+        std::error_code ec;
+        std::filesystem::create_directories(rt->settings.data_directory, ec);
+        if (ec) error_at("data_directory", fmt::format("cannot create data_directory {}: {}", rt->settings.data_directory, ec.message()));
+    }
+    if (has_error()) return nullptr;
+
+    // inet_interfaces: all | loopback-only | addresses
+    std::vector<std::pair<asio::ip::address, bool>> wildcard;  // address, optional
+    const auto& ifs = rt->settings.inet_interfaces;
+    if (ifs.size() == 1 && ifs[0] == "all") {
+        wildcard = {{asio::ip::address_v4::any(), false}, {asio::ip::address_v6::any(), true}};
+    } else if (ifs.size() == 1 && ifs[0] == "loopback-only") {
+        wildcard = {{asio::ip::address_v4::loopback(), false}, {asio::ip::address_v6::loopback(), true}};
+    } else {
+        for (auto& a : ifs) {
+            std::error_code ec;
+            auto addr = asio::ip::make_address(a, ec);
+            if (ec) error_at("inet_interfaces", fmt::format("inet_interfaces: \"{}\" is not an IP address, all or loopback-only", a));
+            else wildcard.push_back({addr, false});
+        }
+    }
+
+    std::map<std::string, std::shared_ptr<tls::ServerContexts>> tls_cache;  // shared by equal settings
+    for (auto& pname : cfg.listener_names()) {
+        auto parsed = config::parse_listener_line(cfg.get(pname));
+        if (!parsed) continue;  // already reported by the config parser
+        auto ls = std::make_shared<ListenerState>();
+        ls->name = pname.substr(config::kListenerPrefix.size());
+        ls->line = *parsed.value;
+        config::Setting at = cfg.setting(pname) ? *cfg.setting(pname) : config::Setting{pname, cfg.get(pname), cfg.source(), 0};
+        std::size_t before = diags.size();
+        ls->config = ls->line.overrides.empty()
+                         ? rt->config
+                         : std::make_shared<const config::Config>(cfg.with_overrides(ls->line.overrides, at, diags));
+        if (diags.size() != before && has_error()) continue;
+        const config::Config& lc = *ls->config;
+        ls->idle_timeout = idle_timeout_for(lc, ls->line.protocol);
+        ls->input_limit = lc.get_size("input_buffer_limit");
+        ls->output_limit = lc.get_size("output_buffer_limit");
+        ls->client_limit = lc.get_count("client_connection_limit");
+        ls->client_limit_exceptions = lc.get_cidrs("client_connection_limit_exceptions");
+        if (ls->line.tls != config::TlsMode::None) {
+            auto ts = tls::TlsSettings::from(lc);
+            std::string key = fmt::format("{}\n{}\n{}\n{}\n{}", ts.cert_file, ts.key_file, ts.sni_maps, ts.min_version, ts.ciphers);
+            auto& ctx = tls_cache[key];
+            if (!ctx) {
+                std::string err;
+                ctx = tls::ServerContexts::build(ts, rt->settings.hostname, rt->settings.data_directory, create_files, err);
+                if (!ctx && !err.empty()) {
+                    error_at(pname, fmt::format("{}: TLS: {}", pname, err));
+                    continue;
+                }
+            }
+            ls->tls = ctx;
+        }
+        for (auto& ep : ls->line.endpoints) {
+            std::vector<std::pair<asio::ip::address, bool>> addrs;
+            if (ep.host.empty()) addrs = wildcard;
+            else addrs = {{asio::ip::make_address(ep.host), false}};
+            for (auto& [addr, optional] : addrs) {
+                tcp::endpoint e(addr, ep.port);
+                auto [it, fresh] = rt->endpoints.emplace(e, ls->name);
+                if (!fresh) {
+                    error_at(pname, fmt::format("{}: address {} is already used by listen_{}", pname,
+                                                 ep.host.empty() ? fmt::format("{} ({})", ep.port, addr.to_string()) : ep.to_string(),
+                                                 it->second));
+                    continue;
+                }
+                if (optional) rt->optional_endpoints.insert(e);
+            }
+        }
+        rt->listeners[ls->name] = ls;
+    }
+    if (has_error()) return nullptr;
+    return rt;
+}
+
+struct Server::Acceptor {
+    explicit Acceptor(asio::io_context& io) : acceptor(io), retry(io) {}
+    tcp::acceptor acceptor;
+    asio::steady_timer retry;
+    std::shared_ptr<const ListenerState> listener;
+    bool closed = false;
+};
+
+Server::Server(asio::io_context& loop, config::Environment env, std::string config_path, bool config_must_exist,
+               SessionFactories factories)
+    : loop_(loop),
+      env_(std::move(env)),
+      config_path_(std::move(config_path)),
+      config_must_exist_(config_must_exist),
+      factories_(std::move(factories)),
+      signals_(loop),
+      shutdown_timer_(loop) {
+    std::random_device rd;
+    next_id_ = (static_cast<std::uint64_t>(rd()) & 0xfffff) << 12;  // ids differ between runs
+}
+
+Server::~Server() {
+    for (auto& [id, weak] : connections_)
+        if (auto c = weak.lock()) c->abort();
+    if (workers_) workers_->join();
+}
+
+std::shared_ptr<Runtime> Server::load(std::vector<Diagnostic>& diags) const {
+    blocking_call("Server::load");
+    auto cfg = config::Config::load_file(config_path_, config_must_exist_, env_, diags);
+    return build_runtime(cfg, diags);
+}
+
+static void report(const std::vector<Diagnostic>& diags) {
+    for (auto& d : diags) {
+        if (d.severity == Diagnostic::Error) log::error("master", "{}", d.to_string());
+        else log::warning("master", "{}", d.to_string());
+    }
+}
+
+static void configure_logging(const config::Config& c) {
+    auto err = log::configure(c.get("syslog_name"), log::parse_level(c.get("log_level")), c.get("log_file"));
+    if (!err.empty()) log::error("master", "{}", err);
+}
+
+bool Server::start() {
+    std::vector<Diagnostic> diags;
+    auto rt = load(diags);
+    if (rt) configure_logging(*rt->config);
+    report(diags);
+    if (!rt) {
+        log::error("master", "configuration {} has errors; not starting", config_path_);
+        return false;
+    }
+    workers_ = std::make_unique<WorkerPool>(loop_, rt->settings.worker_threads);
+    if (!apply(rt)) return false;
+    log::info("master", "daemon started -- version {}, configuration {}{}", PILLARBOX_VERSION, config_path_,
+              rt->config->source().empty() ? " (not found: embedded defaults)" : "");
+    return true;
+}
+
+bool Server::apply(std::shared_ptr<Runtime> rt) {
+    std::vector<tcp::endpoint> opened;
+    std::map<tcp::endpoint, std::shared_ptr<Acceptor>> next;
+    auto rollback = [&] {
+        for (auto& e : opened) {
+            std::error_code ec;
+            next[e]->closed = true;
+            next[e]->acceptor.close(ec);
+        }
+    };
+    for (auto& [ep, lname] : rt->endpoints) {
+        auto listener = rt->listeners.at(lname);
+        if (auto it = acceptors_.find(ep); it != acceptors_.end()) {
+            next[ep] = it->second;
+            continue;
+        }
+        auto a = std::make_shared<Acceptor>(loop_);
+        std::error_code ec;
+        a->acceptor.open(ep.protocol(), ec);
+        if (!ec) a->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec && ep.address().is_v6()) a->acceptor.set_option(asio::ip::v6_only(true), ec);
+        if (!ec) a->acceptor.bind(ep, ec);
+        if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            if (rt->optional_endpoints.count(ep) &&
+                (ec == asio::error::address_family_not_supported || ec == std::errc::address_not_available)) {
+                log::warning("master", "listen_{}: not listening on {}: {}", lname, ep.address().to_string(), ec.message());
+                continue;
+            }
+            log::error("master", "listen_{}: cannot listen on {}: {}{}", lname,
+                       ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
+                                            : fmt::format("{}:{}", ep.address().to_string(), ep.port()),
+                       ec.message(), ep.port() < 1024 && !env_.root ? " (ports below 1024 need root)" : "");
+            rollback();
+            return false;
+        }
+        next[ep] = a;
+        opened.push_back(ep);
+    }
+    for (auto& [ep, a] : acceptors_) {
+        if (next.count(ep)) continue;
+        std::error_code ec;
+        a->closed = true;
+        a->acceptor.close(ec);
+        log::info("master", "listen_{}: stopped listening on {}", a->listener->name, ep.address().to_string() + ":" + std::to_string(ep.port()));
+    }
+    for (auto& [ep, a] : next) a->listener = rt->listeners.at(rt->endpoints.at(ep));
+    acceptors_ = std::move(next);
+    runtime_ = rt;
+    for (auto& e : opened) {
+        auto& a = acceptors_.at(e);
+        log::info("master", "listen_{}: listening on {} ({} {})", a->listener->name,
+                  e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
+                                      : fmt::format("{}:{}", e.address().to_string(), e.port()),
+                  config::to_string(a->listener->line.protocol), config::to_string(a->listener->line.tls));
+        accept_loop(a);
+    }
+    return true;
+}
+
+void Server::accept_loop(std::shared_ptr<Acceptor> a) {
+    a->acceptor.async_accept([this, a](std::error_code ec, tcp::socket socket) {
+        if (a->closed || stopping_) return;
+        if (!ec) {
+            on_accept(std::move(socket), a->listener);
+            accept_loop(a);
+            return;
+        }
+        if (ec == asio::error::operation_aborted) return;
+        // EMFILE and friends: back off instead of spinning.
+        log::warning("master", "listen_{}: accept: {}", a->listener->name, ec.message());
+        a->retry.expires_after(std::chrono::milliseconds(100));
+        a->retry.async_wait([this, a](std::error_code) {
+            if (!a->closed && !stopping_) accept_loop(a);
+        });
+    });
+}
+
+void Server::on_accept(tcp::socket socket, const std::shared_ptr<const ListenerState>& listener) {
+    std::error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    if (ec) return;
+    auto factory = factories_.find(listener->line.protocol);
+    if (factory == factories_.end()) {
+        log::error("master", "listen_{}: no {} service in this build", listener->name, config::to_string(listener->line.protocol));
+        return;
+    }
+    std::uint64_t id = ++next_id_;
+    std::string cid = fmt::format("{:08X}", id);
+    std::string ip = plain_ip(peer.address());
+    std::string refusal;
+    auto key = std::make_pair(listener->name, ip);
+    auto open_from_client = per_client_.count(key) ? per_client_.at(key) : 0;
+    if (connections_.size() >= runtime_->settings.connection_limit) {
+        refusal = fmt::format("too many connections (connection_limit {})", runtime_->settings.connection_limit);
+    } else if (listener->client_limit > 0 && open_from_client >= listener->client_limit &&
+               !in_networks(peer.address(), listener->client_limit_exceptions)) {
+        refusal = fmt::format("too many connections from {} (client_connection_limit {})", ip, listener->client_limit);
+    }
+    if (!refusal.empty()) {
+        // Refusals are cheap but not free: past this many at once, drop without a reply.
+        if (refusing_ >= std::max<std::size_t>(10, runtime_->settings.connection_limit / 10)) return;
+        ++refusing_;
+        auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second, [this] { --refusing_; });
+        conn->start(refusal);
+        return;
+    }
+    ++per_client_[key];
+    auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second, [this, id, key] {
+        connections_.erase(id);
+        if (--per_client_[key] == 0) per_client_.erase(key);
+        stop_if_drained();
+    });
+    connections_[id] = conn;
+    conn->start();
+    if (stopping_) conn->begin_shutdown();
+}
+
+void Server::handle_signals() {
+    signals_.add(SIGHUP);
+    signals_.add(SIGTERM);
+    signals_.add(SIGINT);
+    struct Handler {
+        Server* self;
+        void operator()(std::error_code ec, int sig) const {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                log::info("master", "reload -- SIGHUP received");
+                self->reload();
+            } else {
+                log::info("master", "terminating on signal {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                self->shutdown();
+            }
+            if (!self->stopping_ || sig == SIGHUP) self->signals_.async_wait(*this);
+        }
+    };
+    signals_.async_wait(Handler{this});
+}
+
+void Server::reload(std::function<void(bool)> done) {
+    if (stopping_ || reloading_) {
+        if (done) done(false);
+        return;
+    }
+    reloading_ = true;
+    workers_->run(
+        [this] {
+            auto diags = std::make_shared<std::vector<Diagnostic>>();
+            auto rt = load(*diags);
+            return std::make_pair(rt, diags);
+        },
+        [this, done](std::pair<std::shared_ptr<Runtime>, std::shared_ptr<std::vector<Diagnostic>>> r) {
+            reloading_ = false;
+            auto& [rt, diags] = r;
+            report(*diags);
+            bool ok = false;
+            if (!rt) {
+                log::error("master", "reload: configuration {} has errors; keeping the running configuration", config_path_);
+            } else if (stopping_) {
+                log::info("master", "reload: ignored during shutdown");
+            } else if (!apply(rt)) {
+                log::error("master", "reload: keeping the running configuration");
+            } else {
+                configure_logging(*rt->config);
+                if (rt->settings.worker_threads != workers_->size())
+                    log::warning("master", "reload: worker_threads changes take effect after a restart");
+                log::info("master", "reload -- configuration {} in force, {} connections kept", config_path_, connections_.size());
+                ok = true;
+            }
+            if (done) done(ok);
+        });
+}
+
+void Server::shutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [ep, a] : acceptors_) {
+        std::error_code ec;
+        a->closed = true;
+        a->acceptor.close(ec);
+        a->retry.cancel();
+    }
+    log::info("master", "stopped accepting; waiting up to {}s for {} connections",
+              std::chrono::duration_cast<std::chrono::seconds>(runtime_->settings.shutdown_timeout).count(), connections_.size());
+    shutdown_timer_.expires_after(runtime_->settings.shutdown_timeout);
+    shutdown_timer_.async_wait([this](std::error_code ec) {
+        if (ec) return;
+        if (!connections_.empty())
+            log::warning("master", "shutdown_timeout reached: closing {} connections", connections_.size());
+        auto conns = connections_;
+        for (auto& [id, weak] : conns)
+            if (auto c = weak.lock()) c->abort();
+    });
+    auto conns = connections_;
+    for (auto& [id, weak] : conns)
+        if (auto c = weak.lock()) c->begin_shutdown();
+    stop_if_drained();
+}
+
+void Server::stop_if_drained() {
+    if (!stopping_ || !connections_.empty()) return;
+    shutdown_timer_.cancel();
+    std::error_code ec;
+    signals_.cancel(ec);
+    log::info("master", "daemon stopped");
+}
+
+std::vector<tcp::endpoint> Server::bound_endpoints() const {
+    std::vector<tcp::endpoint> out;
+    for (auto& [ep, a] : acceptors_) out.push_back(ep);
+    return out;
+}
+
+}  // namespace pillarbox

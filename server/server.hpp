@@ -1,0 +1,99 @@
+// The server: loads the config into a Runtime (listeners, TLS contexts, limits), binds the
+// listeners, accepts connections on the one loop thread, and handles SIGHUP (reload without
+// dropping connections; a bad config leaves the old one in force) and SIGTERM (drain, exit 0).
+#pragma once
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "listener_state.hpp"
+#include "session.hpp"
+#include "worker_pool.hpp"
+
+namespace pillarbox {
+
+class Connection;
+
+struct ServerSettings {
+    std::string data_directory;
+    std::string hostname;
+    std::uint64_t connection_limit = 1000;
+    std::chrono::milliseconds shutdown_timeout{30'000};
+    std::size_t worker_threads = 4;
+    std::vector<std::string> inet_interfaces;
+    static ServerSettings from(const config::Config& c);
+};
+
+// Everything a config turns into before it can be applied: built off the loop.
+struct Runtime {
+    std::shared_ptr<const config::Config> config;
+    ServerSettings settings;
+    std::map<std::string, std::shared_ptr<const ListenerState>> listeners;
+    std::map<asio::ip::tcp::endpoint, std::string> endpoints;  // bind address -> listener name
+    std::set<asio::ip::tcp::endpoint> optional_endpoints;  // wildcard IPv6 that may be missing
+};
+
+// Validates the config and builds listener states and TLS contexts. Blocking (reads files).
+// With create_files it also creates data_directory and the self-signed certificate when
+// missing; without (pillarbox check) it only reports what would be created.
+// Problems go to diags; returns null when there is any error.
+std::shared_ptr<Runtime> build_runtime(const config::Config& config, std::vector<config::Diagnostic>& diags,
+                                       bool create_files = true);
+
+class Server {
+public:
+    // load() reads the config file; reload reads it again from the same place.
+    Server(asio::io_context& loop, config::Environment env, std::string config_path, bool config_must_exist,
+           SessionFactories factories);
+    ~Server();
+
+    // Loads, validates and binds. False (with the reason logged) when the config is bad or a
+    // listener cannot bind.
+    bool start();
+    void handle_signals();  // SIGHUP reload, SIGTERM/SIGINT shutdown
+    // Re-reads the config on a worker; applies it on the loop, or logs why not. done(ok) after.
+    void reload(std::function<void(bool)> done = nullptr);
+    void shutdown();
+    bool stopping() const { return stopping_; }
+
+    std::size_t connection_count() const { return connections_.size(); }
+    std::vector<asio::ip::tcp::endpoint> bound_endpoints() const;
+    const Runtime& runtime() const { return *runtime_; }
+    WorkerPool& workers() { return *workers_; }
+
+private:
+    struct Acceptor;
+    std::shared_ptr<Runtime> load(std::vector<config::Diagnostic>& diags) const;
+    bool apply(std::shared_ptr<Runtime> rt);
+    void accept_loop(std::shared_ptr<Acceptor> a);
+    void on_accept(asio::ip::tcp::socket socket, const std::shared_ptr<const ListenerState>& listener);
+    void stop_if_drained();
+
+    asio::io_context& loop_;
+    config::Environment env_;
+    std::string config_path_;
+    bool config_must_exist_;
+    SessionFactories factories_;
+    std::unique_ptr<WorkerPool> workers_;
+    std::shared_ptr<Runtime> runtime_;
+    std::map<asio::ip::tcp::endpoint, std::shared_ptr<Acceptor>> acceptors_;
+    std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;
+    std::map<std::pair<std::string, std::string>, std::uint64_t> per_client_;  // (listener, ip) -> open
+    std::size_t refusing_ = 0;
+    std::uint64_t next_id_ = 0;
+    asio::signal_set signals_;
+    asio::steady_timer shutdown_timer_;
+    bool stopping_ = false;
+    bool reloading_ = false;
+};
+
+}  // namespace pillarbox

@@ -1,0 +1,67 @@
+// The boundary between a Connection (socket, TLS, timers, buffers) and a protocol Session (a
+// state machine over bytes). Sessions never touch sockets: they get input through on_input()
+// and act through SessionIo.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config.hpp"
+#include "listener_def.hpp"
+
+namespace pillarbox {
+
+struct ConnectionInfo {
+    std::string id;        // per-connection log id, e.g. 3F2A0001
+    std::string listener;  // listener name: smtp, submission, ...
+    config::Protocol protocol = config::Protocol::Smtp;
+    config::TlsMode tls_mode = config::TlsMode::None;
+    std::string peer_ip, local_ip;
+    std::uint16_t peer_port = 0, local_port = 0;
+    bool tls_active = false;
+    std::string tls_version, tls_cipher, tls_sni;
+    const config::Config* config = nullptr;  // effective config of the listener (overrides applied)
+};
+
+class SessionIo {
+public:
+    virtual ~SessionIo() = default;
+    virtual void send(std::string_view bytes) = 0;
+    // Close once queued output is written.
+    virtual void close() = 0;
+    // Once queued output is written: drop any input already buffered (a client may not pipeline
+    // plaintext past STARTTLS, CVE-2011-0411), run the TLS handshake, then call on_tls_started().
+    virtual void start_tls() = 0;
+    // Offer buffered input again (a session that returned 0 from on_input while busy).
+    virtual void resume_input() = 0;
+    virtual const ConnectionInfo& info() const = 0;
+};
+
+class Session {
+public:
+    virtual ~Session() = default;
+    virtual void on_start() = 0;  // send the greeting
+    // Use a prefix of the buffered input; return how many bytes were used. Unused bytes stay
+    // buffered and are offered again when more arrive (or after SessionIo::resume_input()).
+    virtual std::size_t on_input(std::string_view data) = 0;
+    virtual void on_tls_started() {}
+    // Instead of on_start when a connection limit is reached: send the protocol's "too many
+    // connections" reply; the connection closes after it.
+    virtual void on_refused(std::string_view reason) = 0;
+    // The client was silent for the idle timeout; say so, the connection closes after it.
+    virtual void on_timeout() = 0;
+    // The server is stopping and busy() is false: say goodbye; the connection closes after it.
+    virtual void on_shutdown() = 0;
+    // A transaction is in progress that shutdown should let finish.
+    virtual bool busy() const { return false; }
+    // Appended to the disconnect log line (e.g. "ehlo=1 mail=1 quit=1 commands=3").
+    virtual std::string summary() const { return ""; }
+};
+
+using SessionFactory = std::function<std::unique_ptr<Session>(SessionIo&)>;
+using SessionFactories = std::map<config::Protocol, SessionFactory>;
+
+}  // namespace pillarbox
