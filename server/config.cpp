@@ -18,6 +18,8 @@
 namespace pillarbox::config {
 namespace {
 
+constexpr std::size_t kMaxExpandedSize = 64 * 1024;
+
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
 std::string_view trim(std::string_view s) {
@@ -321,6 +323,14 @@ std::string Config::expand(const std::string& name, std::vector<std::string>& st
         if (op == '?') out += v.empty() ? "" : text;
         else if (op == ':') out += v.empty() ? text : "";
         else out += v;
+        if (out.size() > kMaxExpandedSize) {
+            // $a$a$a... chains double at every step; stop long before memory runs out.
+            Diagnostic d{Diagnostic::Error, "", 0, fmt::format("{}: value longer than {} bytes after expansion", name, kMaxExpandedSize)};
+            locate(name, d);
+            diags.push_back(d);
+            out.clear();
+            break;
+        }
     }
     stack.pop_back();
     expanded_[name] = out;

@@ -218,8 +218,10 @@ asio::awaitable<void> Connection::watchdog() {
         co_await idle_timer_.async_wait(redirect_error(use_awaitable, ec));
         if (!socket_.is_open()) break;
         if (std::chrono::steady_clock::now() < deadline_) continue;  // extended meanwhile
-        if (timed_out_ || in_handshake_ || refused_ || draining_) {
-            abort();  // the goodbye did not get through in time
+        // Already saying goodbye (timeout, refusal, shutdown) or stuck in a handshake: the
+        // goodbye did not get through in time, so stop waiting for the client.
+        if (timed_out_ || in_handshake_ || refused_ || (draining_ && closing_)) {
+            abort();
             break;
         }
         timed_out_ = true;

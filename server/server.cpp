@@ -367,6 +367,7 @@ void Server::handle_signals() {
 
 void Server::reload(std::function<void(bool)> done) {
     if (stopping_ || reloading_) {
+        log::warning("master", "reload: ignored, {}", stopping_ ? "shutting down" : "a reload is already in progress");
         if (done) done(false);
         return;
     }

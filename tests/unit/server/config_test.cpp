@@ -2,6 +2,8 @@
 // unknown names, typed validation with file:line, listener lines and overrides.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "server/config.hpp"
 #include "server/listener_def.hpp"
 
@@ -92,6 +94,23 @@ TEST_CASE("expansion loops are errors with file and line") {
     diags.clear();
     parse("log_file = $log_file\n", diags);
     CHECK(has(diags, Diagnostic::Error, 1, "log_file -> log_file"));
+}
+
+TEST_CASE("expansion that doubles at every step is cut off") {
+    std::vector<Diagnostic> diags;
+    std::string text = "syslog_name = xxxxxxxxxxxxxxxx\n";
+    const char* names[] = {"log_file", "tls_cert_file", "tls_server_sni_maps", "tls_ciphers", "myhostname",
+                           "data_directory", "mydomain", "inet_interfaces", "tls_key_file", "log_level", "smtpd_timeout",
+                           "pop3_idle_timeout", "imap_idle_timeout"};
+    std::string prev = "syslog_name";
+    for (auto* n : names) {
+        text += fmt::format("{} = ${}${}\n", n, prev, prev);
+        prev = n;
+    }
+    parse(text, diags);
+    bool cut = false;
+    for (auto& d : diags) cut |= d.message.find("after expansion") != std::string::npos;
+    CHECK(cut);
 }
 
 TEST_CASE("undefined $names and unbalanced braces are reported") {

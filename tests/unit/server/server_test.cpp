@@ -25,6 +25,20 @@ std::string base_config(const TempDir& dir) {
         dir.file("data"));
 }
 
+// A temp folder, a config with one listener "t" on a free loopback port, and a server on it.
+struct Bed {
+    TempDir dir;
+    std::uint16_t port = free_port();
+    SessionLog log;
+    std::unique_ptr<RunningServer> server;
+    explicit Bed(const std::string& extra, const std::string& listener = "smtp none", const std::string& overrides = "") {
+        dir.write("pillarbox.conf", base_config(dir) + extra +
+                                        fmt::format("listen_t = {} 127.0.0.1:{} {}\n", listener, port, overrides));
+        server = std::make_unique<RunningServer>(dir.file("pillarbox.conf"), log);
+    }
+    void shutdown() { asio::post(server->io, [this] { server->server->shutdown(); }); }
+};
+
 // Retries until the server has released a closed connection's count.
 std::string greeting_eventually(std::uint16_t port) {
     for (int i = 0; i < 200; ++i) {
@@ -39,12 +53,9 @@ std::string greeting_eventually(std::uint16_t port) {
 }  // namespace
 
 TEST_CASE("a listener greets, serves and closes on QUIT") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_t = smtp none 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client c(port);
     REQUIRE(c.connected);
     CHECK(c.line() == "220 test");
@@ -73,15 +84,9 @@ TEST_CASE("start fails on a bad config or a port already in use") {
 }
 
 TEST_CASE("per-client connection limit answers with the session's refusal") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("client_connection_limit = 2\n"
-                                                                "client_connection_limit_exceptions =\n"
-                                                                "listen_t = smtp none 127.0.0.1:{}\n",
-                                                                port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("client_connection_limit = 2\nclient_connection_limit_exceptions =\n");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     auto a = std::make_unique<Client>(port);
     Client b(port);
     CHECK(a->line() == "220 test");
@@ -94,15 +99,9 @@ TEST_CASE("per-client connection limit answers with the session's refusal") {
 }
 
 TEST_CASE("mynetworks clients are exempt from the per-client limit, not from the global one") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("client_connection_limit = 1\n"
-                                                                "connection_limit = 3\n"
-                                                                "listen_t = smtp none 127.0.0.1:{}\n",
-                                                                port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("client_connection_limit = 1\nconnection_limit = 3\n");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client a(port), b(port), c(port);
     CHECK(a.line() == "220 test");
     CHECK(b.line() == "220 test");
@@ -178,19 +177,16 @@ TEST_CASE("reload applies new limits to new connections only") {
 }
 
 TEST_CASE("shutdown lets a busy transaction finish, says goodbye to idle clients, then stops") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_t = smtp none 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client busy(port), idle(port);
     CHECK(busy.line() == "220 test");
     CHECK(idle.line() == "220 test");
     busy.send("BUSY\r\n");
     CHECK(busy.line() == "250 busy");
 
-    asio::post(s.io, [&] { s.server->shutdown(); });
+    bed.shutdown();
     CHECK(idle.line() == "421 shutting down");
     CHECK(idle.closed());
     CHECK_FALSE(Client(port).connected);  // no longer accepting
@@ -201,32 +197,26 @@ TEST_CASE("shutdown lets a busy transaction finish, says goodbye to idle clients
     CHECK(busy.line() == "250 done");
     CHECK(busy.line() == "421 shutting down");
     CHECK(busy.closed());
-    CHECK(s.wait_finished(10s));
+    CHECK(bed.server->wait_finished(10s));
 }
 
 TEST_CASE("shutdown_timeout closes transactions that do not finish") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("shutdown_timeout = 1s\nlisten_t = smtp none 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("shutdown_timeout = 1s\n");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client busy(port);
     CHECK(busy.line() == "220 test");
     busy.send("BUSY\r\n");
     CHECK(busy.line() == "250 busy");
-    asio::post(s.io, [&] { s.server->shutdown(); });
+    bed.shutdown();
     CHECK(busy.closed());
-    CHECK(s.wait_finished(10s));
+    CHECK(bed.server->wait_finished(10s));
 }
 
 TEST_CASE("an idle client gets the session's timeout reply and is disconnected") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_t = smtp none 127.0.0.1:{} smtpd_timeout=1s\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("", "smtp none", "smtpd_timeout=1s");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client c(port);
     CHECK(c.line() == "220 test");
     CHECK(c.line() == "421 timeout");
@@ -234,12 +224,9 @@ TEST_CASE("an idle client gets the session's timeout reply and is disconnected")
 }
 
 TEST_CASE("input beyond input_buffer_limit disconnects instead of growing") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("input_buffer_limit = 1k\nlisten_t = smtp none 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("input_buffer_limit = 1k\n");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client c(port);
     CHECK(c.line() == "220 test");
     c.send(std::string(8192, 'x'));  // no CRLF: the session never consumes it
@@ -247,12 +234,9 @@ TEST_CASE("input beyond input_buffer_limit disconnects instead of growing") {
 }
 
 TEST_CASE("a client that does not read is not read from beyond output_buffer_limit") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("output_buffer_limit = 4k\nlisten_t = smtp none 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("output_buffer_limit = 4k\n");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client c(port, "127.0.0.1", 4096);  // a small receive window: the replies back up quickly
     CHECK(c.line() == "220 test");
     // Each line makes a reply; without reading them the server's queue would grow without bound.
@@ -263,7 +247,7 @@ TEST_CASE("a client that does not read is not read from beyond output_buffer_lim
     std::size_t seen = 0;
     for (int i = 0; i < 50; ++i) {  // until the server stops taking lines
         std::this_thread::sleep_for(100ms);
-        auto now = log.snapshot().size();
+        auto now = bed.log.snapshot().size();
         if (now == seen) break;
         seen = now;
     }
@@ -271,16 +255,13 @@ TEST_CASE("a client that does not read is not read from beyond output_buffer_lim
     for (int i = 0; i < n; ++i)
         if (c.line().empty()) break;
     writer.join();
-    CHECK(log.snapshot().size() == static_cast<std::size_t>(n));
+    CHECK(bed.log.snapshot().size() == static_cast<std::size_t>(n));
 }
 
 TEST_CASE("STARTTLS discards plaintext pipelined after the command (CVE-2011-0411)") {
-    TempDir dir;
-    auto port = free_port();
-    dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_t = smtp starttls 127.0.0.1:{}\n", port));
-    SessionLog log;
-    RunningServer s(dir.file("pillarbox.conf"), log);
-    REQUIRE(s.started);
+    Bed bed("", "smtp starttls");
+    REQUIRE(bed.server->started);
+    auto port = bed.port;
     Client c(port);
     CHECK(c.line() == "220 test");
     c.send("STARTTLS\r\nINJECTED\r\n");  // one segment: both are in the server's buffer at once
@@ -288,7 +269,7 @@ TEST_CASE("STARTTLS discards plaintext pipelined after the command (CVE-2011-041
     REQUIRE(c.start_tls());
     c.send("TLS?\r\n");
     CHECK_THAT(c.line(), Catch::StartsWith("250 tls TLSv1."));
-    CHECK(log.snapshot() == std::vector<std::string>{"STARTTLS", "TLS?"});
+    CHECK(bed.log.snapshot() == std::vector<std::string>{"STARTTLS", "TLS?"});
 }
 
 TEST_CASE("implicit TLS picks the certificate by SNI and refuses old protocol versions") {
