@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
   libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2)
 # What the tests drive the server with.
-TEST_PACKAGES=(openssl python3 util-linux)
+TEST_PACKAGES=(openssl python3)
 
 ensure_packages() {
   local missing=()

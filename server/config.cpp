@@ -49,6 +49,12 @@ std::string Diagnostic::to_string() const {
     return fmt::format("{}:{}: {}: {}", file, line, sev, message);
 }
 
+std::string Diagnostic::located() const {
+    if (file.empty()) return message;
+    if (line == 0) return fmt::format("{}: {}", file, message);
+    return fmt::format("{}:{}: {}", file, line, message);
+}
+
 Environment Environment::detect() {
     Environment env;
     env.root = geteuid() == 0;

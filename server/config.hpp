@@ -47,6 +47,7 @@ struct Diagnostic {
     int line = 0;
     std::string message;
     std::string to_string() const;  // "file:line: warning: message"
+    std::string located() const;    // "file:line: message" (the log adds the severity)
 };
 
 struct Setting {

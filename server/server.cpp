@@ -200,8 +200,8 @@ std::shared_ptr<Runtime> Server::load(std::vector<Diagnostic>& diags) const {
 
 static void report(const std::vector<Diagnostic>& diags) {
     for (auto& d : diags) {
-        if (d.severity == Diagnostic::Error) log::error("master", "{}", d.to_string());
-        else log::warning("master", "{}", d.to_string());
+        if (d.severity == Diagnostic::Error) log::error("master", "{}", d.located());
+        else log::warning("master", "{}", d.located());
     }
 }
 
@@ -226,60 +226,103 @@ bool Server::start() {
     return true;
 }
 
+namespace {
+
+std::string endpoint_text(const tcp::endpoint& e) {
+    return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
+                               : fmt::format("{}:{}", e.address().to_string(), e.port());
+}
+
+std::error_code bind_acceptor(tcp::acceptor& a, const tcp::endpoint& ep) {
+    std::error_code ec;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && ep.address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        std::error_code ignored;
+        a.close(ignored);
+    }
+    return ec;
+}
+
+}  // namespace
+
+// Binds what is new, closes what is gone, and points kept endpoints at their new listener state.
+// All or nothing: if a new endpoint cannot be bound, everything is put back as it was.
 bool Server::apply(std::shared_ptr<Runtime> rt) {
-    std::vector<tcp::endpoint> opened;
-    std::map<tcp::endpoint, std::shared_ptr<Acceptor>> next;
-    auto rollback = [&] {
-        for (auto& e : opened) {
-            std::error_code ec;
-            next[e]->closed = true;
-            next[e]->acceptor.close(ec);
+    std::map<tcp::endpoint, std::shared_ptr<Acceptor>> next, opened, released;
+    auto close_acceptor = [](Acceptor& a) {
+        std::error_code ec;
+        a.closed = true;
+        a.acceptor.close(ec);
+        a.retry.cancel();
+    };
+    auto restore = [&] {
+        for (auto& [ep, a] : opened) close_acceptor(*a);
+        for (auto& [ep, old] : released) {
+            // Our own port, free a moment ago: rebinding it fails only if someone took it meanwhile.
+            auto again = std::make_shared<Acceptor>(loop_);
+            if (auto ec = bind_acceptor(again->acceptor, ep)) {
+                log::error("master", "listen_{}: lost {} while undoing a reload: {}", old->listener->name, endpoint_text(ep), ec.message());
+                acceptors_.erase(ep);
+                continue;
+            }
+            again->listener = old->listener;
+            acceptors_[ep] = again;
+            accept_loop(again);
         }
     };
     for (auto& [ep, lname] : rt->endpoints) {
-        auto listener = rt->listeners.at(lname);
         if (auto it = acceptors_.find(ep); it != acceptors_.end()) {
             next[ep] = it->second;
             continue;
         }
         auto a = std::make_shared<Acceptor>(loop_);
-        std::error_code ec;
-        a->acceptor.open(ep.protocol(), ec);
-        if (!ec) a->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-        if (!ec && ep.address().is_v6()) a->acceptor.set_option(asio::ip::v6_only(true), ec);
-        if (!ec) a->acceptor.bind(ep, ec);
-        if (!ec) a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        auto ec = bind_acceptor(a->acceptor, ep);
+        if (ec == asio::error::address_in_use) {
+            // Perhaps held by one of our own listeners that this config drops (0.0.0.0:25 giving
+            // way to 127.0.0.1:25): release those on the same port and try again.
+            bool freed = false;
+            for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+                if (it->first.port() == ep.port() && !rt->endpoints.count(it->first)) {
+                    close_acceptor(*it->second);
+                    released[it->first] = it->second;
+                    it = acceptors_.erase(it);
+                    freed = true;
+                } else {
+                    ++it;
+                }
+            }
+            if (freed) ec = bind_acceptor(a->acceptor, ep);
+        }
         if (ec) {
             if (rt->optional_endpoints.count(ep) &&
                 (ec == asio::error::address_family_not_supported || ec == std::errc::address_not_available)) {
                 log::warning("master", "listen_{}: not listening on {}: {}", lname, ep.address().to_string(), ec.message());
                 continue;
             }
-            log::error("master", "listen_{}: cannot listen on {}: {}{}", lname,
-                       ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
-                                            : fmt::format("{}:{}", ep.address().to_string(), ep.port()),
-                       ec.message(), ep.port() < 1024 && !env_.root ? " (ports below 1024 need root)" : "");
-            rollback();
+            log::error("master", "listen_{}: cannot listen on {}: {}{}", lname, endpoint_text(ep), ec.message(),
+                       ep.port() < 1024 && !env_.root ? " (ports below 1024 need root)" : "");
+            restore();
             return false;
         }
         next[ep] = a;
-        opened.push_back(ep);
+        opened[ep] = a;
     }
     for (auto& [ep, a] : acceptors_) {
         if (next.count(ep)) continue;
-        std::error_code ec;
-        a->closed = true;
-        a->acceptor.close(ec);
-        log::info("master", "listen_{}: stopped listening on {}", a->listener->name, ep.address().to_string() + ":" + std::to_string(ep.port()));
+        close_acceptor(*a);
+        released[ep] = a;
     }
+    for (auto& [ep, a] : released)
+        log::info("master", "listen_{}: stopped listening on {}", a->listener->name, endpoint_text(ep));
     for (auto& [ep, a] : next) a->listener = rt->listeners.at(rt->endpoints.at(ep));
     acceptors_ = std::move(next);
     runtime_ = rt;
-    for (auto& e : opened) {
-        auto& a = acceptors_.at(e);
-        log::info("master", "listen_{}: listening on {} ({} {})", a->listener->name,
-                  e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                                      : fmt::format("{}:{}", e.address().to_string(), e.port()),
+    for (auto& [ep, a] : opened) {
+        log::info("master", "listen_{}: listening on {} ({} {})", a->listener->name, endpoint_text(ep),
                   config::to_string(a->listener->line.protocol), config::to_string(a->listener->line.tls));
         accept_loop(a);
     }

@@ -76,7 +76,7 @@ class Listeners(ServerTest):
         self.assertEqual(server.proc.wait(20), 1)
         server.stop()
         n = len(base_config("x").splitlines()) + 1
-        self.assertIn(f"{conf}:{n}: error: smtpd_timeout", server.log())
+        self.assertIn(f"error: {conf}:{n}: smtpd_timeout: bad time", server.log())
 
     def test_log_file_gets_the_same_lines(self):
         port = free_port()

@@ -151,6 +151,36 @@ TEST_CASE("reload adds and removes listeners and keeps established connections")
     CHECK(kept.line() == "221 bye");
 }
 
+TEST_CASE("reload moves a port from the wildcard address to a specific one, or puts it back") {
+    TempDir dir;
+    auto port = free_port();
+    dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_a = smtp none 0.0.0.0:{}\n", port));
+    SessionLog log;
+    RunningServer s(dir.file("pillarbox.conf"), log);
+    REQUIRE(s.started);
+    SECTION("it moves") {
+        dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_a = smtp none 127.0.0.1:{}\n", port));
+        CHECK(s.reload());
+    }
+    SECTION("a failure elsewhere puts the wildcard listener back") {
+        // The busy port must sort after ours, so the move happens before the failure.
+        asio::io_context io;
+        std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> held;
+        std::uint16_t busy = 0;
+        while (busy <= port && held.size() < 100) {
+            held.push_back(std::make_unique<asio::ip::tcp::acceptor>(io, asio::ip::tcp::endpoint{asio::ip::address_v4::loopback(), 0}));
+            busy = held.back()->local_endpoint().port();
+        }
+        REQUIRE(busy > port);
+        dir.write("pillarbox.conf", base_config(dir) + fmt::format("listen_a = smtp none 127.0.0.1:{}\n"
+                                                                    "listen_z = smtp none 127.0.0.1:{}\n",
+                                                                    port, busy));
+        CHECK_FALSE(s.reload());
+    }
+    Client c(port);
+    CHECK(c.line() == "220 test");
+}
+
 TEST_CASE("reload applies new limits to new connections only") {
     TempDir dir;
     auto port = free_port();
