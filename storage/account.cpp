@@ -1,0 +1,210 @@
+// Account layout, index and message placement (see account.hpp).
+#include "account.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <fmt/format.h>
+#include <random>
+#include <system_error>
+
+#include "server/loop_guard.hpp"
+#include "storage/index/schema.hpp"
+#include "storage/maildir/filename.hpp"
+
+namespace pillarbox::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Created for every new account, with their RFC 6154 SPECIAL-USE attributes.
+struct SpecialFolder {
+    const char* name;
+    const char* use;
+};
+constexpr SpecialFolder kSpecialFolders[] = {
+    {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"}, {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
+};
+
+void make_dir(const fs::path& p) {
+    if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST)
+        throw std::system_error(errno, std::generic_category(), "mkdir " + p.string());
+}
+
+void make_maildir(const fs::path& dir, bool folder) {
+    make_dir(dir);
+    for (const char* sub : {"tmp", "new", "cur"}) make_dir(dir / sub);
+    if (folder) {
+        // Maildir++: a folder is marked by an empty maildirfolder file.
+        int fd = ::open((dir / "maildirfolder").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) ::close(fd);
+    }
+}
+
+std::uint32_t new_uidvalidity() {
+    // Time-based like Dovecot, so a recreated mailbox gets a different value.
+    return static_cast<std::uint32_t>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
+}
+
+}  // namespace
+
+static_assert(kSeen == maildir::system_flag::kSeen && kAnswered == maildir::system_flag::kAnswered &&
+              kFlagged == maildir::system_flag::kFlagged && kDeleted == maildir::system_flag::kDeleted &&
+              kDraft == maildir::system_flag::kDraft);
+
+std::string message_file_name(const NewMessage& m, std::uint32_t uid) {
+    maildir::FileName n;
+    n.base = m.base;
+    n.size = m.size;
+    n.vsize = m.rfc822_size;
+    n.uid = uid;
+    n.info = maildir::InfoKind::kFlags;
+    n.set_system_flags(static_cast<maildir::SystemFlags>(m.flags));
+    return maildir::format_file_name(n);
+}
+
+void fsync_dir(const fs::path& dir) {
+    blocking_call("fsync_dir");
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + dir.string());
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) throw std::system_error(err, std::generic_category(), "fsync " + dir.string());
+}
+
+Account::Account(fs::path root) : root_(std::move(root)) {}
+
+std::unique_ptr<Account> Account::open(const fs::path& root) {
+    blocking_call("Account::open");
+    std::unique_ptr<Account> a(new Account(root));
+    a->create_layout();
+    return a;
+}
+
+Account::~Account() {
+    try {
+        if (db_) index::set_meta(*db_, "clean_shutdown", "1");
+    } catch (...) {
+    }
+}
+
+void Account::create_layout() {
+    fs::create_directories(root_.parent_path());
+    make_maildir(root_, false);
+    db_ = std::make_unique<sqlite::Db>((root_ / "pillarbox.index").string());
+    index::migrate(*db_);
+    sqlite::Db::Transaction tx(*db_);
+    auto count = db_->prepare("SELECT count(*) FROM mailbox");
+    count.step();
+    if (count.int64(0) == 0) {
+        auto ins = db_->prepare(
+            "INSERT INTO mailbox(name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
+            "VALUES(?, ?, ?, 1, 1, 1, ?)");
+        std::uint32_t uv = new_uidvalidity();
+        ins.bind(1, "INBOX").bind(2, "").bind(3, uv).bind(4, "").run();
+        for (auto& f : kSpecialFolders) {
+            make_maildir(root_ / fmt::format(".{}", f.name), true);
+            ins.bind(1, f.name).bind(2, fmt::format(".{}", f.name)).bind(3, uv).bind(4, f.use).run();
+        }
+        fsync_dir(root_);
+    }
+    index::set_meta(*db_, "clean_shutdown", "0");
+    tx.commit();
+}
+
+MailboxInfo Account::read_mailbox(sqlite::Stmt& st) {
+    MailboxInfo m;
+    m.id = st.int64(0);
+    m.name = st.text(1);
+    m.dir = st.text(2);
+    m.uidvalidity = static_cast<std::uint32_t>(st.int64(3));
+    m.uidnext = static_cast<std::uint32_t>(st.int64(4));
+    m.highestmodseq = static_cast<std::uint64_t>(st.int64(5));
+    m.subscribed = st.int64(6) != 0;
+    m.special_use = st.text(7);
+    return m;
+}
+
+static constexpr const char* kMailboxColumns =
+    "SELECT id, name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use FROM mailbox";
+
+std::vector<MailboxInfo> Account::mailboxes() {
+    std::vector<MailboxInfo> out;
+    auto st = db_->prepare(fmt::format("{} ORDER BY name", kMailboxColumns));
+    while (st.step()) out.push_back(read_mailbox(st));
+    return out;
+}
+
+MailboxInfo Account::mailbox(std::string_view name) {
+    auto st = db_->prepare(fmt::format("{} WHERE name = ?", kMailboxColumns));
+    st.bind(1, name);
+    if (!st.step()) throw std::runtime_error(fmt::format("no mailbox {}", name));
+    return read_mailbox(st);
+}
+
+std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name, std::vector<NewMessage>& msgs) {
+    blocking_call("Account::add_messages");
+    MailboxInfo mb = mailbox(mailbox_name);
+    fs::path dir = root_ / mb.dir;
+    std::vector<std::uint32_t> uids;
+    std::vector<fs::path> placed;
+    auto undo = [&] {
+        for (auto& p : placed) ::unlink(p.c_str());
+        for (auto& m : msgs) ::unlink(m.tmp_path.c_str());
+        try {
+            if (!placed.empty()) fsync_dir(dir / "new"), fsync_dir(dir / "cur");
+        } catch (...) {
+        }
+    };
+    try {
+        std::uint32_t uid = mb.uidnext;
+        std::uint64_t modseq = mb.highestmodseq;
+        for (auto& m : msgs) {
+            // New mail goes to new/ (RFC-less Maildir convention: not yet seen by any client);
+            // APPEND with flags goes to cur/ so the flags survive.
+            fs::path target = dir / (m.flags ? "cur" : "new") / message_file_name(m, uid);
+            if (::rename(m.tmp_path.c_str(), target.c_str()) != 0)
+                throw std::system_error(errno, std::generic_category(), "rename into " + target.string());
+            placed.push_back(target);
+            uids.push_back(uid++);
+        }
+        fsync_dir(dir / "new");
+        if (std::any_of(msgs.begin(), msgs.end(), [](const NewMessage& m) { return m.flags != 0; })) fsync_dir(dir / "cur");
+
+        sqlite::Db::Transaction tx(*db_);
+        auto ins = db_->prepare(
+            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            auto& m = msgs[i];
+            ins.bind(1, mb.id)
+                .bind(2, uids[i])
+                .bind(3, m.base)
+                .bind(4, fmt::format("{}/{}", m.flags ? "cur" : "new", placed[i].filename().string()))
+                .bind(5, static_cast<std::int64_t>(m.size))
+                .bind(6, static_cast<std::int64_t>(m.rfc822_size))
+                .bind(7, m.internal_date)
+                .bind(8, m.flags)
+                .bind(9, static_cast<std::int64_t>(++modseq))
+                .run();
+        }
+        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ? WHERE id = ?")
+            .bind(1, uid)
+            .bind(2, static_cast<std::int64_t>(modseq))
+            .bind(3, mb.id)
+            .run();
+        tx.commit();
+    } catch (...) {
+        undo();
+        throw;
+    }
+    return uids;
+}
+
+}  // namespace pillarbox::storage

@@ -1,0 +1,71 @@
+// One mail account on disk: its Maildir++ tree (INBOX at the root, folders as .Name) and its
+// SQLite index beside it. Blocking; used only on the store's writer thread, which makes it the
+// single writer of the index and the only place UIDs are handed out.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/index/sqlite.hpp"
+
+namespace pillarbox::storage {
+
+// IMAP system flags as stored in the index: maildir::system_flag's bits (the Maildir letters).
+enum Flag : std::uint32_t { kSeen = 1, kAnswered = 2, kFlagged = 4, kDeleted = 8, kDraft = 16 };
+
+struct MailboxInfo {
+    std::int64_t id = 0;
+    std::string name;         // IMAP name, UTF-8
+    std::string dir;          // below the account root: "" for INBOX, ".Sent"
+    std::string special_use;  // RFC 6154 attribute or ""
+    std::uint32_t uidvalidity = 0;
+    std::uint32_t uidnext = 1;
+    std::uint64_t highestmodseq = 1;
+    bool subscribed = false;
+};
+
+// A message already written (and made durable) in the account's tmp/ directory.
+struct NewMessage {
+    std::string tmp_path;
+    std::string base;  // Maildir base name chosen when the tmp file was created
+    std::uint64_t size = 0;
+    std::uint64_t rfc822_size = 0;
+    std::int64_t internal_date = 0;
+    std::uint32_t flags = 0;
+};
+
+class Account {
+public:
+    // Opens the account at root, creating the Maildir++ tree, the special-use folders and the
+    // index on first use.
+    static std::unique_ptr<Account> open(const std::filesystem::path& root);
+    ~Account();
+
+    const std::filesystem::path& root() const { return root_; }
+    std::vector<MailboxInfo> mailboxes();
+    MailboxInfo mailbox(std::string_view name);  // throws when missing
+
+    // Moves the messages into the mailbox with new UIDs: rename into place, fsync the directory,
+    // then one index transaction. All or nothing: on failure nothing stays in the mailbox and the
+    // tmp files are removed. Returns the UIDs in order.
+    std::vector<std::uint32_t> add_messages(const std::string& mailbox, std::vector<NewMessage>& msgs);
+
+private:
+    explicit Account(std::filesystem::path root);
+    void create_layout();
+    MailboxInfo read_mailbox(sqlite::Stmt& st);
+
+    std::filesystem::path root_;
+    std::unique_ptr<sqlite::Db> db_;
+};
+
+// Maildir file name with the fields this store keeps in it: S= (size on disk), W= (size with
+// CRLF), U= (the IMAP UID, so a rebuilt index keeps UIDs) and the flag letters.
+std::string message_file_name(const NewMessage& m, std::uint32_t uid);
+
+// Fsyncs a directory (after renames into it). Throws std::system_error.
+void fsync_dir(const std::filesystem::path& dir);
+
+}  // namespace pillarbox::storage

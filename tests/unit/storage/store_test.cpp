@@ -1,0 +1,199 @@
+// Store: account layout, durable delivery with group commit, abort, per-recipient failures.
+#include <catch2/catch.hpp>
+
+#include <asio/io_context.hpp>
+#include <fmt/format.h>
+#include <set>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "storage/store.hpp"
+#include "tests/unit/server/test_support.hpp"
+
+using namespace pillarbox;
+using namespace pillarbox::storage;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<fs::path> files_in(const fs::path& dir) {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dir, ec)) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Delivers one message and runs the loop until the commit callback.
+std::vector<RecipientResult> deliver(asio::io_context& io, Store& store, std::vector<std::pair<std::string, std::string>> rcpts,
+                                     const std::string& body) {
+    std::vector<RecipientResult> out;
+    auto d = store.delivery();
+    d->start("sender@example.net", true);
+    for (auto& [lp, dom] : rcpts) d->add_recipient(lp, dom, lp + "@" + dom);
+    d->body(body);
+    d->commit([&](std::vector<RecipientResult> r) { out = std::move(r); });
+    io.run();
+    io.restart();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a new account gets a Maildir++ tree with the special-use folders") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    std::vector<MailboxInfo> boxes;
+    std::string err = "not run";
+    store.with_account("alice", "example.org", [&](Account& a) { boxes = a.mailboxes(); }, [&](std::string e) { err = e; });
+    io.run();
+    REQUIRE(err.empty());
+    auto root = dir.path / "mail" / "example.org" / "alice";
+    for (auto sub : {"cur", "new", "tmp", ".Sent/cur", ".Drafts/new", ".Trash/tmp", ".Junk/cur", ".Archive/cur"})
+        CHECK(fs::is_directory(root / sub));
+    CHECK(fs::exists(root / ".Sent" / "maildirfolder"));
+    REQUIRE(boxes.size() == 6);
+    std::map<std::string, std::string> uses;
+    for (auto& b : boxes) uses[b.name] = b.special_use;
+    CHECK(uses["INBOX"] == "");
+    CHECK(uses["Sent"] == "\\Sent");
+    CHECK(uses["Drafts"] == "\\Drafts");
+    CHECK(uses["Trash"] == "\\Trash");
+    CHECK(uses["Junk"] == "\\Junk");
+    CHECK(uses["Archive"] == "\\Archive");
+}
+
+TEST_CASE("delivery writes one copy per account with its own Delivered-To, then indexes it") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    std::string body = "Subject: hi\r\n\r\nline one\r\nbare lf\nend\r\n";
+    auto res = deliver(io, store, {{"alice", "example.org"}, {"bob", "example.org"}}, body);
+    REQUIRE(res.size() == 2);
+    CHECK(res[0].ok);
+    CHECK(res[1].ok);
+    CHECK(res[0].uid == 1);
+    CHECK(res[1].uid == 1);
+    for (const char* who : {"alice", "bob"}) {
+        auto root = dir.path / "mail" / "example.org" / who;
+        auto files = files_in(root / "new");
+        REQUIRE(files.size() == 1);
+        std::string expect = fmt::format("Return-Path: <sender@example.net>\r\nDelivered-To: {}@example.org\r\n{}", who, body);
+        CHECK(read_file(files[0]) == expect);
+        auto name = files[0].filename().string();
+        CHECK_THAT(name, Catch::Contains(fmt::format(",S={},W={},U=1:2,", expect.size(), expect.size() + 1)));
+        CHECK(files_in(root / "tmp").empty());
+    }
+    // a second delivery gets the next UID
+    auto again = deliver(io, store, {{"alice", "example.org"}}, "Subject: 2\r\n\r\nx\r\n");
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].uid == 2);
+    MailboxInfo inbox;
+    store.with_account("alice", "example.org", [&](Account& a) { inbox = a.mailbox("INBOX"); }, [](std::string) {});
+    io.run();
+    CHECK(inbox.uidnext == 3);
+    CHECK(inbox.highestmodseq == 3);
+}
+
+TEST_CASE("large bodies are streamed in chunks and arrive intact") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    std::string body = "Subject: big\r\n\r\n";
+    for (int i = 0; i < 20000; ++i) body += fmt::format("line {:06d} of a big message body\r\n", i);
+    std::vector<RecipientResult> res;
+    auto d = store.delivery();
+    d->start("", false);
+    d->add_recipient("alice", "example.org", "");
+    std::size_t most = 0;
+    for (std::size_t off = 0; off < body.size(); off += 1000) {
+        d->body(std::string_view(body).substr(off, 1000));
+        most = std::max(most, d->buffered());
+        // What a session does: stop feeding above a limit until the writes catch up.
+        bool drained = d->buffered() < 256 * 1024;
+        if (!drained) d->on_drained([&] { drained = true; });
+        while (!drained) {
+            if (io.stopped()) io.restart();  // the test loop runs out of work between writes; a server loop never does
+            io.run_one();
+        }
+    }
+    CHECK(most < 256 * 1024 + 64 * 1024 + 1000);  // memory stays bounded whatever the size
+    d->commit([&](std::vector<RecipientResult> r) { res = std::move(r); });
+    io.restart();
+    io.run();
+    REQUIRE(res.size() == 1);
+    CHECK(res[0].ok);
+    auto files = files_in(dir.path / "mail" / "example.org" / "alice" / "new");
+    REQUIRE(files.size() == 1);
+    CHECK(read_file(files[0]) == body);
+}
+
+TEST_CASE("abort and a dropped delivery leave no file behind") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    {
+        auto d = store.delivery();
+        d->start("", false);
+        d->add_recipient("alice", "example.org", "");
+        d->body(std::string(200 * 1024, 'x'));
+        d->abort();
+    }
+    {
+        auto d = store.delivery();
+        d->add_recipient("alice", "example.org", "");
+        d->body(std::string(100 * 1024, 'y'));
+    }  // dropped without commit
+    io.run();
+    auto root = dir.path / "mail" / "example.org" / "alice";
+    CHECK(files_in(root / "tmp").empty());
+    CHECK(files_in(root / "new").empty());
+}
+
+TEST_CASE("one bad recipient fails alone, temporarily") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    auto res = deliver(io, store, {{"alice", "example.org"}, {"..", "example.org"}}, "Subject: x\r\n\r\nx\r\n");
+    REQUIRE(res.size() == 2);
+    CHECK(res[0].ok);
+    CHECK_FALSE(res[1].ok);
+    CHECK(res[1].temporary);
+    CHECK_FALSE(res[1].reason.empty());
+}
+
+TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") {
+    test::TempDir dir;
+    asio::io_context io;
+    Store store(io, {dir.path, "mx.example.org"});
+    const int n = 64;
+    std::vector<std::unique_ptr<DeliveryTarget>> ds;
+    std::vector<std::uint32_t> uids;
+    for (int i = 0; i < n; ++i) {
+        auto d = store.delivery();
+        d->add_recipient("alice", "example.org", "");
+        d->body(fmt::format("Message-ID: <{}@test>\r\n\r\nbody {}\r\n", i, i));
+        d->commit([&](std::vector<RecipientResult> r) {
+            REQUIRE(r.size() == 1);
+            CHECK(r[0].ok);
+            uids.push_back(r[0].uid);
+        });
+        ds.push_back(std::move(d));
+    }
+    io.run();
+    REQUIRE(uids.size() == static_cast<std::size_t>(n));
+    std::set<std::uint32_t> distinct(uids.begin(), uids.end());
+    CHECK(distinct.size() == static_cast<std::size_t>(n));
+    CHECK(*distinct.begin() == 1);
+    CHECK(*distinct.rbegin() == static_cast<std::uint32_t>(n));
+    CHECK(files_in(dir.path / "mail" / "example.org" / "alice" / "new").size() == static_cast<std::size_t>(n));
+}
