@@ -8,13 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <fmt/format.h>
 #include <random>
 #include <system_error>
 
+#include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/index/schema.hpp"
 #include "storage/maildir/filename.hpp"
+#include "storage/maildir/folder_name.hpp"
 
 namespace pillarbox::storage {
 
@@ -95,26 +98,66 @@ Account::~Account() {
 }
 
 void Account::create_layout() {
+    const bool fresh_account = !fs::exists(root_);
     fs::create_directories(root_.parent_path());
     make_maildir(root_, false);
-    db_ = std::make_unique<sqlite::Db>((root_ / "pillarbox.index").string());
-    index::migrate(*db_);
-    sqlite::Db::Transaction tx(*db_);
+    const fs::path index_path = root_ / "pillarbox.index";
+    bool clean = false;
+    try {
+        db_ = std::make_unique<sqlite::Db>(index_path.string());
+        index::migrate(*db_);
+        clean = index::meta(*db_, "clean_shutdown") == "1";
+    } catch (const sqlite::Error& e) {
+        // A corrupt index is set aside and rebuilt from the Maildir, which is the durable truth;
+        // UIDs come back from the U= fields and UIDVALIDITY from pillarbox-uidvalidity.
+        db_.reset();
+        auto aside = index_path.string() + fmt::format(".corrupt-{}", std::time(nullptr));
+        std::error_code ec;
+        fs::rename(index_path, aside, ec);
+        for (const char* suffix : {"-wal", "-shm"}) fs::remove(index_path.string() + suffix, ec);
+        log::warning("store", "{}: index unusable ({}); moved to {} and rebuilding", root_.string(), e.what(), aside);
+        db_ = std::make_unique<sqlite::Db>(index_path.string());
+        index::migrate(*db_);
+    }
     auto count = db_->prepare("SELECT count(*) FROM mailbox");
     count.step();
-    if (count.int64(0) == 0) {
-        auto ins = db_->prepare(
-            "INSERT INTO mailbox(name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
-            "VALUES(?, ?, ?, 1, 1, 1, ?)");
-        std::uint32_t uv = new_uidvalidity();
-        ins.bind(1, "INBOX").bind(2, "").bind(3, uv).bind(4, "").run();
-        for (auto& f : kSpecialFolders) {
-            make_maildir(root_ / fmt::format(".{}", f.name), true);
-            ins.bind(1, f.name).bind(2, fmt::format(".{}", f.name)).bind(3, uv).bind(4, f.use).run();
-        }
+    const bool empty_index = count.int64(0) == 0;
+    count.reset();
+    if (empty_index) {
+        if (fresh_account)
+            for (auto& f : kSpecialFolders) make_maildir(root_ / fmt::format(".{}", f.name), true);
+        discover_mailboxes();
         fsync_dir(root_);
     }
-    index::set_meta(*db_, "clean_shutdown", "0");
+    {
+        sqlite::Db::Transaction tx(*db_);
+        index::set_meta(*db_, "clean_shutdown", "0");
+        tx.commit();
+    }
+    for (auto& mb : mailboxes()) sync_mailbox(mb, !clean || empty_index, empty_index);
+}
+
+void Account::discover_mailboxes() {
+    std::vector<std::pair<std::string, std::string>> found{{"INBOX", ""}};  // name, dir
+    for (auto& e : fs::directory_iterator(root_)) {
+        if (!e.is_directory()) continue;
+        auto dir = e.path().filename().string();
+        if (auto name = maildir::folder_dir_to_mailbox(dir)) found.emplace_back(*name, dir);
+    }
+    sqlite::Db::Transaction tx(*db_);
+    auto ins = db_->prepare(
+        "INSERT INTO mailbox(name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use) "
+        "VALUES(?, ?, ?, ?, 1, 1, ?)");
+    for (auto& [name, dir] : found) {
+        std::string use;
+        for (auto& f : kSpecialFolders)
+            if (name == f.name) use = f.use;
+        auto kept = read_uid_file(root_ / dir);
+        std::uint32_t uv = kept ? kept->uidvalidity : new_uidvalidity();
+        std::uint32_t next = kept ? std::max<std::uint32_t>(kept->uidnext_floor, 1) : 1;
+        ins.bind(1, name).bind(2, dir).bind(3, uv).bind(4, next).bind(5, use).run();
+        if (!kept) write_uid_file(root_ / dir, {uv, next});
+    }
     tx.commit();
 }
 
@@ -194,10 +237,14 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
                 .bind(9, static_cast<std::int64_t>(++modseq))
                 .run();
         }
-        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ? WHERE id = ?")
+        // Our own renames changed the directory mtimes; record them so the next open of a
+        // cleanly closed account need not rescan.
+        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
             .bind(1, uid)
             .bind(2, static_cast<std::int64_t>(modseq))
-            .bind(3, mb.id)
+            .bind(3, mtime_ns(dir / "new"))
+            .bind(4, mtime_ns(dir / "cur"))
+            .bind(5, mb.id)
             .run();
         tx.commit();
     } catch (...) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,9 +53,20 @@ public:
     // tmp files are removed. Returns the UIDs in order.
     std::vector<std::uint32_t> add_messages(const std::string& mailbox, std::vector<NewMessage>& msgs);
 
+    // Reconciles one mailbox's index with its new/ and cur/ directories: files added by other
+    // programs are indexed (keeping a U= UID when it is free), files gone are expunged, flag
+    // changes in names are taken over. Cheap when the directories did not change since the last
+    // sync, unless force. rebuilding: the index was empty, so every U= in a name is trusted.
+    void sync_mailbox(MailboxInfo mb, bool force, bool rebuilding = false);
+
+    // Removes messages: files first (then the directory fsync), then one index transaction that
+    // records the expunges with their MODSEQ.
+    void expunge(const std::string& mailbox, const std::vector<std::uint32_t>& uids);
+
 private:
     explicit Account(std::filesystem::path root);
     void create_layout();
+    void discover_mailboxes();
     MailboxInfo read_mailbox(sqlite::Stmt& st);
 
     std::filesystem::path root_;
@@ -64,6 +76,19 @@ private:
 // Maildir file name with the fields this store keeps in it: S= (size on disk), W= (size with
 // CRLF), U= (the IMAP UID, so a rebuilt index keeps UIDs) and the flag letters.
 std::string message_file_name(const NewMessage& m, std::uint32_t uid);
+
+// pillarbox-uidvalidity in each mailbox directory: what a rebuilt index needs and the file names
+// can't tell, the UIDVALIDITY and a floor for UIDNEXT (raised when the highest UIDs are expunged,
+// so a rebuild never hands them out again).
+struct UidFile {
+    std::uint32_t uidvalidity = 0;
+    std::uint32_t uidnext_floor = 1;
+};
+std::optional<UidFile> read_uid_file(const std::filesystem::path& mailbox_dir);
+void write_uid_file(const std::filesystem::path& mailbox_dir, const UidFile& f);  // durable
+
+// A path's mtime in nanoseconds (0 when missing): how a sync notices directory changes.
+std::int64_t mtime_ns(const std::filesystem::path& p);
 
 // Fsyncs a directory (after renames into it). Throws std::system_error.
 void fsync_dir(const std::filesystem::path& dir);

@@ -1,0 +1,273 @@
+// Reconciling an account's index with its Maildir, expunging, and the pillarbox-uidvalidity
+// file (see account.hpp). The Maildir is the durable truth; the index follows it.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <system_error>
+
+#include "server/log.hpp"
+#include "server/loop_guard.hpp"
+#include "storage/account.hpp"
+#include "storage/index/schema.hpp"
+#include "storage/maildir/filename.hpp"
+
+namespace pillarbox::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kUidFile = "pillarbox-uidvalidity";
+
+// Size with CRLF line ends, for files other programs delivered without W=.
+std::uint64_t crlf_size(const fs::path& p, std::uint64_t size) {
+    std::ifstream in(p, std::ios::binary);
+    std::uint64_t bare = 0;
+    char prev = 0, buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        for (std::streamsize i = 0; i < in.gcount(); ++i) {
+            if (buf[i] == '\n' && prev != '\r') ++bare;
+            prev = buf[i];
+        }
+    }
+    return size + bare;
+}
+
+struct DiskFile {
+    std::string sub;  // "new" or "cur"
+    std::string name;
+    maildir::FileName parsed;
+};
+
+struct Row {
+    std::uint32_t uid;
+    std::string file;
+    std::uint32_t flags;
+};
+
+}  // namespace
+
+std::optional<UidFile> read_uid_file(const fs::path& dir) {
+    std::ifstream in(dir / kUidFile);
+    if (!in) return std::nullopt;
+    UidFile f;
+    std::string key;
+    std::uint64_t v = 0;
+    bool have_v = false;
+    while (in >> key >> v) {
+        if (key == "V") f.uidvalidity = static_cast<std::uint32_t>(v), have_v = true;
+        else if (key == "N") f.uidnext_floor = static_cast<std::uint32_t>(v);
+    }
+    if (!have_v || f.uidvalidity == 0) return std::nullopt;
+    return f;
+}
+
+void write_uid_file(const fs::path& dir, const UidFile& f) {
+    blocking_call("write_uid_file");
+    std::string tmp = (dir / kUidFile).string() + ".tmp";
+    std::string text = fmt::format("V {}\nN {}\n", f.uidvalidity, f.uidnext_floor);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp);
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), (dir / kUidFile).c_str()) != 0)
+        throw std::system_error(ok ? errno : err, std::generic_category(), "write " + tmp);
+    fsync_dir(dir);
+}
+
+std::int64_t mtime_ns(const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return 0;
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
+    blocking_call("Account::sync_mailbox");
+    const fs::path dir = root_ / mb.dir;
+    if (!force) {
+        auto st = db_->prepare("SELECT synced_new_mtime, synced_cur_mtime FROM mailbox WHERE id = ?");
+        st.bind(1, mb.id);
+        if (st.step() && st.int64(0) == mtime_ns(dir / "new") && st.int64(1) == mtime_ns(dir / "cur")) return;
+    }
+    if (!read_uid_file(dir)) write_uid_file(dir, {mb.uidvalidity, mb.uidnext});
+
+    std::map<std::string, DiskFile> disk;  // by base name
+    for (const char* sub : {"new", "cur"}) {
+        std::error_code ec;
+        for (auto& e : fs::directory_iterator(dir / sub, ec)) {
+            std::string name = e.path().filename().string();
+            if (name.empty() || name[0] == '.') continue;
+            auto parsed = maildir::parse_file_name(name);
+            if (!parsed) {
+                log::warning("store", "{}: ignoring unparsable file {}/{}", dir.string(), sub, name);
+                continue;
+            }
+            // The same message in new/ and cur/ (a tool crashed mid-move): cur/ wins.
+            if (disk.count(parsed->base) && std::string_view(sub) == "new") continue;
+            disk[parsed->base] = DiskFile{sub, name, *parsed};
+        }
+    }
+    std::map<std::string, Row> rows;  // by base name
+    std::set<std::uint32_t> used;
+    {
+        auto st = db_->prepare("SELECT uid, base, file, flags FROM message WHERE mailbox_id = ?");
+        st.bind(1, mb.id);
+        while (st.step()) {
+            Row r{static_cast<std::uint32_t>(st.int64(0)), st.text(2), static_cast<std::uint32_t>(st.int64(3))};
+            used.insert(r.uid);
+            rows.emplace(st.text(1), std::move(r));
+        }
+    }
+
+    std::uint64_t modseq = mb.highestmodseq;
+    std::uint32_t uidnext = mb.uidnext;
+    const std::uint32_t uidnext_before = mb.uidnext;
+    bool renamed = false;
+    sqlite::Db::Transaction tx(*db_);
+    auto del = db_->prepare("DELETE FROM message WHERE mailbox_id = ? AND uid = ?");
+    auto gone = db_->prepare("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)");
+    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
+    auto ins = db_->prepare(
+        "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    std::size_t vanished = 0, changed = 0, added = 0;
+    for (auto& [base, row] : rows) {
+        auto it = disk.find(base);
+        if (it == disk.end()) {
+            del.bind(1, mb.id).bind(2, row.uid).run();
+            gone.bind(1, mb.id).bind(2, row.uid).bind(3, static_cast<std::int64_t>(++modseq)).run();
+            ++vanished;
+            continue;
+        }
+        std::string file = it->second.sub + "/" + it->second.name;
+        std::uint32_t flags = it->second.parsed.system_flags();
+        if (file == row.file && flags == row.flags) continue;
+        std::uint64_t ms = flags == row.flags ? 0 : ++modseq;
+        if (ms == 0) {
+            db_->prepare("UPDATE message SET file = ? WHERE mailbox_id = ? AND uid = ?").bind(1, file).bind(2, mb.id).bind(3, row.uid).run();
+        } else {
+            upd.bind(1, file).bind(2, flags).bind(3, static_cast<std::int64_t>(ms)).bind(4, mb.id).bind(5, row.uid).run();
+        }
+        ++changed;
+    }
+
+    // Files the index doesn't know. A U= at or above the UIDNEXT we started from is ours, renamed
+    // into place by a delivery the crash interrupted before its index commit: keep that UID. Any
+    // other U= (a copy from elsewhere, a restored backup) might collide with a UID handed out
+    // before, so such files get new UIDs, in delivery (base name) order. Two files claiming one
+    // UID: the first keeps it.
+    std::vector<DiskFile*> fresh;
+    for (auto& [base, f] : disk)
+        if (!rows.count(base)) fresh.push_back(&f);
+    // When the index is being rebuilt, the file names are the only record: every U= is kept.
+    auto keeps_uid = [&](const DiskFile* f) { return f->parsed.uid && (rebuilding || *f->parsed.uid >= uidnext_before); };
+    std::stable_sort(fresh.begin(), fresh.end(), [&](const DiskFile* a, const DiskFile* b) {
+        bool ka = keeps_uid(a), kb = keeps_uid(b);
+        if (ka != kb) return ka;
+        if (ka) return *a->parsed.uid < *b->parsed.uid;
+        return a->parsed.base < b->parsed.base;
+    });
+    for (DiskFile* f : fresh) {
+        std::uint32_t uid;
+        if (keeps_uid(f) && !used.count(*f->parsed.uid)) uid = *f->parsed.uid;
+        else uid = uidnext;
+        used.insert(uid);
+        uidnext = std::max(uidnext, uid + 1);
+        fs::path path = dir / f->sub / f->name;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0) continue;  // gone meanwhile
+        auto size = static_cast<std::uint64_t>(st.st_size);
+        maildir::FileName want = f->parsed;
+        want.uid = uid;
+        want.size = size;
+        if (!want.vsize) want.vsize = crlf_size(path, size);
+        std::string name = maildir::format_file_name(want);
+        if (name != f->name) {
+            if (::rename(path.c_str(), (dir / f->sub / name).c_str()) != 0) {
+                log::warning("store", "{}: cannot rename {}: {}", dir.string(), f->name, std::strerror(errno));
+                name = f->name;
+            } else {
+                renamed = true;
+            }
+        }
+        ins.bind(1, mb.id)
+            .bind(2, uid)
+            .bind(3, f->parsed.base)
+            .bind(4, f->sub + "/" + name)
+            .bind(5, static_cast<std::int64_t>(size))
+            .bind(6, static_cast<std::int64_t>(*want.vsize))
+            .bind(7, static_cast<std::int64_t>(st.st_mtim.tv_sec))
+            .bind(8, want.system_flags())
+            .bind(9, static_cast<std::int64_t>(++modseq))
+            .run();
+        ++added;
+    }
+    if (renamed) {
+        fsync_dir(dir / "new");
+        fsync_dir(dir / "cur");
+    }
+    db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
+        .bind(1, uidnext)
+        .bind(2, static_cast<std::int64_t>(modseq))
+        .bind(3, mtime_ns(dir / "new"))
+        .bind(4, mtime_ns(dir / "cur"))
+        .bind(5, mb.id)
+        .run();
+    tx.commit();
+    if (vanished || changed || added)
+        log::info("store", "{}: {}: synced with the Maildir: {} added, {} changed, {} gone", root_.string(), mb.name, added,
+                  changed, vanished);
+}
+
+void Account::expunge(const std::string& mailbox_name, const std::vector<std::uint32_t>& uids) {
+    blocking_call("Account::expunge");
+    MailboxInfo mb = mailbox(mailbox_name);
+    const fs::path dir = root_ / mb.dir;
+    std::vector<std::uint32_t> found;
+    {
+        auto st = db_->prepare("SELECT file FROM message WHERE mailbox_id = ? AND uid = ?");
+        for (auto uid : uids) {
+            st.bind(1, mb.id).bind(2, uid);
+            if (st.step()) {
+                fs::path p = dir / st.text(0);
+                if (::unlink(p.c_str()) != 0 && errno != ENOENT)
+                    throw std::system_error(errno, std::generic_category(), "unlink " + p.string());
+                found.push_back(uid);
+            }
+            st.reset();
+        }
+    }
+    if (found.empty()) return;
+    fsync_dir(dir / "new");
+    fsync_dir(dir / "cur");
+    // A rebuilt index learns UIDNEXT from the U= fields; when the highest UIDs are gone it must
+    // learn it here instead.
+    auto uf = read_uid_file(dir).value_or(UidFile{mb.uidvalidity, 1});
+    if (uf.uidnext_floor < mb.uidnext) write_uid_file(dir, {mb.uidvalidity, mb.uidnext});
+    sqlite::Db::Transaction tx(*db_);
+    std::uint64_t modseq = mb.highestmodseq;
+    auto del = db_->prepare("DELETE FROM message WHERE mailbox_id = ? AND uid = ?");
+    auto gone = db_->prepare("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)");
+    for (auto uid : found) {
+        del.bind(1, mb.id).bind(2, uid).run();
+        gone.bind(1, mb.id).bind(2, uid).bind(3, static_cast<std::int64_t>(++modseq)).run();
+    }
+    db_->prepare("UPDATE mailbox SET highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
+        .bind(1, static_cast<std::int64_t>(modseq))
+        .bind(2, mtime_ns(dir / "new"))
+        .bind(3, mtime_ns(dir / "cur"))
+        .bind(4, mb.id)
+        .run();
+    tx.commit();
+}
+
+}  // namespace pillarbox::storage
