@@ -39,6 +39,8 @@ void make_dir(const fs::path& p) {
         throw std::system_error(errno, std::generic_category(), "mkdir " + p.string());
 }
 
+}  // namespace
+
 void make_maildir(const fs::path& dir, bool folder) {
     make_dir(dir);
     for (const char* sub : {"tmp", "new", "cur"}) make_dir(dir / sub);
@@ -48,6 +50,8 @@ void make_maildir(const fs::path& dir, bool folder) {
         if (fd >= 0) ::close(fd);
     }
 }
+
+namespace {
 
 std::uint32_t new_uidvalidity() {
     // Time-based like Dovecot, so a recreated mailbox gets a different value.
@@ -81,11 +85,11 @@ void fsync_dir(const fs::path& dir) {
     if (rc != 0) throw std::system_error(err, std::generic_category(), "fsync " + dir.string());
 }
 
-Account::Account(fs::path root) : root_(std::move(root)) {}
+Account::Account(fs::path root, std::string hostname) : root_(std::move(root)), hostname_(std::move(hostname)) {}
 
-std::unique_ptr<Account> Account::open(const fs::path& root) {
+std::unique_ptr<Account> Account::open(const fs::path& root, std::string hostname) {
     blocking_call("Account::open");
-    std::unique_ptr<Account> a(new Account(root));
+    std::unique_ptr<Account> a(new Account(root, std::move(hostname)));
     a->create_layout();
     return a;
 }
@@ -134,7 +138,22 @@ void Account::create_layout() {
         index::set_meta(*db_, "clean_shutdown", "0");
         tx.commit();
     }
-    for (auto& mb : mailboxes()) sync_mailbox(mb, !clean || empty_index, empty_index);
+    for (auto& mb : mailboxes()) {
+        clean_tmp(root_ / mb.dir / "tmp");
+        sync_mailbox(mb, !clean || empty_index, empty_index);
+    }
+}
+
+// Maildir convention: a tmp/ file untouched for 36 hours belongs to a delivery that died.
+void Account::clean_tmp(const fs::path& tmp) {
+    const auto limit = fs::file_time_type::clock::now() - std::chrono::hours(36);
+    std::error_code ec;
+    std::size_t removed = 0;
+    for (auto& e : fs::directory_iterator(tmp, ec)) {
+        std::error_code ec2;
+        if (e.is_regular_file(ec2) && e.last_write_time(ec2) < limit && !ec2 && fs::remove(e.path(), ec2)) ++removed;
+    }
+    if (removed) log::info("store", "{}: removed {} stale files from tmp/", tmp.parent_path().string(), removed);
 }
 
 void Account::discover_mailboxes() {
@@ -187,7 +206,7 @@ std::vector<MailboxInfo> Account::mailboxes() {
 MailboxInfo Account::mailbox(std::string_view name) {
     auto st = db_->prepare(fmt::format("{} WHERE name = ?", kMailboxColumns));
     st.bind(1, name);
-    if (!st.step()) throw std::runtime_error(fmt::format("no mailbox {}", name));
+    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, fmt::format("no mailbox {}", name));
     return read_mailbox(st);
 }
 
@@ -197,6 +216,14 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
     fs::path dir = root_ / mb.dir;
     std::vector<std::uint32_t> uids;
     std::vector<fs::path> placed;
+    std::uint64_t bytes = 0;
+    for (auto& m : msgs) bytes += m.size;
+    try {
+        check_quota(bytes, msgs.size());
+    } catch (...) {
+        for (auto& m : msgs) ::unlink(m.tmp_path.c_str());
+        throw;
+    }
     auto undo = [&] {
         for (auto& p : placed) ::unlink(p.c_str());
         for (auto& m : msgs) ::unlink(m.tmp_path.c_str());
@@ -247,6 +274,12 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             .bind(5, mb.id)
             .run();
         tx.commit();
+        Change c{Change::Kind::Added, mb.name, {}, {}, {}, modseq};
+        for (std::size_t i = 0; i < msgs.size(); ++i)
+            c.messages.push_back({uids[i], fmt::format("{}/{}", msgs[i].flags ? "cur" : "new", placed[i].filename().string()),
+                                  msgs[i].size, msgs[i].rfc822_size, msgs[i].internal_date, msgs[i].flags,
+                                  mb.highestmodseq + i + 1});
+        changes_.push_back(std::move(c));
     } catch (...) {
         undo();
         throw;

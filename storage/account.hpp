@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -37,11 +39,57 @@ struct NewMessage {
     std::uint32_t flags = 0;
 };
 
+struct MessageInfo {
+    std::uint32_t uid = 0;
+    std::string file;  // new/NAME or cur/NAME below the mailbox directory
+    std::uint64_t size = 0;
+    std::uint64_t rfc822_size = 0;
+    std::int64_t internal_date = 0;
+    std::uint32_t flags = 0;
+    std::uint64_t modseq = 0;
+};
+
+struct MailboxStatus {
+    MailboxInfo info;
+    std::uint32_t messages = 0;
+    std::uint32_t unseen = 0;
+    std::uint64_t size = 0;  // RFC 8438 STATUS SIZE: sum of RFC822 sizes
+};
+
+enum class FlagOp { Add, Remove, Replace };
+
+// What an operation changed, in order, for the sessions that have the mailbox open.
+struct Change {
+    enum class Kind { Added, FlagsChanged, Expunged, MailboxCreated, MailboxDeleted, MailboxRenamed };
+    Kind kind = Kind::Added;
+    std::string mailbox;
+    std::string new_name;                // MailboxRenamed
+    std::vector<MessageInfo> messages;   // Added, FlagsChanged
+    std::vector<std::uint32_t> uids;     // Expunged
+    std::uint64_t modseq = 0;            // HIGHESTMODSEQ after the change
+};
+
+// Errors a client can be told about; anything else is a temporary server-side failure.
+struct StoreError : std::runtime_error {
+    enum class Kind { NotFound, Exists, Invalid, OverQuota } kind;
+    StoreError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
+};
+
+struct Quota {
+    std::uint64_t max_bytes = 0;     // 0 = no limit
+    std::uint64_t max_messages = 0;  // 0 = no limit
+};
+
+struct Usage {
+    std::uint64_t bytes = 0;
+    std::uint64_t messages = 0;
+};
+
 class Account {
 public:
     // Opens the account at root, creating the Maildir++ tree, the special-use folders and the
     // index on first use.
-    static std::unique_ptr<Account> open(const std::filesystem::path& root);
+    static std::unique_ptr<Account> open(const std::filesystem::path& root, std::string hostname = "localhost");
     ~Account();
 
     const std::filesystem::path& root() const { return root_; }
@@ -50,7 +98,8 @@ public:
 
     // Moves the messages into the mailbox with new UIDs: rename into place, fsync the directory,
     // then one index transaction. All or nothing: on failure nothing stays in the mailbox and the
-    // tmp files are removed. Returns the UIDs in order.
+    // tmp files are removed. Throws StoreError OverQuota when they don't fit the quota. Returns
+    // the UIDs in order.
     std::vector<std::uint32_t> add_messages(const std::string& mailbox, std::vector<NewMessage>& msgs);
 
     // Reconciles one mailbox's index with its new/ and cur/ directories: files added by other
@@ -63,14 +112,40 @@ public:
     // records the expunges with their MODSEQ.
     void expunge(const std::string& mailbox, const std::vector<std::uint32_t>& uids);
 
+    // The mailbox API the protocols use (through Store). All blocking, all on the writer thread.
+    std::vector<MessageInfo> snapshot(const std::string& mailbox);  // by UID
+    // Sets or clears system flags; renames the files (cur/NAME:2,FLAGS) before the index commit.
+    // Returns the messages whose flags changed, with their new MODSEQ.
+    std::vector<MessageInfo> set_flags(const std::string& mailbox, const std::vector<std::uint32_t>& uids, FlagOp op,
+                                       std::uint32_t flags);
+    // Copies with hard links (the same file in both folders), flags and internal date kept;
+    // returns the new UIDs in the order of uids (0 for a UID that does not exist).
+    std::vector<std::uint32_t> copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);
+    MailboxStatus status(const std::string& mailbox);
+    void create_mailbox(const std::string& name, const std::string& special_use = "");
+    void delete_mailbox(const std::string& name);
+    void rename_mailbox(const std::string& from, const std::string& to);
+    void subscribe(const std::string& name, bool on);
+    Usage usage();
+    void set_quota(const Quota& q) { quota_ = q; }
+    const Quota& quota() const { return quota_; }
+
+    std::vector<Change> take_changes() { return std::exchange(changes_, {}); }
+
 private:
-    explicit Account(std::filesystem::path root);
+    explicit Account(std::filesystem::path root, std::string hostname);
     void create_layout();
+    void check_quota(std::uint64_t more_bytes, std::uint64_t more_messages);
+    std::string new_base();
     void discover_mailboxes();
+    void clean_tmp(const std::filesystem::path& tmp);
     MailboxInfo read_mailbox(sqlite::Stmt& st);
 
     std::filesystem::path root_;
+    std::string hostname_;
     std::unique_ptr<sqlite::Db> db_;
+    Quota quota_;
+    std::vector<Change> changes_;
 };
 
 // Maildir file name with the fields this store keeps in it: S= (size on disk), W= (size with
@@ -89,6 +164,9 @@ void write_uid_file(const std::filesystem::path& mailbox_dir, const UidFile& f);
 
 // A path's mtime in nanoseconds (0 when missing): how a sync notices directory changes.
 std::int64_t mtime_ns(const std::filesystem::path& p);
+
+// Creates DIR with tmp/ new/ cur/ (and the Maildir++ maildirfolder marker for a folder).
+void make_maildir(const std::filesystem::path& dir, bool folder);
 
 // Fsyncs a directory (after renames into it). Throws std::system_error.
 void fsync_dir(const std::filesystem::path& dir);

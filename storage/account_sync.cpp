@@ -268,6 +268,7 @@ void Account::expunge(const std::string& mailbox_name, const std::vector<std::ui
         .bind(4, mb.id)
         .run();
     tx.commit();
+    changes_.push_back({Change::Kind::Expunged, mb.name, {}, {}, found, modseq});
 }
 
 }  // namespace pillarbox::storage

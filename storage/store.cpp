@@ -41,6 +41,25 @@ std::string unique_base(const std::string& hostname) {
                                         .hostname = hostname});
 }
 
+bool write_fully(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+std::uint64_t bare_lf_count(std::string_view s) {
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) ++n;
+    return n;
+}
+
 std::string errno_text(int err) { return std::strerror(err); }
 
 // Makes the data of files written earlier durable. One syncfs() covers a whole batch, which is
@@ -190,10 +209,10 @@ private:
             r.msg.tmp_path = (tmp / r.msg.base).string();
             r.fd = ::open(r.msg.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
             if (r.fd < 0) return fail("create " + r.msg.tmp_path);
-            if (!write_all(r.fd, prefix)) return fail("write " + r.msg.tmp_path);
+            if (!write_fully(r.fd, prefix)) return fail("write " + r.msg.tmp_path);
             r.msg.size += prefix.size();
         }
-        if (!write_all(r.fd, data)) return fail("write " + r.msg.tmp_path);
+        if (!write_fully(r.fd, data)) return fail("write " + r.msg.tmp_path);
         r.msg.size += data.size();
         if (final) {
             if (::close(r.fd) != 0) {
@@ -202,18 +221,6 @@ private:
             }
             r.fd = -1;
         }
-    }
-
-    static bool write_all(int fd, std::string_view data) {
-        while (!data.empty()) {
-            ssize_t n = ::write(fd, data.data(), data.size());
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return false;
-            }
-            data.remove_prefix(static_cast<std::size_t>(n));
-        }
-        return true;
     }
 
     void write_done(bool final) {
@@ -259,7 +266,7 @@ private:
             }
             r.msg.rfc822_size = r.msg.size + bare_lf_;
             r.msg.internal_date = now;
-            items.push_back({r.localpart, r.domain, r.msg, [finish_one, i](RecipientResult res) { finish_one(i, std::move(res)); }});
+            items.push_back({r.localpart, r.domain, "INBOX", r.msg, [finish_one, i](RecipientResult res) { finish_one(i, std::move(res)); }});
         }
         if (!to_remove.empty())
             asio::post(store_.io_, [to_remove] {
@@ -334,7 +341,10 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
         throw std::runtime_error(fmt::format("unsafe account name {}@{}", localpart, domain));
     std::string key = localpart + "@" + domain;
     auto& a = accounts_[key];
-    if (!a) a = Account::open(account_root(localpart, domain));
+    if (!a) {
+        a = Account::open(account_root(localpart, domain), settings_.hostname);
+        a->set_quota(settings_.quota);
+    }
     return *a;
 }
 
@@ -349,6 +359,49 @@ void Store::with_account(const std::string& localpart, const std::string& domain
             err = e.what();
         }
         asio::post(loop_, [done = std::move(done), err, work] { done(err); });
+    });
+}
+
+void Store::append(const std::string& localpart, const std::string& domain, const std::string& mailbox, std::string message,
+                   std::uint32_t flags, std::int64_t internal_date, std::function<void(RecipientResult)> done) {
+    auto work = asio::make_work_guard(loop_);
+    auto msg = std::make_shared<std::string>(std::move(message));
+    asio::post(io_, [this, localpart, domain, mailbox, msg, flags, internal_date, done = std::move(done), work]() mutable {
+        Item item{localpart, domain, mailbox, {}, std::move(done)};
+        NewMessage& m = item.message;
+        std::string error;
+        if (!safe_path_component(localpart) || !safe_path_component(domain)) {
+            error = fmt::format("unsafe account name {}@{}", localpart, domain);
+        } else {
+            fs::path tmp = account_root(localpart, domain) / "tmp";
+            std::error_code ec;
+            fs::create_directories(tmp, ec);
+            m.base = unique_base(settings_.hostname);
+            m.tmp_path = (tmp / m.base).string();
+            int fd = ::open(m.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            bool ok = fd >= 0 && write_fully(fd, *msg);
+            int err = errno;
+            if (fd >= 0 && ::close(fd) != 0 && ok) ok = false, err = errno;
+            if (!ok) {
+                error = fmt::format("write {}: {}", m.tmp_path, std::strerror(err));
+                ::unlink(m.tmp_path.c_str());
+            }
+        }
+        m.size = msg->size();
+        m.rfc822_size = msg->size() + bare_lf_count(*msg);
+        m.flags = flags;
+        m.internal_date = internal_date;
+        asio::post(loop_, [this, item = std::move(item), error, work]() mutable {
+            if (!error.empty()) {
+                RecipientResult r;
+                r.reason = error;
+                item.done(r);
+                return;
+            }
+            std::vector<Item> items;
+            items.push_back(std::move(item));
+            submit(std::move(items));
+        });
     });
 }
 
@@ -375,37 +428,66 @@ void Store::start_batch() {
         } catch (const std::exception& e) {
             sync_error = e.what();
         }
-        // Group by account, keeping arrival order within each.
-        std::map<std::string, std::vector<std::size_t>> by_account;
-        for (std::size_t i = 0; i < batch->size(); ++i) by_account[(*batch)[i].localpart + "@" + (*batch)[i].domain].push_back(i);
-        for (auto& [key, idx] : by_account) {
-            auto fail_all = [&](const std::string& why) {
+        // Group by account and mailbox, keeping arrival order within each.
+        std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> groups;
+        for (std::size_t i = 0; i < batch->size(); ++i) {
+            auto& it = (*batch)[i];
+            groups[{account_key(it.localpart, it.domain), it.mailbox}].push_back(i);
+        }
+        auto changes = std::make_shared<std::vector<std::pair<std::string, Change>>>();
+        for (auto& [key, idx] : groups) {
+            auto fail_all = [&](const std::string& why, bool over_quota) {
                 for (auto i : idx) {
-                    (*results)[i].ok = false;
-                    (*results)[i].temporary = true;
-                    (*results)[i].reason = why;
+                    auto& r = (*results)[i];
+                    r.ok = false;
+                    r.over_quota = over_quota;
+                    r.temporary = !over_quota || settings_.quota_full_tempfail;
+                    r.reason = why;
                     ::unlink((*batch)[i].message.tmp_path.c_str());
                 }
             };
             if (!sync_error.empty()) {
-                fail_all(sync_error);
+                fail_all(sync_error, false);
                 continue;
             }
             try {
                 Account& acc = account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain);
                 std::vector<NewMessage> msgs;
                 for (auto i : idx) msgs.push_back((*batch)[i].message);
-                auto uids = acc.add_messages("INBOX", msgs);
-                for (std::size_t k = 0; k < idx.size(); ++k) {
+                std::vector<std::uint32_t> uids;
+                try {
+                    uids = acc.add_messages(key.second, msgs);
+                } catch (const StoreError& e) {
+                    // Over quota as a whole; one by one, the smaller ones may still fit.
+                    if (e.kind != StoreError::Kind::OverQuota || idx.size() == 1) throw;
+                    for (std::size_t k = 0; k < idx.size(); ++k) {
+                        std::vector<NewMessage> one{(*batch)[idx[k]].message};
+                        try {
+                            auto u = acc.add_messages(key.second, one);
+                            (*results)[idx[k]].ok = true;
+                            (*results)[idx[k]].uid = u[0];
+                        } catch (const StoreError& e1) {
+                            auto& r = (*results)[idx[k]];
+                            r.over_quota = e1.kind == StoreError::Kind::OverQuota;
+                            r.temporary = !r.over_quota || settings_.quota_full_tempfail;
+                            r.reason = e1.what();
+                        }
+                    }
+                }
+                for (std::size_t k = 0; k < uids.size(); ++k) {
                     (*results)[idx[k]].ok = true;
                     (*results)[idx[k]].uid = uids[k];
                 }
+                for (auto& c : acc.take_changes()) changes->emplace_back(key.first, std::move(c));
+            } catch (const StoreError& e) {
+                fail_all(e.what(), e.kind == StoreError::Kind::OverQuota);
             } catch (const std::exception& e) {
-                fail_all(e.what());
+                fail_all(e.what(), false);
             }
         }
-        asio::post(loop_, [this, batch, results, work] {
+        asio::post(loop_, [this, batch, results, changes, work] {
             batch_running_ = false;
+            for (auto& [key, c] : *changes) bus_.publish(key, c);
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
             start_batch();
         });

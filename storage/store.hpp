@@ -15,20 +15,29 @@
 #include <string>
 #include <vector>
 
+#include <asio/post.hpp>
+#include <optional>
+
 #include "storage/account.hpp"
+#include "storage/change_bus.hpp"
 
 namespace pillarbox::storage {
 
 struct StoreSettings {
+    StoreSettings() = default;
+    StoreSettings(std::filesystem::path dir, std::string host) : data_directory(std::move(dir)), hostname(std::move(host)) {}
     std::filesystem::path data_directory;
     std::string hostname = "localhost";  // goes into Maildir file names
     std::size_t io_threads = 4;
+    Quota quota;                       // per account, unless set otherwise for one
+    bool quota_full_tempfail = false;  // Dovecot's name: over quota is 452 instead of 552
 };
 
 // What happened to one recipient of a delivery.
 struct RecipientResult {
     bool ok = false;
     bool temporary = true;  // on failure: try again later (disk full, I/O error)
+    bool over_quota = false;
     std::string reason;     // for the log, never for the client
     std::uint32_t uid = 0;
 };
@@ -54,6 +63,16 @@ public:
     virtual void abort() = 0;  // nothing of this message stays anywhere
 };
 
+// The result of a mailbox operation: a value, or what went wrong (error unset: a temporary
+// server-side failure, details only in reason for the log).
+template <typename R>
+struct Outcome {
+    std::optional<R> value;
+    std::optional<StoreError::Kind> error;
+    std::string reason;
+    bool ok() const { return value.has_value(); }
+};
+
 class Store {
 public:
     Store(asio::io_context& loop, StoreSettings settings);
@@ -68,12 +87,29 @@ public:
     void with_account(const std::string& localpart, const std::string& domain, std::function<void(Account&)> fn,
                       std::function<void(std::string)> done);
 
+    // Runs fn(Account&) on the writer thread; on the loop, publishes the changes it made on the
+    // bus (in order), then calls done. This is how the protocols use the mailbox API:
+    //   store.run<std::vector<MessageInfo>>(lp, dom, [](Account& a) { return a.snapshot("INBOX"); }, cb);
+    template <typename R, typename Fn>
+    void run(const std::string& localpart, const std::string& domain, Fn fn, std::function<void(Outcome<R>)> done);
+
+    // IMAP APPEND: the message is written to the account's tmp/ and joins the group commit.
+    void append(const std::string& localpart, const std::string& domain, const std::string& mailbox,
+                std::string message, std::uint32_t flags, std::int64_t internal_date,
+                std::function<void(RecipientResult)> done);
+
+    ChangeBus& bus() { return bus_; }
+    static std::string account_key(const std::string& localpart, const std::string& domain) {
+        return localpart + "@" + domain;
+    }
+
     const StoreSettings& settings() const { return settings_; }
 
 private:
     friend class Delivery;
     struct Item {
         std::string localpart, domain;
+        std::string mailbox = "INBOX";
         NewMessage message;
         std::function<void(RecipientResult)> done;
     };
@@ -88,7 +124,36 @@ private:
     std::deque<Item> queue_;  // loop thread
     bool batch_running_ = false;
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
+    ChangeBus bus_;                                              // loop thread
 };
+
+template <typename R, typename Fn>
+void Store::run(const std::string& localpart, const std::string& domain, Fn fn, std::function<void(Outcome<R>)> done) {
+    auto work = asio::make_work_guard(loop_);
+    asio::post(writer_, [this, localpart, domain, fn = std::move(fn), done = std::move(done), work]() mutable {
+        auto out = std::make_shared<Outcome<R>>();
+        auto changes = std::make_shared<std::vector<Change>>();
+        try {
+            Account& a = account(localpart, domain);
+            try {
+                out->value = fn(a);
+            } catch (...) {
+                *changes = a.take_changes();
+                throw;
+            }
+            *changes = a.take_changes();
+        } catch (const StoreError& e) {
+            out->error = e.kind;
+            out->reason = e.what();
+        } catch (const std::exception& e) {
+            out->reason = e.what();
+        }
+        asio::post(loop_, [this, key = account_key(localpart, domain), out, changes, done = std::move(done), work]() mutable {
+            for (auto& c : *changes) bus_.publish(key, c);
+            done(std::move(*out));
+        });
+    });
+}
 
 // Checks a localpart or domain before it becomes a directory name.
 bool safe_path_component(std::string_view s);

@@ -1,0 +1,303 @@
+// The mailbox API on an Account: snapshot, flags, copy, status, folders, subscriptions, quota
+// (see account.hpp). Files change first, then the index in one transaction, so a crash in
+// between leaves what the next sync converges on.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <fmt/format.h>
+#include <map>
+#include <system_error>
+
+#include "server/loop_guard.hpp"
+#include "storage/account.hpp"
+#include "storage/maildir/filename.hpp"
+#include "storage/maildir/folder_name.hpp"
+
+namespace pillarbox::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kMessageColumns = "SELECT uid, file, size, rfc822_size, internal_date, flags, modseq FROM message";
+
+MessageInfo read_message(sqlite::Stmt& st) {
+    return {static_cast<std::uint32_t>(st.int64(0)), st.text(1),
+            static_cast<std::uint64_t>(st.int64(2)), static_cast<std::uint64_t>(st.int64(3)),
+            st.int64(4), static_cast<std::uint32_t>(st.int64(5)), static_cast<std::uint64_t>(st.int64(6))};
+}
+
+std::uint32_t apply(FlagOp op, std::uint32_t have, std::uint32_t flags) {
+    switch (op) {
+        case FlagOp::Add: return have | flags;
+        case FlagOp::Remove: return have & ~flags;
+        case FlagOp::Replace: return flags;
+    }
+    return have;
+}
+
+}  // namespace
+
+std::string Account::new_base() {
+    static std::uint64_t counter = 0;
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return maildir::generate_base_name({.secs = static_cast<std::uint64_t>(us / 1'000'000),
+                                        .usecs = static_cast<std::uint32_t>(us % 1'000'000),
+                                        .pid = static_cast<std::uint64_t>(::getpid()),
+                                        .counter = ++counter,
+                                        .hostname = hostname_});
+}
+
+std::vector<MessageInfo> Account::snapshot(const std::string& name) {
+    MailboxInfo mb = mailbox(name);
+    sync_mailbox(mb, false);
+    std::vector<MessageInfo> out;
+    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? ORDER BY uid", kMessageColumns));
+    st.bind(1, mb.id);
+    while (st.step()) out.push_back(read_message(st));
+    return out;
+}
+
+std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::vector<std::uint32_t>& uids, FlagOp op,
+                                            std::uint32_t flags) {
+    blocking_call("Account::set_flags");
+    MailboxInfo mb = mailbox(name);
+    const fs::path dir = root_ / mb.dir;
+    std::vector<MessageInfo> changed;
+    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
+    bool from_new = false;
+    for (auto uid : uids) {
+        st.bind(1, mb.id).bind(2, uid);
+        if (!st.step()) {
+            st.reset();
+            continue;
+        }
+        MessageInfo m = read_message(st);
+        st.reset();
+        std::uint32_t want = apply(op, m.flags, flags);
+        if (want == m.flags) continue;
+        auto slash = m.file.find('/');
+        auto parsed = maildir::parse_file_name(std::string_view(m.file).substr(slash + 1));
+        if (!parsed) continue;
+        parsed->info = maildir::InfoKind::kFlags;
+        parsed->set_system_flags(static_cast<maildir::SystemFlags>(want));
+        // Flags live in cur/ (Maildir: new/ is for mail no client has seen yet).
+        std::string file = "cur/" + maildir::format_file_name(*parsed);
+        if (::rename((dir / m.file).c_str(), (dir / file).c_str()) != 0)
+            throw std::system_error(errno, std::generic_category(), "rename " + m.file);
+        from_new |= m.file.rfind("new/", 0) == 0;
+        m.file = file;
+        m.flags = want;
+        changed.push_back(m);
+    }
+    if (changed.empty()) return changed;
+    fsync_dir(dir / "cur");
+    if (from_new) fsync_dir(dir / "new");
+    sqlite::Db::Transaction tx(*db_);
+    std::uint64_t modseq = mb.highestmodseq;
+    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
+    for (auto& m : changed) {
+        m.modseq = ++modseq;
+        upd.bind(1, m.file).bind(2, m.flags).bind(3, static_cast<std::int64_t>(m.modseq)).bind(4, mb.id).bind(5, m.uid).run();
+    }
+    db_->prepare("UPDATE mailbox SET highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
+        .bind(1, static_cast<std::int64_t>(modseq))
+        .bind(2, mtime_ns(dir / "new"))
+        .bind(3, mtime_ns(dir / "cur"))
+        .bind(4, mb.id)
+        .run();
+    tx.commit();
+    changes_.push_back({Change::Kind::FlagsChanged, mb.name, {}, changed, {}, modseq});
+    return changed;
+}
+
+std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to) {
+    blocking_call("Account::copy");
+    MailboxInfo src = mailbox(from), dst = mailbox(to);
+    const fs::path sdir = root_ / src.dir, ddir = root_ / dst.dir;
+    std::vector<std::pair<std::size_t, MessageInfo>> found;
+    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < uids.size(); ++i) {
+        st.bind(1, src.id).bind(2, uids[i]);
+        if (st.step()) {
+            found.emplace_back(i, read_message(st));
+            bytes += found.back().second.size;
+        }
+        st.reset();
+    }
+    std::vector<std::uint32_t> out(uids.size(), 0);
+    if (found.empty()) return out;
+    check_quota(bytes, found.size());
+    std::vector<fs::path> linked;
+    std::vector<MessageInfo> added;
+    std::uint32_t uid = dst.uidnext;
+    std::uint64_t modseq = dst.highestmodseq;
+    try {
+        for (auto& [i, m] : found) {
+            NewMessage nm;
+            nm.base = new_base();
+            nm.size = m.size;
+            nm.rfc822_size = m.rfc822_size;
+            nm.flags = m.flags;
+            std::string file = "cur/" + message_file_name(nm, uid);
+            if (::link((sdir / m.file).c_str(), (ddir / file).c_str()) != 0)
+                throw std::system_error(errno, std::generic_category(), "link " + m.file);
+            linked.push_back(ddir / file);
+            MessageInfo c = m;
+            c.uid = uid++;
+            c.file = file;
+            c.modseq = ++modseq;
+            added.push_back(c);
+            out[i] = c.uid;
+        }
+        fsync_dir(ddir / "cur");
+        sqlite::Db::Transaction tx(*db_);
+        auto ins = db_->prepare(
+            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        for (auto& c : added) {
+            auto base = c.file.substr(4, c.file.find(',') - 4);
+            ins.bind(1, dst.id)
+                .bind(2, c.uid)
+                .bind(3, base)
+                .bind(4, c.file)
+                .bind(5, static_cast<std::int64_t>(c.size))
+                .bind(6, static_cast<std::int64_t>(c.rfc822_size))
+                .bind(7, c.internal_date)
+                .bind(8, c.flags)
+                .bind(9, static_cast<std::int64_t>(c.modseq))
+                .run();
+        }
+        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_cur_mtime = ? WHERE id = ?")
+            .bind(1, uid)
+            .bind(2, static_cast<std::int64_t>(modseq))
+            .bind(3, mtime_ns(ddir / "cur"))
+            .bind(4, dst.id)
+            .run();
+        tx.commit();
+    } catch (...) {
+        for (auto& p : linked) ::unlink(p.c_str());
+        throw;
+    }
+    changes_.push_back({Change::Kind::Added, dst.name, {}, added, {}, modseq});
+    return out;
+}
+
+MailboxStatus Account::status(const std::string& name) {
+    MailboxStatus s;
+    s.info = mailbox(name);
+    sync_mailbox(s.info, false);
+    s.info = mailbox(name);
+    auto st = db_->prepare(
+        "SELECT count(*), coalesce(sum(rfc822_size), 0), coalesce(sum((flags & 1) = 0), 0) FROM message WHERE mailbox_id = ?");
+    st.bind(1, s.info.id);
+    st.step();
+    s.messages = static_cast<std::uint32_t>(st.int64(0));
+    s.size = static_cast<std::uint64_t>(st.int64(1));
+    s.unseen = static_cast<std::uint32_t>(st.int64(2));
+    return s;
+}
+
+void Account::create_mailbox(const std::string& name, const std::string& special_use) {
+    blocking_call("Account::create_mailbox");
+    auto dir = maildir::mailbox_to_folder_dir(name);
+    if (!dir.value) throw StoreError(StoreError::Kind::Invalid, dir.error);
+    if (dir.value->empty()) throw StoreError(StoreError::Kind::Exists, "INBOX always exists");
+    {
+        auto st = db_->prepare("SELECT 1 FROM mailbox WHERE name = ? OR dir = ?");
+        st.bind(1, name).bind(2, *dir.value);
+        if (st.step()) throw StoreError(StoreError::Kind::Exists, fmt::format("mailbox {} exists", name));
+    }
+    const fs::path path = root_ / *dir.value;
+    make_maildir(path, true);
+    auto uv = static_cast<std::uint32_t>(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
+    // A mailbox that existed before under this name had UIDs; a new UIDVALIDITY keeps clients
+    // from mixing them up (RFC 9051 2.3.1.1).
+    if (auto old = read_uid_file(path); old && old->uidvalidity >= uv) uv = old->uidvalidity + 1;
+    write_uid_file(path, {uv, 1});
+    fsync_dir(root_);
+    db_->prepare("INSERT INTO mailbox(name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use) VALUES(?, ?, ?, 1, 1, 0, ?)")
+        .bind(1, name)
+        .bind(2, *dir.value)
+        .bind(3, uv)
+        .bind(4, special_use)
+        .run();
+    changes_.push_back({Change::Kind::MailboxCreated, name, {}, {}, {}, 1});
+}
+
+void Account::delete_mailbox(const std::string& name) {
+    blocking_call("Account::delete_mailbox");
+    MailboxInfo mb = mailbox(name);
+    if (mb.dir.empty()) throw StoreError(StoreError::Kind::Invalid, "INBOX cannot be deleted");
+    db_->prepare("DELETE FROM mailbox WHERE id = ?").bind(1, mb.id).run();
+    std::error_code ec;
+    fs::remove_all(root_ / mb.dir, ec);
+    fsync_dir(root_);
+    changes_.push_back({Change::Kind::MailboxDeleted, name, {}, {}, {}, 0});
+}
+
+void Account::rename_mailbox(const std::string& from, const std::string& to) {
+    blocking_call("Account::rename_mailbox");
+    MailboxInfo mb = mailbox(from);
+    auto dir = maildir::mailbox_to_folder_dir(to);
+    if (!dir.value) throw StoreError(StoreError::Kind::Invalid, dir.error);
+    {
+        auto st = db_->prepare("SELECT 1 FROM mailbox WHERE name = ? OR dir = ?");
+        st.bind(1, to).bind(2, *dir.value);
+        if (st.step()) throw StoreError(StoreError::Kind::Exists, fmt::format("mailbox {} exists", to));
+    }
+    if (mb.dir.empty()) {
+        // RFC 9051 6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays.
+        create_mailbox(to);
+        auto msgs = snapshot(from);
+        std::vector<std::uint32_t> uids;
+        for (auto& m : msgs) uids.push_back(m.uid);
+        copy(from, uids, to);
+        expunge(from, uids);
+        return;
+    }
+    // Children move with their parent: every mailbox named FROM/... becomes TO/...
+    std::vector<std::pair<MailboxInfo, std::string>> moves{{mb, to}};
+    for (auto& m : mailboxes())
+        if (m.name.size() > from.size() && m.name.compare(0, from.size() + 1, from + "/") == 0)
+            moves.emplace_back(m, to + m.name.substr(from.size()));
+    sqlite::Db::Transaction tx(*db_);
+    for (auto& [m, new_name] : moves) {
+        auto d = maildir::mailbox_to_folder_dir(new_name);
+        if (!d.value) throw StoreError(StoreError::Kind::Invalid, d.error);
+        if (::rename((root_ / m.dir).c_str(), (root_ / *d.value).c_str()) != 0)
+            throw std::system_error(errno, std::generic_category(), "rename " + m.dir);
+        db_->prepare("UPDATE mailbox SET name = ?, dir = ? WHERE id = ?").bind(1, new_name).bind(2, *d.value).bind(3, m.id).run();
+        changes_.push_back({Change::Kind::MailboxRenamed, m.name, new_name, {}, {}, 0});
+    }
+    fsync_dir(root_);
+    tx.commit();
+}
+
+void Account::subscribe(const std::string& name, bool on) {
+    MailboxInfo mb = mailbox(name);
+    db_->prepare("UPDATE mailbox SET subscribed = ? WHERE id = ?").bind(1, on ? 1 : 0).bind(2, mb.id).run();
+}
+
+Usage Account::usage() {
+    auto st = db_->prepare("SELECT count(*), coalesce(sum(size), 0) FROM message");
+    st.step();
+    return {static_cast<std::uint64_t>(st.int64(1)), static_cast<std::uint64_t>(st.int64(0))};
+}
+
+void Account::check_quota(std::uint64_t more_bytes, std::uint64_t more_messages) {
+    if (!quota_.max_bytes && !quota_.max_messages) return;
+    Usage u = usage();
+    if (quota_.max_bytes && u.bytes + more_bytes > quota_.max_bytes)
+        throw StoreError(StoreError::Kind::OverQuota,
+                         fmt::format("over quota: {} + {} bytes > {}", u.bytes, more_bytes, quota_.max_bytes));
+    if (quota_.max_messages && u.messages + more_messages > quota_.max_messages)
+        throw StoreError(StoreError::Kind::OverQuota,
+                         fmt::format("over quota: {} + {} messages > {}", u.messages, more_messages, quota_.max_messages));
+}
+
+}  // namespace pillarbox::storage
