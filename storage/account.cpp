@@ -102,7 +102,9 @@ Account::~Account() {
 }
 
 void Account::create_layout() {
-    const bool fresh_account = !fs::exists(root_);
+    // Deliveries may have made tmp/ already (they write before the account is opened), so a
+    // new account is one without cur/.
+    const bool fresh_account = !fs::exists(root_ / "cur");
     fs::create_directories(root_.parent_path());
     make_maildir(root_, false);
     const fs::path index_path = root_ / "pillarbox.index";

@@ -1,0 +1,227 @@
+// The mailbox API through Store::run: snapshot, flags (file names follow), copy, move, status,
+// folders, subscriptions, quota, APPEND, and the change bus delivering changes in order to the
+// sessions that listen.
+#include <catch2/catch.hpp>
+
+#include <asio/io_context.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "storage/store.hpp"
+#include "tests/unit/server/test_support.hpp"
+
+using namespace pillarbox::storage;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Bed {
+    pillarbox::test::TempDir tmp;
+    asio::io_context io;
+    std::unique_ptr<Store> store;
+    explicit Bed(Quota q = {}) {
+        StoreSettings s(tmp.path, "mx.example.org");
+        s.quota = q;
+        store = std::make_unique<Store>(io, s);
+    }
+    fs::path root() const { return tmp.path / "mail" / "example.org" / "alice"; }
+
+    template <typename R, typename Fn>
+    Outcome<R> run(Fn fn) {
+        Outcome<R> out;
+        store->run<R>("alice", "example.org", std::move(fn), [&](Outcome<R> o) { out = std::move(o); });
+        io.restart();
+        io.run();
+        return out;
+    }
+    RecipientResult append(const std::string& mailbox, const std::string& text, std::uint32_t flags = 0) {
+        RecipientResult r;
+        store->append("alice", "example.org", mailbox, text, flags, 1700000000, [&](RecipientResult x) { r = x; });
+        io.restart();
+        io.run();
+        return r;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("append stores flags and internal date; snapshot lists by UID") {
+    Bed b;
+    auto r1 = b.append("INBOX", "Subject: a\r\n\r\na\r\n");
+    auto r2 = b.append("Drafts", "Subject: d\r\n\r\nd\n", kDraft | kSeen);
+    REQUIRE(r1.ok);
+    REQUIRE(r2.ok);
+    auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("Drafts"); });
+    REQUIRE(snap.ok());
+    REQUIRE(snap.value->size() == 1);
+    auto& m = snap.value->front();
+    CHECK(m.uid == 1);
+    CHECK(m.flags == (kDraft | kSeen));
+    CHECK(m.internal_date == 1700000000);
+    CHECK(m.rfc822_size == m.size + 1);  // one bare LF
+    CHECK(m.file.rfind("cur/", 0) == 0);
+    CHECK(m.file.substr(m.file.size() - 5) == ":2,DS");
+    CHECK(fs::exists(b.root() / ".Drafts" / m.file));
+}
+
+TEST_CASE("flag changes rename the file into cur/ and raise MODSEQ") {
+    Bed b;
+    b.append("INBOX", "x\r\n");
+    auto changed = b.run<std::vector<MessageInfo>>([](Account& a) { return a.set_flags("INBOX", {1}, FlagOp::Add, kSeen | kFlagged); });
+    REQUIRE(changed.ok());
+    REQUIRE(changed.value->size() == 1);
+    auto m = changed.value->front();
+    CHECK(m.flags == (kSeen | kFlagged));
+    CHECK(m.file.rfind("cur/", 0) == 0);
+    CHECK(m.file.substr(m.file.size() - 5) == ":2,FS");
+    CHECK(fs::exists(b.root() / m.file));
+    auto again = b.run<std::vector<MessageInfo>>([](Account& a) { return a.set_flags("INBOX", {1}, FlagOp::Add, kSeen); });
+    CHECK(again.value->empty());  // nothing changed, no MODSEQ spent
+    auto removed = b.run<std::vector<MessageInfo>>([](Account& a) { return a.set_flags("INBOX", {1}, FlagOp::Remove, kFlagged); });
+    CHECK(removed.value->front().modseq > m.modseq);
+    CHECK(removed.value->front().file.substr(removed.value->front().file.size() - 4) == ":2,S");
+}
+
+TEST_CASE("copy hard-links into the target with new UIDs; move is copy plus expunge") {
+    Bed b;
+    b.append("INBOX", "one\r\n", kSeen);
+    b.append("INBOX", "two\r\n");
+    auto uids = b.run<std::vector<std::uint32_t>>([](Account& a) { return a.copy("INBOX", {2, 1, 99}, "Archive"); });
+    REQUIRE(uids.ok());
+    CHECK(*uids.value == std::vector<std::uint32_t>{1, 2, 0});
+    auto arch = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("Archive"); });
+    REQUIRE(arch.value->size() == 2);
+    CHECK(arch.value->at(1).flags == kSeen);  // copied from INBOX uid 1
+    CHECK(fs::hard_link_count(b.root() / ".Archive" / arch.value->at(0).file) == 2);
+    auto moved = b.run<bool>([](Account& a) {
+        a.copy("INBOX", {1}, "Trash");
+        a.expunge("INBOX", {1});
+        return true;
+    });
+    REQUIRE(moved.ok());
+    auto st = b.run<MailboxStatus>([](Account& a) { return a.status("INBOX"); });
+    CHECK(st.value->messages == 1);
+    CHECK(st.value->unseen == 1);
+    CHECK(st.value->info.uidnext == 3);
+}
+
+TEST_CASE("create, rename (with children), subscribe and delete folders") {
+    Bed b;
+    auto made = b.run<bool>([](Account& a) {
+        a.create_mailbox("Projects");
+        a.create_mailbox("Projects/2026");
+        a.subscribe("Projects", true);
+        return true;
+    });
+    REQUIRE(made.ok());
+    CHECK(fs::is_directory(b.root() / ".Projects" / "cur"));
+    CHECK(fs::is_directory(b.root() / ".Projects.2026" / "new"));
+    auto dup = b.run<bool>([](Account& a) {
+        a.create_mailbox("Projects");
+        return true;
+    });
+    REQUIRE(dup.error);
+    CHECK(*dup.error == StoreError::Kind::Exists);
+    auto bad = b.run<bool>([](Account& a) {
+        a.create_mailbox("a/../b");
+        return true;
+    });
+    CHECK(*bad.error == StoreError::Kind::Invalid);
+
+    b.append("Projects/2026", "plan\r\n");
+    REQUIRE(b.run<bool>([](Account& a) {
+        a.rename_mailbox("Projects", "Work");
+        return true;
+    }).ok());
+    auto boxes = b.run<std::vector<MailboxInfo>>([](Account& a) { return a.mailboxes(); });
+    std::set<std::string> names;
+    for (auto& m : *boxes.value) names.insert(m.name);
+    CHECK(names.count("Work"));
+    CHECK(names.count("Work/2026"));
+    CHECK_FALSE(names.count("Projects"));
+    CHECK(fs::is_directory(b.root() / ".Work.2026"));
+    auto st = b.run<MailboxStatus>([](Account& a) { return a.status("Work/2026"); });
+    CHECK(st.value->messages == 1);
+
+    REQUIRE(b.run<bool>([](Account& a) {
+        a.delete_mailbox("Work/2026");
+        return true;
+    }).ok());
+    CHECK_FALSE(fs::exists(b.root() / ".Work.2026"));
+    auto inbox = b.run<bool>([](Account& a) {
+        a.delete_mailbox("INBOX");
+        return true;
+    });
+    CHECK(*inbox.error == StoreError::Kind::Invalid);
+    auto missing = b.run<bool>([](Account& a) {
+        a.delete_mailbox("Nope");
+        return true;
+    });
+    CHECK(*missing.error == StoreError::Kind::NotFound);
+}
+
+TEST_CASE("renaming INBOX moves its messages and leaves INBOX empty") {
+    Bed b;
+    b.append("INBOX", "a\r\n");
+    b.append("INBOX", "b\r\n");
+    REQUIRE(b.run<bool>([](Account& a) {
+        a.rename_mailbox("INBOX", "Old");
+        return true;
+    }).ok());
+    CHECK(b.run<MailboxStatus>([](Account& a) { return a.status("INBOX"); }).value->messages == 0);
+    CHECK(b.run<MailboxStatus>([](Account& a) { return a.status("Old"); }).value->messages == 2);
+}
+
+TEST_CASE("quota: deliveries and appends over the limit fail as over quota, permanently by default") {
+    Bed b(Quota{.max_bytes = 100, .max_messages = 0});
+    CHECK(b.append("INBOX", std::string(60, 'a')).ok);
+    auto over = b.append("INBOX", std::string(60, 'b'));
+    CHECK_FALSE(over.ok);
+    CHECK(over.over_quota);
+    CHECK_FALSE(over.temporary);
+    auto small = b.append("INBOX", std::string(30, 'c'));
+    CHECK(small.ok);
+    CHECK(fs::is_empty(b.root() / "tmp"));
+    auto copy = b.run<std::vector<std::uint32_t>>([](Account& a) { return a.copy("INBOX", {1}, "Archive"); });
+    CHECK(*copy.error == StoreError::Kind::OverQuota);
+}
+
+TEST_CASE("the change bus tells listeners of this account and mailbox, in order") {
+    Bed b;
+    std::vector<std::string> seen_inbox, seen_all, seen_other;
+    auto s1 = b.store->bus().subscribe("alice@example.org", "INBOX", [&](const Change& c) {
+        seen_inbox.push_back(fmt::format("{}:{}", static_cast<int>(c.kind), c.modseq));
+    });
+    auto s2 = b.store->bus().subscribe("alice@example.org", "", [&](const Change& c) { seen_all.push_back(c.mailbox); });
+    auto s3 = b.store->bus().subscribe("bob@example.org", "", [&](const Change& c) { seen_other.push_back(c.mailbox); });
+    b.append("INBOX", "1\r\n");
+    b.append("Sent", "2\r\n");
+    b.run<bool>([](Account& a) {
+        a.set_flags("INBOX", {1}, FlagOp::Add, kSeen);
+        a.expunge("INBOX", {1});
+        return true;
+    });
+    CHECK(seen_inbox == std::vector<std::string>{"0:2", "1:3", "2:4"});  // Added, FlagsChanged, Expunged
+    CHECK(seen_all == std::vector<std::string>{"INBOX", "Sent", "INBOX", "INBOX"});
+    CHECK(seen_other.empty());
+    s1.reset();
+    b.append("INBOX", "3\r\n");
+    CHECK(seen_inbox.size() == 3);
+}
+
+TEST_CASE("deliveries publish Added changes too") {
+    Bed b;
+    std::vector<std::uint32_t> uids;
+    auto sub = b.store->bus().subscribe("alice@example.org", "INBOX", [&](const Change& c) {
+        for (auto& m : c.messages) uids.push_back(m.uid);
+    });
+    for (int i = 0; i < 3; ++i) {
+        auto d = b.store->delivery();
+        d->add_recipient("alice", "example.org", "");
+        d->body(fmt::format("m{}\r\n", i));
+        d->commit([](std::vector<RecipientResult>) {});
+    }
+    b.io.run();
+    CHECK(uids == std::vector<std::uint32_t>{1, 2, 3});
+}
