@@ -120,6 +120,17 @@ int check(const ConfigPath& cfg, const config::Environment& env) {
     return 0;
 }
 
+std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env) {
+    std::vector<Diagnostic> diags;
+    Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
+    bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
+    if (errors) {
+        print_diags(diags);
+        return std::nullopt;
+    }
+    return c.get("data_directory");
+}
+
 int version() {
     fmt::print("pillarbox {}\nTLS: {}\nSQLite: {}\n", PILLARBOX_VERSION, OpenSSL_version(OPENSSL_VERSION), sqlite3_libversion());
     return 0;

@@ -1,6 +1,7 @@
 // The pillarbox subcommands that are about the server itself: serve, config, check, version.
 // Later work adds user, alias, domain and queue beside them.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct ConfigOptions {
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
 int check(const ConfigPath& cfg, const config::Environment& env);
+
+// data_directory from the configuration; nullopt (with the errors printed) when it has errors.
+std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env);
 int version();
 
 // The Markdown parameter reference (docs/configuration.md).

@@ -1,8 +1,10 @@
 // pillarbox: the command line (CLI11). Registers the protocol sessions and dispatches.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "commands.hpp"
 #include "protocols/common/unavailable_session.hpp"
+#include "storage/index_commands.hpp"
 
 int main(int argc, char** argv) {
     using namespace pillarbox;
@@ -21,6 +23,13 @@ int main(int argc, char** argv) {
     config->add_option("NAME", copt.names, "parameters to print");
     auto* check = app.add_subcommand("check", "validate configuration, files and permissions, like postfix check");
     auto* version = app.add_subcommand("version", "print version and library versions");
+    auto* index = app.add_subcommand("index", "check or rebuild an account's mail index (server stopped)");
+    index->require_subcommand(1);
+    std::string index_user;
+    auto* index_check = index->add_subcommand("check", "compare the index with the Maildir; changes nothing");
+    index_check->add_option("USER", index_user, "account address, localpart@domain")->required();
+    auto* index_rebuild = index->add_subcommand("rebuild", "rebuild the index from the Maildir, keeping UIDs");
+    index_rebuild->add_option("USER", index_user, "account address, localpart@domain")->required();
 
     CLI11_PARSE(app, argc, argv);
     auto env = config::Environment::detect();
@@ -35,5 +44,27 @@ int main(int argc, char** argv) {
     if (*config) return cli::config(path, env, copt);
     if (*check) return cli::check(path, env);
     if (*version) return cli::version();
+    if (*index) {
+        auto data = cli::data_directory(path, env);
+        if (!data) return 1;
+        auto root = storage::account_root_for(*data, index_user);
+        if (root.empty()) {
+            fmt::print(stderr, "pillarbox: {}: not an account address (localpart@domain)\n", index_user);
+            return 2;
+        }
+        if (*index_check) {
+            auto problems = storage::check_index(root);
+            for (auto& p : problems) fmt::print("{}\n", p);
+            fmt::print(stderr, "pillarbox: {}: {}\n", index_user, problems.empty() ? "index matches the Maildir" : "index differs from the Maildir");
+            return problems.empty() ? 0 : 1;
+        }
+        auto err = storage::rebuild_index(root);
+        if (!err.empty()) {
+            fmt::print(stderr, "pillarbox: {}: {}\n", index_user, err);
+            return 1;
+        }
+        fmt::print(stderr, "pillarbox: {}: index rebuilt\n", index_user);
+        return 0;
+    }
     return 2;
 }

@@ -42,7 +42,8 @@ private:
 class Db {
 public:
     // Opens (creating) the file in WAL mode with synchronous=FULL: a commit is on disk when it
-    // returns, which is what "acknowledged means durable" needs.
+    // returns, which is what "acknowledged means durable" needs. A "file:PATH?mode=ro" URI
+    // opens read-only.
     explicit Db(const std::string& path);
     ~Db();
     Db(const Db&) = delete;
