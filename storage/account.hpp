@@ -127,6 +127,10 @@ public:
     void rename_mailbox(const std::string& from, const std::string& to);
     void subscribe(const std::string& name, bool on);
     Usage usage();
+    // The parse cache (what IMAP needs: envelope, body structure with part offsets), filled by
+    // the protocol layer on first need; "" when not cached yet.
+    std::string parsed(const std::string& mailbox, std::uint32_t uid);
+    void set_parsed(const std::string& mailbox, std::uint32_t uid, const std::string& blob);
     void set_quota(const Quota& q) { quota_ = q; }
     const Quota& quota() const { return quota_; }
 

@@ -405,6 +405,36 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
     });
 }
 
+void Store::read(const std::string& localpart, const std::string& domain, const MailboxInfo& mailbox, const std::string& file,
+                 std::uint64_t offset, std::size_t length, std::function<void(std::string, std::string)> done) {
+    auto work = asio::make_work_guard(loop_);
+    fs::path path = account_root(localpart, domain) / mailbox.dir / file;
+    asio::post(io_, [this, path, offset, length, done = std::move(done), work]() mutable {
+        blocking_call("Store::read");
+        std::string data, error;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            error = fmt::format("open {}: {}", path.string(), std::strerror(errno));
+        } else {
+            data.resize(length);
+            std::size_t got = 0;
+            while (got < length) {
+                ssize_t n = ::pread(fd, data.data() + got, length - got, static_cast<off_t>(offset + got));
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0) {
+                    error = fmt::format("read {}: {}", path.string(), std::strerror(errno));
+                    break;
+                }
+                if (n == 0) break;
+                got += static_cast<std::size_t>(n);
+            }
+            data.resize(got);
+            ::close(fd);
+        }
+        asio::post(loop_, [done = std::move(done), data = std::move(data), error, work]() mutable { done(std::move(data), error); });
+    });
+}
+
 void Store::submit(std::vector<Item> items) {
     for (auto& i : items) queue_.push_back(std::move(i));
     if (!batch_running_) start_batch();

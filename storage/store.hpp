@@ -98,6 +98,12 @@ public:
                 std::string message, std::uint32_t flags, std::int64_t internal_date,
                 std::function<void(RecipientResult)> done);
 
+    // Reads up to length bytes of a message file from offset (IMAP BODY[]<partial>, a section's
+    // byte range, POP3 RETR in chunks) on an io thread: done(bytes, error). Bytes shorter than
+    // length mean the end of the file. file is MessageInfo::file of that mailbox.
+    void read(const std::string& localpart, const std::string& domain, const MailboxInfo& mailbox, const std::string& file,
+              std::uint64_t offset, std::size_t length, std::function<void(std::string, std::string)> done);
+
     ChangeBus& bus() { return bus_; }
     static std::string account_key(const std::string& localpart, const std::string& domain) {
         return localpart + "@" + domain;

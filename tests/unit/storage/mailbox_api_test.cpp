@@ -225,3 +225,31 @@ TEST_CASE("deliveries publish Added changes too") {
     b.io.run();
     CHECK(uids == std::vector<std::uint32_t>{1, 2, 3});
 }
+
+TEST_CASE("read returns byte ranges of a message file; the parse cache keeps what it is given") {
+    Bed b;
+    std::string text = "Subject: r\r\n\r\n0123456789\r\n";
+    b.append("INBOX", text);
+    auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("INBOX"); });
+    auto inbox = b.run<MailboxInfo>([](Account& a) { return a.mailbox("INBOX"); });
+    std::string got, err = "not run";
+    b.store->read("alice", "example.org", *inbox.value, snap.value->front().file, 14, 4, [&](std::string d, std::string e) {
+        got = d;
+        err = e;
+    });
+    b.io.restart();
+    b.io.run();
+    CHECK(err.empty());
+    CHECK(got == "0123");
+    std::string tail;
+    b.store->read("alice", "example.org", *inbox.value, snap.value->front().file, text.size() - 2, 100,
+                  [&](std::string d, std::string) { tail = d; });
+    b.io.restart();
+    b.io.run();
+    CHECK(tail == "\r\n");
+    auto cached = b.run<std::string>([](Account& a) {
+        a.set_parsed("INBOX", 1, "{\"v\":1}");
+        return a.parsed("INBOX", 1);
+    });
+    CHECK(*cached.value == "{\"v\":1}");
+}
