@@ -241,6 +241,14 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             // New mail goes to new/ (RFC-less Maildir convention: not yet seen by any client);
             // APPEND with flags goes to cur/ so the flags survive.
             fs::path target = dir / (m.flags ? "cur" : "new") / message_file_name(m, uid);
+            // The file's mtime is the internal date (as Dovecot does), so a rebuilt index gets
+            // it back. Set here, not when the tmp file is written: tmp/ files with old mtimes
+            // are taken for a dead delivery's leftovers when an account is opened.
+            if (m.internal_date > 0) {
+                const timespec times[2] = {{m.internal_date, 0}, {m.internal_date, 0}};
+                if (::utimensat(AT_FDCWD, m.tmp_path.c_str(), times, 0) != 0)
+                    throw std::system_error(errno, std::generic_category(), "utimensat " + m.tmp_path);
+            }
             if (::rename(m.tmp_path.c_str(), target.c_str()) != 0)
                 throw std::system_error(errno, std::generic_category(), "rename into " + target.string());
             placed.push_back(target);

@@ -15,7 +15,7 @@ class IndexCommands(TempDirTest):
         r = subprocess.run([WRITER, self.data, "--account", "alice@example.org", "--count", "20", "--seed", "1"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.acks = [line.split() for line in r.stdout.splitlines() if line.startswith("ACK ")]
+        self.acks = [line.split() for line in r.stdout.splitlines() if line.startswith("ACK ")]  # ACK id account uid mailbox
         self.assertEqual(len(self.acks), 20)
         self.conf = self.write("pillarbox.conf", f"data_directory = {self.data}\n")
         self.root = os.path.join(self.data, "mail", "example.org", "alice")
@@ -51,7 +51,8 @@ class IndexCommands(TempDirTest):
         db = sqlite3.connect(f"file:{os.path.join(self.root, 'pillarbox.index')}?mode=ro", uri=True)
         rows = dict(db.execute("SELECT uid, file FROM message JOIN mailbox ON mailbox.id = mailbox_id WHERE name = 'INBOX'"))
         self.assertEqual({str(u): f.split("/", 1)[1] for u, f in rows.items()}, before)
-        acked = {uid for _, _, _, uid in self.acks}
+        self.assertEqual({box for *_, box in self.acks}, {"INBOX"})
+        acked = {uid for _, _, _, uid, _ in self.acks}
         self.assertEqual({str(u) for u in rows}, acked)
 
     def test_bad_user(self):

@@ -86,7 +86,7 @@ class StoreDiskFull(unittest.TestCase):
             if qc != "ok":
                 problems.append(f"{a}: index quick_check: {qc}")
             boxes = sc.check_mailboxes(self.mnt, a, require_all_indexed=clean)
-            kinds = ["missing", "uid", "partial"] + (["unindexed", "uidnext"] if clean else [])
+            kinds = ["missing", "uid", "partial", "flags"] + (["unindexed", "uidnext"] if clean else [])
             for k in kinds:
                 problems += boxes[k]
         if problems:

@@ -1,5 +1,6 @@
-// Delivers generated messages through storage::Store as fast as it can, for the crash and
-// disk-full tests: prints one line per recipient once its commit callback has run (durable).
+// Delivers (and, with --append-percent, IMAP-appends) generated messages through storage::Store
+// as fast as it can, for the crash and disk-full tests: prints one line per recipient once its
+// commit callback has run (durable).
 //
 //   store_writer DATA_DIR [options]
 //     --account LP@DOMAIN   deliver to this account (repeat; default alice@example.test)
@@ -10,6 +11,9 @@
 //     --big-percent P       share of messages of 2500..8000 lines, > 64 KiB (default 10)
 //     --lines MIN:MAX       every message has MIN..MAX body lines (overrides the size mix)
 //     --fail-pause MS       after a failed delivery wait MS before starting the next (default 0)
+//     --append-percent P    share of operations that are Store::append instead of a delivery
+//                           (default 0): to one account (round-robin), alternately "Sent" with
+//                           \Seen and "Drafts" with \Draft \Seen, internal date from the id
 //     --seed N              random seed (default: random)
 //
 // SIGTERM or SIGINT: start nothing new, let the deliveries in flight finish, close the store and
@@ -18,9 +22,11 @@
 // Message id "<prefix>-<seq>x<lines>"; the message is
 //   Message-ID: <ID@store-writer.test>\r\nSubject: store_writer ID\r\n\r\n
 //   then lines "ID line K\r\n" for K in 0..lines-1,
-// and the store adds "Return-Path: <writer@store-writer.test>\r\nDelivered-To: LP@DOMAIN\r\n" on
-// top. Output, flushed per line: "ACK <id> <account> <uid>" or "FAIL <id> <account>
-// temporary|permanent" (the reason goes to stderr).
+// and for a delivery the store adds "Return-Path: <writer@store-writer.test>\r\nDelivered-To:
+// LP@DOMAIN\r\n" on top; an append is stored exactly as generated, with the internal date
+// 1000000000 + FNV-1a-32(id) % 700000000. Output, flushed per line: "ACK <id> <account> <uid>
+// <mailbox>" or "FAIL <id> <account> temporary|permanent <mailbox>", mailbox INBOX for
+// deliveries (the reason goes to stderr).
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
@@ -58,13 +64,14 @@ struct Options {
     unsigned big_percent = 10;
     std::uint64_t min_lines = 0, max_lines = 0;  // 0: the default mix
     unsigned fail_pause_ms = 0;
+    unsigned append_percent = 0;
     std::uint64_t seed = 0;
     bool seeded = false;
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr, "store_writer: %s\nusage: store_writer DATA_DIR [--account LP@DOMAIN]... [--rcpts N] "
-                 "[--in-flight K] [--count N] [--prefix P] [--big-percent P] [--lines MIN:MAX] [--fail-pause MS] [--seed N]\n",
+                 "[--in-flight K] [--count N] [--prefix P] [--big-percent P] [--lines MIN:MAX] [--fail-pause MS] [--append-percent P] [--seed N]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -112,6 +119,9 @@ Options parse(int argc, char** argv) {
             if (o.min_lines == 0 || o.max_lines < o.min_lines) usage("--lines wants 0 < MIN <= MAX");
         } else if (a == "--fail-pause") {
             o.fail_pause_ms = static_cast<unsigned>(number(value(), "--fail-pause"));
+        } else if (a == "--append-percent") {
+            o.append_percent = static_cast<unsigned>(number(value(), "--append-percent"));
+            if (o.append_percent > 100) usage("--append-percent must be 0..100");
         } else if (a == "--seed") {
             o.seed = number(value(), "--seed");
             o.seeded = true;
@@ -129,6 +139,13 @@ Options parse(int argc, char** argv) {
     if (o.in_flight == 0) usage("--in-flight must be at least 1");
     if (o.prefix.empty()) o.prefix = fmt::format("w{}", ::getpid());
     return o;
+}
+
+// The internal date an append of message id gets, so a test can tell it from the id alone.
+std::int64_t internal_date_of(const std::string& id) {
+    std::uint32_t h = 2166136261u;
+    for (unsigned char c : id) h = (h ^ c) * 16777619u;
+    return 1000000000 + static_cast<std::int64_t>(h % 700000000u);
 }
 
 void emit(const std::string& line) {
@@ -173,6 +190,7 @@ private:
         std::string id;
         std::vector<Account> to;
         std::string text;
+        std::string mailbox = "INBOX";  // another one: an append
         std::size_t off = 0;
         std::unique_ptr<storage::DeliveryTarget> d;
     };
@@ -203,10 +221,26 @@ private:
         auto job = std::make_shared<Job>();
         std::uint64_t lines = pick_lines();
         job->id = fmt::format("{}-{}x{}", o_.prefix, seq, lines);
-        for (std::size_t k = 0; k < o_.rcpts; ++k) job->to.push_back(o_.accounts[(next_account_ + k) % o_.accounts.size()]);
+        // No draw at 0%, so a seed replays the same deliveries as before appends existed.
+        bool append = o_.append_percent && std::uniform_int_distribution<unsigned>(0, 99)(rng_) < o_.append_percent;
+        std::size_t n_to = append ? 1 : o_.rcpts;
+        for (std::size_t k = 0; k < n_to; ++k) job->to.push_back(o_.accounts[(next_account_ + k) % o_.accounts.size()]);
         next_account_ = (next_account_ + 1) % o_.accounts.size();
         job->text = fmt::format("Message-ID: <{}@store-writer.test>\r\nSubject: store_writer {}\r\n\r\n", job->id, job->id);
         for (std::uint64_t k = 0; k < lines; ++k) job->text += fmt::format("{} line {}\r\n", job->id, k);
+        if (append) {
+            bool sent = appends_++ % 2 == 0;
+            job->mailbox = sent ? "Sent" : "Drafts";
+            std::uint32_t flags = sent ? storage::kSeen : storage::kDraft | storage::kSeen;
+            const Account& a = job->to[0];
+            store_.append(a.localpart, a.domain, job->mailbox, job->text, flags, internal_date_of(job->id),
+                          [this, job](storage::RecipientResult r) {
+                              std::vector<storage::RecipientResult> res;
+                              res.push_back(std::move(r));
+                              committed(job, std::move(res));
+                          });
+            return;
+        }
         job->d = store_.delivery();
         job->d->start("writer@store-writer.test", true);
         for (auto& a : job->to) job->d->add_recipient(a.localpart, a.domain, a.name());
@@ -234,18 +268,20 @@ private:
         for (std::size_t i = 0; i < job->to.size(); ++i) {
             if (i < res.size() && res[i].ok) {
                 ++acked_;
-                emit(fmt::format("ACK {} {} {}\n", job->id, job->to[i].name(), res[i].uid));
+                emit(fmt::format("ACK {} {} {} {}\n", job->id, job->to[i].name(), res[i].uid, job->mailbox));
             } else {
                 ++failed_;
                 any_failed = true;
                 bool temporary = i < res.size() ? res[i].temporary : true;
-                emit(fmt::format("FAIL {} {} {}\n", job->id, job->to[i].name(), temporary ? "temporary" : "permanent"));
-                std::fprintf(stderr, "store_writer: %s to %s failed: %s\n", job->id.c_str(), job->to[i].name().c_str(),
+                emit(fmt::format("FAIL {} {} {} {}\n", job->id, job->to[i].name(), temporary ? "temporary" : "permanent",
+                                 job->mailbox));
+                std::fprintf(stderr, "store_writer: %s to %s %s failed: %s\n", job->id.c_str(), job->to[i].name().c_str(),
+                             job->mailbox.c_str(),
                              i < res.size() ? res[i].reason.c_str() : "no result");
             }
         }
         // Drop the delivery outside its own callback; it holds the fds of failed copies.
-        asio::post(loop_, [job] { job->d.reset(); });
+        if (job->d) asio::post(loop_, [job] { job->d.reset(); });
         --in_flight_;
         if (any_failed && o_.fail_pause_ms) {
             auto t = std::make_shared<asio::steady_timer>(loop_, std::chrono::milliseconds(o_.fail_pause_ms));
@@ -263,7 +299,7 @@ private:
     storage::Store& store_;
     Options o_;
     std::mt19937_64 rng_;
-    std::uint64_t started_ = 0, acked_ = 0, failed_ = 0;
+    std::uint64_t started_ = 0, acked_ = 0, failed_ = 0, appends_ = 0;
     std::size_t in_flight_ = 0, next_account_ = 0, pausing_ = 0;
     bool stopping_ = false;
     asio::signal_set signals_;

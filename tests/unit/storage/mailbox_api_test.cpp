@@ -253,3 +253,15 @@ TEST_CASE("read returns byte ranges of a message file; the parse cache keeps wha
     });
     CHECK(*cached.value == "{\"v\":1}");
 }
+
+TEST_CASE("an appended message's internal date survives an index rebuild (it is the file's mtime)") {
+    Bed b;
+    REQUIRE(b.append("Sent", "x\r\n", kSeen).ok);
+    b.store.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(b.root() / (std::string("pillarbox.index") + suffix));
+    b.store = std::make_unique<Store>(b.io, StoreSettings(b.tmp.path, "mx.example.org"));
+    auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("Sent"); });
+    REQUIRE(snap.value->size() == 1);
+    CHECK(snap.value->front().internal_date == 1700000000);
+    CHECK(snap.value->front().flags == kSeen);
+}
