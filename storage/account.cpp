@@ -288,7 +288,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
         for (std::size_t i = 0; i < msgs.size(); ++i)
             c.messages.push_back({uids[i], fmt::format("{}/{}", msgs[i].flags ? "cur" : "new", placed[i].filename().string()),
                                   msgs[i].size, msgs[i].rfc822_size, msgs[i].internal_date, msgs[i].flags,
-                                  mb.highestmodseq + i + 1});
+                                  mb.highestmodseq + i + 1, {}});
         changes_.push_back(std::move(c));
     } catch (...) {
         undo();

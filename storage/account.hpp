@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "storage/index/sqlite.hpp"
+#include "storage/maildir/filename.hpp"
+#include "storage/maildir/keywords.hpp"
 
 namespace pillarbox::storage {
 
@@ -47,6 +49,7 @@ struct MessageInfo {
     std::int64_t internal_date = 0;
     std::uint32_t flags = 0;
     std::uint64_t modseq = 0;
+    std::vector<std::string> keywords;  // IMAP keywords, e.g. $Forwarded, $Junk, project-x
 };
 
 struct MailboxStatus {
@@ -114,10 +117,11 @@ public:
 
     // The mailbox API the protocols use (through Store). All blocking, all on the writer thread.
     std::vector<MessageInfo> snapshot(const std::string& mailbox);  // by UID
-    // Sets or clears system flags; renames the files (cur/NAME:2,FLAGS) before the index commit.
-    // Returns the messages whose flags changed, with their new MODSEQ.
+    // Sets or clears system flags and keywords; renames the files (cur/NAME:2,FLAGS, keyword
+    // letters from the mailbox's dovecot-keywords) before the index commit. Returns the
+    // messages that changed, with their new MODSEQ. Throws StoreError Invalid for a bad keyword.
     std::vector<MessageInfo> set_flags(const std::string& mailbox, const std::vector<std::uint32_t>& uids, FlagOp op,
-                                       std::uint32_t flags);
+                                       std::uint32_t flags, const std::vector<std::string>& keywords = {});
     // Copies with hard links (the same file in both folders), flags and internal date kept;
     // returns the new UIDs in the order of uids (0 for a UID that does not exist).
     std::vector<std::uint32_t> copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);
@@ -166,8 +170,21 @@ struct UidFile {
 std::optional<UidFile> read_uid_file(const std::filesystem::path& mailbox_dir);
 void write_uid_file(const std::filesystem::path& mailbox_dir, const UidFile& f);  // durable
 
+// Keywords: the index keeps them space-separated; file names carry letters a..z assigned in the
+// mailbox's dovecot-keywords (Dovecot's format) and P for $Forwarded.
+std::vector<std::string> split_keywords(std::string_view text);
+std::string join_keywords(const std::vector<std::string>& keywords);
+maildir::KeywordTable load_keywords(const std::filesystem::path& mailbox_dir);
+void save_keywords(const std::filesystem::path& mailbox_dir, const maildir::KeywordTable& table);
+void set_keyword_letters(maildir::FileName& name, const std::vector<std::string>& keywords,
+                         const maildir::KeywordTable& table);
+std::vector<std::string> keywords_from_letters(const maildir::FileName& name, const maildir::KeywordTable& table);
+
 // A path's mtime in nanoseconds (0 when missing): how a sync notices directory changes.
 std::int64_t mtime_ns(const std::filesystem::path& p);
+
+// Writes a small file atomically (tmp + rename) and durably (file and directory fsync'd).
+void write_file_durably(const std::filesystem::path& path, const std::string& text);
 
 // Creates DIR with tmp/ new/ cur/ (and the Maildir++ maildirfolder marker for a folder).
 void make_maildir(const std::filesystem::path& dir, bool folder);

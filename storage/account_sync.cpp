@@ -51,6 +51,7 @@ struct Row {
     std::uint32_t uid;
     std::string file;
     std::uint32_t flags;
+    std::string keywords;
 };
 
 }  // namespace
@@ -70,18 +71,21 @@ std::optional<UidFile> read_uid_file(const fs::path& dir) {
     return f;
 }
 
-void write_uid_file(const fs::path& dir, const UidFile& f) {
-    blocking_call("write_uid_file");
-    std::string tmp = (dir / kUidFile).string() + ".tmp";
-    std::string text = fmt::format("V {}\nN {}\n", f.uidvalidity, f.uidnext_floor);
+void write_file_durably(const fs::path& path, const std::string& text) {
+    blocking_call("write_file_durably");
+    std::string tmp = path.string() + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + tmp);
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
     int err = errno;
     ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), (dir / kUidFile).c_str()) != 0)
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
         throw std::system_error(ok ? errno : err, std::generic_category(), "write " + tmp);
-    fsync_dir(dir);
+    fsync_dir(path.parent_path());
+}
+
+void write_uid_file(const fs::path& dir, const UidFile& f) {
+    write_file_durably(dir / kUidFile, fmt::format("V {}\nN {}\n", f.uidvalidity, f.uidnext_floor));
 }
 
 std::int64_t mtime_ns(const fs::path& p) {
@@ -119,10 +123,10 @@ void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
     std::map<std::string, Row> rows;  // by base name
     std::set<std::uint32_t> used;
     {
-        auto st = db_->prepare("SELECT uid, base, file, flags FROM message WHERE mailbox_id = ?");
+        auto st = db_->prepare("SELECT uid, base, file, flags, keywords FROM message WHERE mailbox_id = ?");
         st.bind(1, mb.id);
         while (st.step()) {
-            Row r{static_cast<std::uint32_t>(st.int64(0)), st.text(2), static_cast<std::uint32_t>(st.int64(3))};
+            Row r{static_cast<std::uint32_t>(st.int64(0)), st.text(2), static_cast<std::uint32_t>(st.int64(3)), st.text(4)};
             used.insert(r.uid);
             rows.emplace(st.text(1), std::move(r));
         }
@@ -135,10 +139,11 @@ void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
     sqlite::Db::Transaction tx(*db_);
     auto del = db_->prepare("DELETE FROM message WHERE mailbox_id = ? AND uid = ?");
     auto gone = db_->prepare("INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)");
-    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
+    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
     auto ins = db_->prepare(
-        "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq, keywords) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    const auto table = load_keywords(dir);
     std::size_t vanished = 0, changed = 0, added = 0;
     for (auto& [base, row] : rows) {
         auto it = disk.find(base);
@@ -149,13 +154,24 @@ void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
             continue;
         }
         std::string file = it->second.sub + "/" + it->second.name;
+        if (file == row.file) continue;
         std::uint32_t flags = it->second.parsed.system_flags();
-        if (file == row.file && flags == row.flags) continue;
-        std::uint64_t ms = flags == row.flags ? 0 : ++modseq;
-        if (ms == 0) {
+        // Keywords the name can show come from its letters; those without a letter (more
+        // than 26 in use) stay as the index has them.
+        auto kws = keywords_from_letters(it->second.parsed, table);
+        for (auto& k : split_keywords(row.keywords))
+            if (k != "$Forwarded" && !table.find(k)) kws.push_back(k);
+        std::string keywords = join_keywords(kws);
+        if (flags == row.flags && keywords == row.keywords) {
             db_->prepare("UPDATE message SET file = ? WHERE mailbox_id = ? AND uid = ?").bind(1, file).bind(2, mb.id).bind(3, row.uid).run();
         } else {
-            upd.bind(1, file).bind(2, flags).bind(3, static_cast<std::int64_t>(ms)).bind(4, mb.id).bind(5, row.uid).run();
+            upd.bind(1, file)
+                .bind(2, flags)
+                .bind(3, keywords)
+                .bind(4, static_cast<std::int64_t>(++modseq))
+                .bind(5, mb.id)
+                .bind(6, row.uid)
+                .run();
         }
         ++changed;
     }
@@ -208,6 +224,7 @@ void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
             .bind(7, static_cast<std::int64_t>(st.st_mtim.tv_sec))
             .bind(8, want.system_flags())
             .bind(9, static_cast<std::int64_t>(++modseq))
+            .bind(10, join_keywords(keywords_from_letters(want, table)))
             .run();
         ++added;
     }

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
 #include <cerrno>
 #include <chrono>
 #include <fmt/format.h>
@@ -15,6 +18,7 @@
 #include "storage/account.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/folder_name.hpp"
+#include "storage/maildir/keywords.hpp"
 
 namespace pillarbox::storage {
 
@@ -22,12 +26,39 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kMessageColumns = "SELECT uid, file, size, rfc822_size, internal_date, flags, modseq FROM message";
+constexpr const char* kMessageColumns =
+    "SELECT uid, file, size, rfc822_size, internal_date, flags, modseq, keywords FROM message";
 
 MessageInfo read_message(sqlite::Stmt& st) {
     return {static_cast<std::uint32_t>(st.int64(0)), st.text(1),
             static_cast<std::uint64_t>(st.int64(2)), static_cast<std::uint64_t>(st.int64(3)),
-            st.int64(4), static_cast<std::uint32_t>(st.int64(5)), static_cast<std::uint64_t>(st.int64(6))};
+            st.int64(4), static_cast<std::uint32_t>(st.int64(5)), static_cast<std::uint64_t>(st.int64(6)),
+            split_keywords(st.text(7))};
+}
+
+bool same_keyword(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Keywords compare case-insensitively (as Dovecot does); the first spelling seen is kept.
+std::vector<std::string> apply_keywords(FlagOp op, const std::vector<std::string>& have, const std::vector<std::string>& kws) {
+    auto contains = [](const std::vector<std::string>& v, const std::string& k) {
+        return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return same_keyword(x, k); });
+    };
+    std::vector<std::string> out;
+    if (op == FlagOp::Replace) {
+        for (auto& k : kws)
+            if (!contains(out, k)) out.push_back(k);
+        return out;
+    }
+    for (auto& k : have)
+        if (op == FlagOp::Add || !contains(kws, k)) out.push_back(k);
+    if (op == FlagOp::Add)
+        for (auto& k : kws)
+            if (!contains(out, k)) out.push_back(k);
+    return out;
 }
 
 std::uint32_t apply(FlagOp op, std::uint32_t have, std::uint32_t flags) {
@@ -40,6 +71,57 @@ std::uint32_t apply(FlagOp op, std::uint32_t have, std::uint32_t flags) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_keywords(std::string_view text) {
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        auto sp = text.find(' ', i);
+        if (sp == std::string_view::npos) sp = text.size();
+        if (sp > i) out.emplace_back(text.substr(i, sp - i));
+        i = sp + 1;
+    }
+    return out;
+}
+
+std::string join_keywords(const std::vector<std::string>& keywords) {
+    std::string out;
+    for (auto& k : keywords) out += (out.empty() ? "" : " ") + k;
+    return out;
+}
+
+maildir::KeywordTable load_keywords(const fs::path& mailbox_dir) {
+    std::ifstream in(mailbox_dir / "dovecot-keywords", std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return maildir::parse_keywords(ss.str()).table;
+}
+
+void save_keywords(const fs::path& mailbox_dir, const maildir::KeywordTable& table) {
+    write_file_durably(mailbox_dir / "dovecot-keywords", maildir::format_keywords(table));
+}
+
+void set_keyword_letters(maildir::FileName& name, const std::vector<std::string>& keywords,
+                         const maildir::KeywordTable& table) {
+    std::uint32_t mask = 0;
+    bool forwarded = false;
+    for (auto& k : keywords) {
+        if (same_keyword(k, "$Forwarded")) forwarded = true;  // Maildir's P (passed) letter
+        else if (auto i = table.find(k)) mask |= 1u << *i;
+    }
+    name.set_keyword_mask(mask);
+    name.set_flag('P', forwarded);
+}
+
+std::vector<std::string> keywords_from_letters(const maildir::FileName& name, const maildir::KeywordTable& table) {
+    std::vector<std::string> out;
+    if (name.has_flag('P')) out.push_back("$Forwarded");
+    auto mask = name.keyword_mask();
+    for (int i = 0; i < maildir::kMaxKeywordLetters; ++i)
+        if (mask & (1u << i))
+            if (auto n = table.name_for_letter(static_cast<char>('a' + i)); n && maildir::is_valid_keyword(*n)) out.emplace_back(*n);
+    return out;
+}
 
 std::string Account::new_base() {
     static std::uint64_t counter = 0;
@@ -62,10 +144,21 @@ std::vector<MessageInfo> Account::snapshot(const std::string& name) {
 }
 
 std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::vector<std::uint32_t>& uids, FlagOp op,
-                                            std::uint32_t flags) {
+                                            std::uint32_t flags, const std::vector<std::string>& keywords) {
     blocking_call("Account::set_flags");
     MailboxInfo mb = mailbox(name);
     const fs::path dir = root_ / mb.dir;
+    for (auto& k : keywords)
+        if (!maildir::is_valid_keyword(k)) throw StoreError(StoreError::Kind::Invalid, fmt::format("bad keyword {}", k));
+    // Keywords get a letter a..z from dovecot-keywords (written before any name uses it); past
+    // 26 they live in the index only.
+    auto table = load_keywords(dir);
+    if (op != FlagOp::Remove) {
+        auto before = table;
+        for (auto& k : keywords)
+            if (!same_keyword(k, "$Forwarded")) maildir::assign_keyword(table, k);
+        if (!(table == before)) save_keywords(dir, table);
+    }
     std::vector<MessageInfo> changed;
     auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
     bool from_new = false;
@@ -78,19 +171,22 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
         MessageInfo m = read_message(st);
         st.reset();
         std::uint32_t want = apply(op, m.flags, flags);
-        if (want == m.flags) continue;
+        auto want_kw = apply_keywords(op, m.keywords, keywords);
+        if (want == m.flags && want_kw == m.keywords) continue;
         auto slash = m.file.find('/');
         auto parsed = maildir::parse_file_name(std::string_view(m.file).substr(slash + 1));
         if (!parsed) continue;
         parsed->info = maildir::InfoKind::kFlags;
         parsed->set_system_flags(static_cast<maildir::SystemFlags>(want));
+        set_keyword_letters(*parsed, want_kw, table);
         // Flags live in cur/ (Maildir: new/ is for mail no client has seen yet).
         std::string file = "cur/" + maildir::format_file_name(*parsed);
-        if (::rename((dir / m.file).c_str(), (dir / file).c_str()) != 0)
+        if (file != m.file && ::rename((dir / m.file).c_str(), (dir / file).c_str()) != 0)
             throw std::system_error(errno, std::generic_category(), "rename " + m.file);
         from_new |= m.file.rfind("new/", 0) == 0;
         m.file = file;
         m.flags = want;
+        m.keywords = want_kw;
         changed.push_back(m);
     }
     if (changed.empty()) return changed;
@@ -98,10 +194,16 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
     if (from_new) fsync_dir(dir / "new");
     sqlite::Db::Transaction tx(*db_);
     std::uint64_t modseq = mb.highestmodseq;
-    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
+    auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
     for (auto& m : changed) {
         m.modseq = ++modseq;
-        upd.bind(1, m.file).bind(2, m.flags).bind(3, static_cast<std::int64_t>(m.modseq)).bind(4, mb.id).bind(5, m.uid).run();
+        upd.bind(1, m.file)
+            .bind(2, m.flags)
+            .bind(3, join_keywords(m.keywords))
+            .bind(4, static_cast<std::int64_t>(m.modseq))
+            .bind(5, mb.id)
+            .bind(6, m.uid)
+            .run();
     }
     db_->prepare("UPDATE mailbox SET highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
         .bind(1, static_cast<std::int64_t>(modseq))
@@ -135,6 +237,14 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
     std::vector<fs::path> linked;
     std::vector<MessageInfo> added;
     std::uint32_t uid = dst.uidnext;
+    auto table = load_keywords(ddir);
+    {
+        auto before = table;
+        for (auto& [i, m] : found)
+            for (auto& k : m.keywords)
+                if (!same_keyword(k, "$Forwarded")) maildir::assign_keyword(table, k);
+        if (!(table == before)) save_keywords(ddir, table);
+    }
     std::uint64_t modseq = dst.highestmodseq;
     try {
         for (auto& [i, m] : found) {
@@ -143,7 +253,9 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
             nm.size = m.size;
             nm.rfc822_size = m.rfc822_size;
             nm.flags = m.flags;
-            std::string file = "cur/" + message_file_name(nm, uid);
+            auto parsed = maildir::parse_file_name(message_file_name(nm, uid));
+            set_keyword_letters(*parsed, m.keywords, table);
+            std::string file = "cur/" + maildir::format_file_name(*parsed);
             if (::link((sdir / m.file).c_str(), (ddir / file).c_str()) != 0)
                 throw std::system_error(errno, std::generic_category(), "link " + m.file);
             linked.push_back(ddir / file);
@@ -157,8 +269,8 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
         fsync_dir(ddir / "cur");
         sqlite::Db::Transaction tx(*db_);
         auto ins = db_->prepare(
-            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq, keywords) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         for (auto& c : added) {
             auto base = c.file.substr(4, c.file.find(',') - 4);
             ins.bind(1, dst.id)
@@ -170,6 +282,7 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
                 .bind(7, c.internal_date)
                 .bind(8, c.flags)
                 .bind(9, static_cast<std::int64_t>(c.modseq))
+                .bind(10, join_keywords(c.keywords))
                 .run();
         }
         db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_cur_mtime = ? WHERE id = ?")

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
@@ -264,4 +266,37 @@ TEST_CASE("an appended message's internal date survives an index rebuild (it is 
     REQUIRE(snap.value->size() == 1);
     CHECK(snap.value->front().internal_date == 1700000000);
     CHECK(snap.value->front().flags == kSeen);
+}
+
+TEST_CASE("keywords: letters from dovecot-keywords in the file name, $Forwarded as P, kept by copy and rebuild") {
+    Bed b;
+    b.append("INBOX", "k\r\n");
+    auto set = b.run<std::vector<MessageInfo>>([](Account& a) {
+        return a.set_flags("INBOX", {1}, FlagOp::Add, kSeen, {"$Junk", "project-x", "$Forwarded"});
+    });
+    REQUIRE(set.ok());
+    auto m = set.value->front();
+    CHECK(m.keywords == std::vector<std::string>{"$Junk", "project-x", "$Forwarded"});
+    CHECK(m.file.substr(m.file.find(":2,")) == ":2,PSab");
+    std::ifstream kf(b.root() / "dovecot-keywords");
+    std::string kw((std::istreambuf_iterator<char>(kf)), {});
+    CHECK(kw == "0 $Junk\n1 project-x\n");
+    auto removed = b.run<std::vector<MessageInfo>>([](Account& a) {
+        return a.set_flags("INBOX", {1}, FlagOp::Remove, 0, {"PROJECT-X"});  // case-insensitive
+    });
+    CHECK(removed.value->front().keywords == std::vector<std::string>{"$Junk", "$Forwarded"});
+    auto bad = b.run<std::vector<MessageInfo>>([](Account& a) { return a.set_flags("INBOX", {1}, FlagOp::Add, 0, {"bad word"}); });
+    CHECK(*bad.error == StoreError::Kind::Invalid);
+    auto copied = b.run<std::vector<MessageInfo>>([](Account& a) {
+        a.copy("INBOX", {1}, "Archive");
+        return a.snapshot("Archive");
+    });
+    CHECK(copied.value->front().keywords == std::vector<std::string>{"$Junk", "$Forwarded"});
+
+    b.store.reset();
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(b.root() / (std::string("pillarbox.index") + suffix));
+    b.store = std::make_unique<Store>(b.io, StoreSettings(b.tmp.path, "mx.example.org"));
+    auto rebuilt = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("INBOX"); });
+    CHECK(rebuilt.value->front().keywords == std::vector<std::string>{"$Forwarded", "$Junk"});
+    CHECK(rebuilt.value->front().flags == kSeen);
 }
