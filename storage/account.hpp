@@ -61,6 +61,18 @@ struct MailboxStatus {
 
 enum class FlagOp { Add, Remove, Replace };
 
+// What the index can answer for IMAP SEARCH without opening a message; every set field must
+// match (AND). Header and body criteria are the IMAP layer's, over the parse cache and the files.
+struct SearchQuery {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> uids;  // ranges, inclusive; empty = all
+    std::uint32_t flags_set = 0;                                // all of these
+    std::uint32_t flags_clear = 0;                              // none of these
+    std::vector<std::string> keywords_set, keywords_clear;      // KEYWORD / UNKEYWORD
+    std::optional<std::uint64_t> larger, smaller;               // RFC822 size, strict
+    std::optional<std::int64_t> since, before;                  // internal date, unix seconds: >= since, < before
+    std::optional<std::uint64_t> modseq;                        // MODSEQ >= (RFC 7162)
+};
+
 // What an operation changed, in order, for the sessions that have the mailbox open.
 struct Change {
     enum class Kind { Added, FlagsChanged, Expunged, MailboxCreated, MailboxDeleted, MailboxRenamed };
@@ -126,6 +138,7 @@ public:
     // returns the new UIDs in the order of uids (0 for a UID that does not exist).
     std::vector<std::uint32_t> copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);
     MailboxStatus status(const std::string& mailbox);
+    std::vector<std::uint32_t> search(const std::string& mailbox, const SearchQuery& q);  // UIDs, ascending
     void create_mailbox(const std::string& name, const std::string& special_use = "");
     void delete_mailbox(const std::string& name);
     void rename_mailbox(const std::string& from, const std::string& to);

@@ -300,6 +300,44 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
     return out;
 }
 
+std::vector<std::uint32_t> Account::search(const std::string& name, const SearchQuery& q) {
+    MailboxInfo mb = mailbox(name);
+    sync_mailbox(mb, false);
+    std::string sql = "SELECT uid, keywords FROM message WHERE mailbox_id = ?";
+    std::vector<std::int64_t> args{mb.id};
+    if (!q.uids.empty()) {
+        sql += " AND (";
+        for (std::size_t i = 0; i < q.uids.size(); ++i) {
+            sql += i ? " OR " : "";
+            sql += "uid BETWEEN ? AND ?";
+            args.push_back(q.uids[i].first);
+            args.push_back(q.uids[i].second);
+        }
+        sql += ")";
+    }
+    if (q.flags_set) sql += " AND (flags & ?) = ?", args.push_back(q.flags_set), args.push_back(q.flags_set);
+    if (q.flags_clear) sql += " AND (flags & ?) = 0", args.push_back(q.flags_clear);
+    if (q.larger) sql += " AND rfc822_size > ?", args.push_back(static_cast<std::int64_t>(*q.larger));
+    if (q.smaller) sql += " AND rfc822_size < ?", args.push_back(static_cast<std::int64_t>(*q.smaller));
+    if (q.since) sql += " AND internal_date >= ?", args.push_back(*q.since);
+    if (q.before) sql += " AND internal_date < ?", args.push_back(*q.before);
+    if (q.modseq) sql += " AND modseq >= ?", args.push_back(static_cast<std::int64_t>(*q.modseq));
+    sql += " ORDER BY uid";
+    auto st = db_->prepare(sql);
+    for (std::size_t i = 0; i < args.size(); ++i) st.bind(static_cast<int>(i + 1), args[i]);
+    auto has = [](const std::vector<std::string>& kws, const std::string& k) {
+        return std::any_of(kws.begin(), kws.end(), [&](const std::string& x) { return same_keyword(x, k); });
+    };
+    std::vector<std::uint32_t> out;
+    while (st.step()) {
+        auto kws = split_keywords(st.text(1));
+        if (std::all_of(q.keywords_set.begin(), q.keywords_set.end(), [&](auto& k) { return has(kws, k); }) &&
+            std::none_of(q.keywords_clear.begin(), q.keywords_clear.end(), [&](auto& k) { return has(kws, k); }))
+            out.push_back(static_cast<std::uint32_t>(st.int64(0)));
+    }
+    return out;
+}
+
 MailboxStatus Account::status(const std::string& name) {
     MailboxStatus s;
     s.info = mailbox(name);

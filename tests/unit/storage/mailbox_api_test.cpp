@@ -3,6 +3,9 @@
 // sessions that listen.
 #include <catch2/catch.hpp>
 
+// Designated initializers (SearchQuery, Quota) leave the other members at their defaults on purpose.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 #include <asio/io_context.hpp>
 #include <fmt/format.h>
 
@@ -299,4 +302,30 @@ TEST_CASE("keywords: letters from dovecot-keywords in the file name, $Forwarded 
     auto rebuilt = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("INBOX"); });
     CHECK(rebuilt.value->front().keywords == std::vector<std::string>{"$Forwarded", "$Junk"});
     CHECK(rebuilt.value->front().flags == kSeen);
+}
+
+TEST_CASE("search over the index: UID ranges, flags, keywords, size, internal date, MODSEQ") {
+    Bed b;
+    for (int i = 1; i <= 6; ++i) b.append("INBOX", std::string(static_cast<std::size_t>(i * 100), 'x'));
+    b.run<bool>([](Account& a) {
+        a.set_flags("INBOX", {2, 4}, FlagOp::Add, kSeen);
+        a.set_flags("INBOX", {4, 5}, FlagOp::Add, kFlagged, {"$Important"});
+        return true;
+    });
+    auto search = [&](SearchQuery q) {
+        return *b.run<std::vector<std::uint32_t>>([q](Account& a) { return a.search("INBOX", q); }).value;
+    };
+    using V = std::vector<std::uint32_t>;
+    CHECK(search({}) == V{1, 2, 3, 4, 5, 6});
+    CHECK(search({.uids = {{2, 3}, {6, 9}}}) == V{2, 3, 6});
+    CHECK(search({.flags_set = kSeen}) == V{2, 4});
+    CHECK(search({.flags_clear = kSeen}) == V{1, 3, 5, 6});
+    CHECK(search({.flags_set = kSeen | kFlagged}) == V{4});
+    CHECK(search({.keywords_set = {"$important"}}) == V{4, 5});
+    CHECK(search({.keywords_clear = {"$Important"}, .larger = 250}) == V{3, 6});
+    CHECK(search({.smaller = 300}) == V{1, 2});
+    CHECK(search({.since = 1700000000, .before = 1700000001}) == V{1, 2, 3, 4, 5, 6});
+    CHECK(search({.before = 1700000000}).empty());
+    auto top = b.run<MailboxInfo>([](Account& a) { return a.mailbox("INBOX"); }).value->highestmodseq;
+    CHECK(search({.modseq = top - 1}) == V{4, 5});
 }
