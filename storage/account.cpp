@@ -259,8 +259,8 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
 
         sqlite::Db::Transaction tx(*db_);
         auto ins = db_->prepare(
-            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq, parsed) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         for (std::size_t i = 0; i < msgs.size(); ++i) {
             auto& m = msgs[i];
             ins.bind(1, mb.id)
@@ -271,8 +271,10 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
                 .bind(6, static_cast<std::int64_t>(m.rfc822_size))
                 .bind(7, m.internal_date)
                 .bind(8, m.flags)
-                .bind(9, static_cast<std::int64_t>(++modseq))
-                .run();
+                .bind(9, static_cast<std::int64_t>(++modseq));
+            if (m.parsed.empty()) ins.bind_null(10);
+            else ins.bind(10, m.parsed);
+            ins.run();
         }
         // Our own renames changed the directory mtimes; record them so the next open of a
         // cleanly closed account need not rescan.

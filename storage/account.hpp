@@ -39,6 +39,7 @@ struct NewMessage {
     std::uint64_t rfc822_size = 0;
     std::int64_t internal_date = 0;
     std::uint32_t flags = 0;
+    std::string parsed;  // the parse cache, when the store was given a parser
 };
 
 struct MessageInfo {
@@ -137,6 +138,9 @@ public:
     // Copies with hard links (the same file in both folders), flags and internal date kept;
     // returns the new UIDs in the order of uids (0 for a UID that does not exist).
     std::vector<std::uint32_t> copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);
+    // RFC 6851 MOVE: copy, then expunge from the source; the target has the messages before the
+    // source loses them, so a crash in between duplicates, never loses.
+    std::vector<std::uint32_t> move(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);
     MailboxStatus status(const std::string& mailbox);
     std::vector<std::uint32_t> search(const std::string& mailbox, const SearchQuery& q);  // UIDs, ascending
     void create_mailbox(const std::string& name, const std::string& special_use = "");

@@ -338,6 +338,15 @@ std::vector<std::uint32_t> Account::search(const std::string& name, const Search
     return out;
 }
 
+std::vector<std::uint32_t> Account::move(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to) {
+    auto moved = copy(from, uids, to);
+    std::vector<std::uint32_t> gone;
+    for (std::size_t i = 0; i < uids.size(); ++i)
+        if (moved[i]) gone.push_back(uids[i]);
+    expunge(from, gone);
+    return moved;
+}
+
 MailboxStatus Account::status(const std::string& name) {
     MailboxStatus s;
     s.info = mailbox(name);
@@ -404,11 +413,9 @@ void Account::rename_mailbox(const std::string& from, const std::string& to) {
     if (mb.dir.empty()) {
         // RFC 9051 6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays.
         create_mailbox(to);
-        auto msgs = snapshot(from);
         std::vector<std::uint32_t> uids;
-        for (auto& m : msgs) uids.push_back(m.uid);
-        copy(from, uids, to);
-        expunge(from, uids);
+        for (auto& m : snapshot(from)) uids.push_back(m.uid);
+        move(from, uids, to);
         return;
     }
     // Children move with their parent: every mailbox named FROM/... becomes TO/...

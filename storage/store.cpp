@@ -60,6 +60,29 @@ std::uint64_t bare_lf_count(std::string_view s) {
     return n;
 }
 
+// Reads a just-written message back (from the page cache) and runs the parser on it. A failure
+// only means no cache entry: IMAP fills it later.
+std::string parse_file(const std::function<std::string(std::string_view)>& parse, const std::string& path,
+                       std::uint64_t size) {
+    std::string data(size, '\0');
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    std::size_t got = 0;
+    while (got < data.size()) {
+        ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    if (got != data.size()) return "";
+    try {
+        return parse(data);
+    } catch (...) {
+        return "";
+    }
+}
+
 std::string errno_text(int err) { return std::strerror(err); }
 
 // Makes the data of files written earlier durable. One syncfs() covers a whole batch, which is
@@ -220,6 +243,7 @@ private:
                 return fail("close " + r.msg.tmp_path);
             }
             r.fd = -1;
+            if (store_.settings().parse) r.msg.parsed = parse_file(store_.settings().parse, r.msg.tmp_path, r.msg.size);
         }
     }
 
@@ -389,6 +413,7 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
         }
         m.size = msg->size();
         m.rfc822_size = msg->size() + bare_lf_count(*msg);
+        if (error.empty() && settings_.parse) m.parsed = settings_.parse(*msg);
         m.flags = flags;
         m.internal_date = internal_date;
         asio::post(loop_, [this, item = std::move(item), error, work]() mutable {

@@ -31,6 +31,10 @@ struct StoreSettings {
     std::size_t io_threads = 4;
     Quota quota;                       // per account, unless set otherwise for one
     bool quota_full_tempfail = false;  // Dovecot's name: over quota is 452 instead of 552
+    // Fills the parse cache as messages arrive (on the io threads, not the writer), so IMAP
+    // never parses on its hot path. main sets it to protocols/common/message_parser; storage
+    // does not depend on the protocols. Empty: the cache is filled on first need.
+    std::function<std::string(std::string_view message)> parse;
 };
 
 // What happened to one recipient of a delivery.

@@ -99,12 +99,9 @@ TEST_CASE("copy hard-links into the target with new UIDs; move is copy plus expu
     REQUIRE(arch.value->size() == 2);
     CHECK(arch.value->at(1).flags == kSeen);  // copied from INBOX uid 1
     CHECK(fs::hard_link_count(b.root() / ".Archive" / arch.value->at(0).file) == 2);
-    auto moved = b.run<bool>([](Account& a) {
-        a.copy("INBOX", {1}, "Trash");
-        a.expunge("INBOX", {1});
-        return true;
-    });
+    auto moved = b.run<std::vector<std::uint32_t>>([](Account& a) { return a.move("INBOX", {1, 42}, "Trash"); });
     REQUIRE(moved.ok());
+    CHECK(*moved.value == std::vector<std::uint32_t>{1, 0});
     auto st = b.run<MailboxStatus>([](Account& a) { return a.status("INBOX"); });
     CHECK(st.value->messages == 1);
     CHECK(st.value->unseen == 1);

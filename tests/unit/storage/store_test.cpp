@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "protocols/common/message_parser.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 
@@ -196,4 +197,24 @@ TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") 
     CHECK(*distinct.begin() == 1);
     CHECK(*distinct.rbegin() == static_cast<std::uint32_t>(n));
     CHECK(files_in(dir.path / "mail" / "example.org" / "alice" / "new").size() == static_cast<std::size_t>(n));
+}
+
+TEST_CASE("with a parser, deliveries and appends arrive with their parse cache filled") {
+    test::TempDir dir;
+    asio::io_context io;
+    StoreSettings settings(dir.path, "mx.example.org");
+    settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
+    Store store(io, settings);
+    auto res = deliver(io, store, {{"alice", "example.org"}}, "Subject: cached\r\nFrom: a@b.example\r\n\r\nbody\r\n");
+    REQUIRE(res.at(0).ok);
+    std::string blob;
+    store.with_account("alice", "example.org", [&](Account& a) { blob = a.parsed("INBOX", 1); }, [](std::string) {});
+    io.restart();
+    io.run();
+    auto parsed = mime::from_json(blob);
+    REQUIRE(parsed);
+    REQUIRE(parsed->envelope.subject);
+    CHECK(*parsed->envelope.subject == "cached");
+    // the header block starts after the Return-Path and Delivered-To lines the store added
+    CHECK(parsed->headers.front().name == "Return-Path");
 }
