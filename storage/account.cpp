@@ -276,15 +276,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             else ins.bind(10, m.parsed);
             ins.run();
         }
-        // Our own renames changed the directory mtimes; record them so the next open of a
-        // cleanly closed account need not rescan.
-        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
-            .bind(1, uid)
-            .bind(2, static_cast<std::int64_t>(modseq))
-            .bind(3, mtime_ns(dir / "new"))
-            .bind(4, mtime_ns(dir / "cur"))
-            .bind(5, mb.id)
-            .run();
+        record_mailbox(mb, uid, modseq);
         tx.commit();
         Change c{Change::Kind::Added, mb.name, {}, {}, {}, modseq};
         for (std::size_t i = 0; i < msgs.size(); ++i)

@@ -161,6 +161,10 @@ private:
     explicit Account(std::filesystem::path root, std::string hostname);
     void create_layout();
     void check_quota(std::uint64_t more_bytes, std::uint64_t more_messages);
+    // Inside an index transaction, after a change to the mailbox's files: the new UIDNEXT (0 =
+    // unchanged) and HIGHESTMODSEQ, and the directory mtimes our own renames caused, so the next
+    // open of a cleanly closed account need not rescan.
+    void record_mailbox(const MailboxInfo& mb, std::uint32_t uidnext, std::uint64_t highestmodseq);
     std::string new_base();
     void discover_mailboxes();
     void clean_tmp(const std::filesystem::path& tmp);

@@ -232,17 +232,22 @@ void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
         fsync_dir(dir / "new");
         fsync_dir(dir / "cur");
     }
-    db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
-        .bind(1, uidnext)
-        .bind(2, static_cast<std::int64_t>(modseq))
-        .bind(3, mtime_ns(dir / "new"))
-        .bind(4, mtime_ns(dir / "cur"))
-        .bind(5, mb.id)
-        .run();
+    record_mailbox(mb, uidnext, modseq);
     tx.commit();
     if (vanished || changed || added)
         log::info("store", "{}: {}: synced with the Maildir: {} added, {} changed, {} gone", root_.string(), mb.name, added,
                   changed, vanished);
+}
+
+void Account::record_mailbox(const MailboxInfo& mb, std::uint32_t uidnext, std::uint64_t highestmodseq) {
+    const fs::path dir = root_ / mb.dir;
+    db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
+        .bind(1, uidnext ? uidnext : mb.uidnext)
+        .bind(2, static_cast<std::int64_t>(highestmodseq))
+        .bind(3, mtime_ns(dir / "new"))
+        .bind(4, mtime_ns(dir / "cur"))
+        .bind(5, mb.id)
+        .run();
 }
 
 void Account::expunge(const std::string& mailbox_name, const std::vector<std::uint32_t>& uids) {
@@ -278,12 +283,7 @@ void Account::expunge(const std::string& mailbox_name, const std::vector<std::ui
         del.bind(1, mb.id).bind(2, uid).run();
         gone.bind(1, mb.id).bind(2, uid).bind(3, static_cast<std::int64_t>(++modseq)).run();
     }
-    db_->prepare("UPDATE mailbox SET highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
-        .bind(1, static_cast<std::int64_t>(modseq))
-        .bind(2, mtime_ns(dir / "new"))
-        .bind(3, mtime_ns(dir / "cur"))
-        .bind(4, mb.id)
-        .run();
+    record_mailbox(mb, 0, modseq);
     tx.commit();
     changes_.push_back({Change::Kind::Expunged, mb.name, {}, {}, found, modseq});
 }

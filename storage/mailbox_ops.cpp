@@ -18,6 +18,7 @@
 #include "storage/account.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/folder_name.hpp"
+#include "storage/maildir/ascii.hpp"
 #include "storage/maildir/keywords.hpp"
 
 namespace pillarbox::storage {
@@ -36,11 +37,7 @@ MessageInfo read_message(sqlite::Stmt& st) {
             split_keywords(st.text(7))};
 }
 
-bool same_keyword(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
+bool same_keyword(std::string_view a, std::string_view b) { return maildir::iequals(a, b); }
 
 // Keywords compare case-insensitively (as Dovecot does); the first spelling seen is kept.
 std::vector<std::string> apply_keywords(FlagOp op, const std::vector<std::string>& have, const std::vector<std::string>& kws) {
@@ -205,12 +202,7 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
             .bind(6, m.uid)
             .run();
     }
-    db_->prepare("UPDATE mailbox SET highestmodseq = ?, synced_new_mtime = ?, synced_cur_mtime = ? WHERE id = ?")
-        .bind(1, static_cast<std::int64_t>(modseq))
-        .bind(2, mtime_ns(dir / "new"))
-        .bind(3, mtime_ns(dir / "cur"))
-        .bind(4, mb.id)
-        .run();
+    record_mailbox(mb, 0, modseq);
     tx.commit();
     changes_.push_back({Change::Kind::FlagsChanged, mb.name, {}, changed, {}, modseq});
     return changed;
@@ -285,12 +277,7 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
                 .bind(10, join_keywords(c.keywords))
                 .run();
         }
-        db_->prepare("UPDATE mailbox SET uidnext = ?, highestmodseq = ?, synced_cur_mtime = ? WHERE id = ?")
-            .bind(1, uid)
-            .bind(2, static_cast<std::int64_t>(modseq))
-            .bind(3, mtime_ns(ddir / "cur"))
-            .bind(4, dst.id)
-            .run();
+        record_mailbox(dst, uid, modseq);
         tx.commit();
     } catch (...) {
         for (auto& p : linked) ::unlink(p.c_str());

@@ -1,6 +1,8 @@
 // Maildir message file names (see filename.hpp).
 #include "filename.hpp"
 
+#include "storage/maildir/ascii.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
@@ -24,16 +26,6 @@ constexpr LetterFlag kLetters[] = {
     {'T', "\\Deleted", system_flag::kDeleted},
 };
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 

@@ -1,6 +1,8 @@
 // Mailbox name ↔ Maildir++ directory mapping and modified UTF-7 (see folder_name.hpp).
 #include "folder_name.hpp"
 
+#include "storage/maildir/ascii.hpp"
+
 #include <cstdint>
 #include <fmt/format.h>
 #include <vector>
@@ -83,16 +85,6 @@ void flush_base64(std::string& out, std::vector<std::uint16_t>& units) {
     units.clear();
 }
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // The characters that cannot stand for themselves in one level of a directory name.
 bool needs_escape(char c, bool first_of_name) {
@@ -190,7 +182,7 @@ std::optional<std::string> mutf7_decode(std::string_view s) {
 
 bool is_supported_separator(char separator) { return separator == '/' || separator == '.'; }
 
-bool is_inbox(std::string_view name) { return iequals_ascii(name, "INBOX"); }
+bool is_inbox(std::string_view name) { return iequals(name, "INBOX"); }
 
 std::string normalize_mailbox_name(std::string_view name, char separator) {
     if (name.size() >= 5 && is_inbox(name.substr(0, 5)) && (name.size() == 5 || name[5] == separator))

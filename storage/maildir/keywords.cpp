@@ -1,22 +1,14 @@
 // dovecot-keywords parsing, formatting and letter assignment (see keywords.hpp).
 #include "keywords.hpp"
 
+#include "storage/maildir/ascii.hpp"
+
 #include <charconv>
 #include <fmt/format.h>
 
 namespace pillarbox::storage::maildir {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
 
 bool writable_on_one_line(std::string_view name) {
     return !name.empty() && name.find_first_of("\r\n") == std::string_view::npos;
