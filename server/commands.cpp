@@ -28,11 +28,13 @@ ConfigPath ConfigPath::resolve(const std::string& given, const config::Environme
     return {env.root ? "/etc/pillarbox/pillarbox.conf" : "./pillarbox.conf", false};
 }
 
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories) {
+int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services) {
     std::signal(SIGPIPE, SIG_IGN);
     asio::io_context loop(1);
     Server server(loop, env, cfg.path, cfg.explicit_, std::move(factories));
     if (!server.start()) return 1;
+    std::shared_ptr<void> shared;
+    if (services) shared = services(loop, *server.runtime().config);
     server.handle_signals();
     mark_loop_thread(true);
     loop.run();

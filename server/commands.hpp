@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+#include <asio/io_context.hpp>
+#include <functional>
+#include <memory>
+
 #include "config.hpp"
 #include "session.hpp"
 
@@ -16,7 +20,10 @@ struct ConfigPath {
     static ConfigPath resolve(const std::string& given, const config::Environment& env);
 };
 
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories);
+// services: called once the configuration is loaded and the listeners are up, to create what
+// the sessions share (the mail store); what it returns lives until the loop ends.
+using Services = std::function<std::shared_ptr<void>(asio::io_context&, const config::Config&)>;
+int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services = nullptr);
 
 struct ConfigOptions {
     bool non_default = false;  // -n

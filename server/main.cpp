@@ -4,7 +4,10 @@
 
 #include "commands.hpp"
 #include "protocols/common/unavailable_session.hpp"
+#include "protocols/common/message_parser.hpp"
+#include "server/log.hpp"
 #include "storage/index_commands.hpp"
+#include "storage/store.hpp"
 
 int main(int argc, char** argv) {
     using namespace pillarbox;
@@ -39,7 +42,14 @@ int main(int argc, char** argv) {
         // The real SMTP, POP3, IMAP and HTTP sessions replace these as they land.
         for (auto p : {config::Protocol::Smtp, config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
             factories[p] = protocols::make_unavailable_session;
-        return cli::serve(path, env, std::move(factories));
+        // The mail store the sessions will share. Quota and parser changes take effect on restart.
+        auto services = [](asio::io_context& loop, const config::Config& c) -> std::shared_ptr<void> {
+            auto settings = storage::StoreSettings::from(c);
+            settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
+            log::info("master", "mail store in {}/mail", settings.data_directory.string());
+            return std::make_shared<storage::Store>(loop, std::move(settings));
+        };
+        return cli::serve(path, env, std::move(factories), services);
     }
     if (*config) return cli::config(path, env, copt);
     if (*check) return cli::check(path, env);

@@ -97,6 +97,17 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "Threads for blocking work (fsync, SQLite writes, password hashing); connections all "
                 "run on one event loop thread."});
 
+    // --- mail store ---
+    add({.name = "mailbox_size_limit", .default_value = "0", .type = Type::Size,
+         .doc = "Storage limit per account, over all its folders (0 = no limit). Deliveries and "
+                "appends that don't fit fail as over quota (SMTP 552 5.2.2, IMAP [OVERQUOTA]). "
+                "Postfix's parameter of this name limits one mbox file; here it is the account."});
+    add({.name = "mailbox_message_limit", .default_value = "0", .type = Type::Count,
+         .doc = "Message count limit per account (0 = no limit)."});
+    add({.name = "quota_full_tempfail", .default_value = "no", .type = Type::Bool,
+         .doc = "Dovecot's name: yes makes over-quota a temporary failure (SMTP 452 4.2.2, the "
+                "sender retries) instead of a permanent one (552 5.2.2)."});
+
     // --- TLS ---
     add({.name = "tls_cert_file", .default_value = "", .type = Type::Path, .per_listener = true,
          .doc = "PEM certificate chain (server certificate first), like Postfix's smtpd_tls_cert_file "

@@ -110,6 +110,15 @@ void make_durable(const std::vector<std::string>& paths, const fs::path& data_di
 
 }  // namespace
 
+StoreSettings StoreSettings::from(const config::Config& c) {
+    StoreSettings s(c.get("data_directory"), c.get("myhostname"));
+    s.io_threads = c.get_count("worker_threads");
+    s.quota.max_bytes = c.get_size("mailbox_size_limit");
+    s.quota.max_messages = c.get_count("mailbox_message_limit");
+    s.quota_full_tempfail = c.get_bool("quota_full_tempfail");
+    return s;
+}
+
 bool safe_path_component(std::string_view s) {
     if (s.empty() || s.size() > 255 || s == "." || s == ".." || s.front() == '.') return false;
     return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c == '/' || c == '\\' || c < 0x20 || c == 0x7f; });

@@ -18,6 +18,7 @@
 #include <asio/post.hpp>
 #include <optional>
 
+#include "server/config.hpp"
 #include "storage/account.hpp"
 #include "storage/change_bus.hpp"
 
@@ -35,6 +36,10 @@ struct StoreSettings {
     // never parses on its hot path. main sets it to protocols/common/message_parser; storage
     // does not depend on the protocols. Empty: the cache is filled on first need.
     std::function<std::string(std::string_view message)> parse;
+
+    // data_directory, myhostname, worker_threads, mailbox_size_limit, mailbox_message_limit,
+    // quota_full_tempfail.
+    static StoreSettings from(const config::Config& c);
 };
 
 // What happened to one recipient of a delivery.

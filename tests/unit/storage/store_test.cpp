@@ -218,3 +218,35 @@ TEST_CASE("with a parser, deliveries and appends arrive with their parse cache f
     // the header block starts after the Return-Path and Delivered-To lines the store added
     CHECK(parsed->headers.front().name == "Return-Path");
 }
+
+TEST_CASE("store settings come from pillarbox.conf") {
+    std::vector<config::Diagnostic> diags;
+    auto c = config::Config::parse("data_directory = /srv/mail\nmyhostname = mx.example.org\nworker_threads = 3\n"
+                                   "mailbox_size_limit = 2G\nmailbox_message_limit = 50000\nquota_full_tempfail = yes\n",
+                                   "t.conf", config::Environment{false, "h.example"}, diags);
+    REQUIRE(diags.empty());
+    auto s = StoreSettings::from(c);
+    CHECK(s.data_directory == "/srv/mail");
+    CHECK(s.hostname == "mx.example.org");
+    CHECK(s.io_threads == 3);
+    CHECK(s.quota.max_bytes == 2ull * 1024 * 1024 * 1024);
+    CHECK(s.quota.max_messages == 50000);
+    CHECK(s.quota_full_tempfail);
+    auto d = StoreSettings::from(config::Config::defaults(config::Environment{false, "h.example"}));
+    CHECK(d.quota.max_bytes == 0);
+    CHECK_FALSE(d.quota_full_tempfail);
+}
+
+TEST_CASE("quota_full_tempfail makes over quota temporary") {
+    test::TempDir dir;
+    asio::io_context io;
+    StoreSettings settings(dir.path, "mx.example.org");
+    settings.quota.max_messages = 1;
+    settings.quota_full_tempfail = true;
+    Store store(io, settings);
+    CHECK(deliver(io, store, {{"alice", "example.org"}}, "a\r\n").at(0).ok);
+    auto r = deliver(io, store, {{"alice", "example.org"}}, "b\r\n").at(0);
+    CHECK_FALSE(r.ok);
+    CHECK(r.over_quota);
+    CHECK(r.temporary);
+}
