@@ -75,9 +75,16 @@ Db::Db(const std::string& path) {
     }
     sqlite3_busy_timeout(db_, 10'000);
     if (sqlite3_db_readonly(db_, "main") == 1) return;  // a read-only look (pillarbox index check)
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=ON");
+    try {
+        // These are the first reads of the file: a corrupt one fails here.
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=FULL");
+        exec("PRAGMA foreign_keys=ON");
+    } catch (...) {
+        sqlite3_close(db_);  // no destructor runs for a constructor that throws
+        db_ = nullptr;
+        throw;
+    }
 }
 
 Db::~Db() { sqlite3_close(db_); }
