@@ -238,17 +238,6 @@ void percentiles(std::vector<double>& lat, Result& r) {
     r.p99_ms = at(0.99);
 }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
 
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "store_bench: %s: %s\n", what.c_str(), std::strerror(errno));
@@ -277,7 +266,7 @@ Result run_baseline(const fs::path& root, const std::string& message, const Opti
         fs::path tmp = root / "tmp" / name, dst = new_dir / name;
         int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) die("create " + tmp.string());
-        if (!write_all(fd, message)) die("write " + tmp.string());
+        if (!storage::write_fully(fd, message)) die("write " + tmp.string());
         if (::fsync(fd) != 0) die("fsync " + tmp.string());
         ::close(fd);
         if (::rename(tmp.c_str(), dst.c_str()) != 0) die("rename " + dst.string());

@@ -41,18 +41,6 @@ std::string unique_base(const std::string& hostname) {
                                         .hostname = hostname});
 }
 
-bool write_fully(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
 std::uint64_t bare_lf_count(std::string_view s) {
     std::uint64_t n = 0;
     for (std::size_t i = 0; i < s.size(); ++i)
@@ -117,6 +105,18 @@ StoreSettings StoreSettings::from(const config::Config& c) {
     s.quota.max_messages = c.get_count("mailbox_message_limit");
     s.quota_full_tempfail = c.get_bool("quota_full_tempfail");
     return s;
+}
+
+bool write_fully(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
 }
 
 bool safe_path_component(std::string_view s) {
