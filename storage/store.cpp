@@ -383,16 +383,14 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
 
 void Store::with_account(const std::string& localpart, const std::string& domain, std::function<void(Account&)> fn,
                          std::function<void(std::string)> done) {
-    auto work = asio::make_work_guard(loop_);
-    asio::post(writer_, [this, localpart, domain, fn = std::move(fn), done = std::move(done), work]() mutable {
-        std::string err;
-        try {
-            fn(account(localpart, domain));
-        } catch (const std::exception& e) {
-            err = e.what();
-        }
-        asio::post(loop_, [done = std::move(done), err, work] { done(err); });
-    });
+    // run() so that whatever fn changes is published on the bus like any other change.
+    run<bool>(
+        localpart, domain,
+        [fn = std::move(fn)](Account& a) {
+            fn(a);
+            return true;
+        },
+        [done = std::move(done)](Outcome<bool> o) { done(o.ok() ? "" : (o.reason.empty() ? "failed" : o.reason)); });
 }
 
 void Store::append(const std::string& localpart, const std::string& domain, const std::string& mailbox, std::string message,

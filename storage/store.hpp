@@ -92,7 +92,8 @@ public:
     std::unique_ptr<DeliveryTarget> delivery();
     std::filesystem::path account_root(const std::string& localpart, const std::string& domain) const;
 
-    // Runs fn on the writer thread with the account opened, then done(error or "") on the loop.
+    // Runs fn on the writer thread with the account opened, then done(error or "") on the loop;
+    // run() without a result.
     void with_account(const std::string& localpart, const std::string& domain, std::function<void(Account&)> fn,
                       std::function<void(std::string)> done);
 
