@@ -5,9 +5,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian bookworm packages the build needs (DESIGN.md's table, as far as the code uses it now).
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
-  libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev)
+  libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
+  libsodium-dev libcrypt-dev)
 # What the tests drive the server with.
-TEST_PACKAGES=(openssl python3)
+TEST_PACKAGES=(openssl python3 swaks postfix dovecot-core)
 
 ensure_packages() {
   local missing=()
@@ -19,6 +20,10 @@ ensure_packages() {
   local sudo=()
   [ "$(id -u)" -ne 0 ] && sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
+  # The tests run their own private Postfix instance; the system one stays unconfigured and off.
+  if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+    echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+  fi
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 

@@ -33,9 +33,18 @@ int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactorie
     asio::io_context loop(1);
     Server server(loop, env, cfg.path, cfg.explicit_, std::move(factories));
     if (!server.start()) return 1;
-    std::shared_ptr<void> shared;
-    if (services) shared = services(loop, *server.runtime().config);
+    // Signals first: a SIGHUP or SIGTERM that arrives while services start is handled once the
+    // loop runs instead of killing the process.
     server.handle_signals();
+    std::shared_ptr<void> shared;
+    if (services) {
+        try {
+            shared = services(loop, server, *server.runtime().config);
+        } catch (const std::exception& e) {
+            log::error("master", "{}; not starting", e.what());
+            return 1;
+        }
+    }
     mark_loop_thread(true);
     loop.run();
     mark_loop_thread(false);
@@ -122,7 +131,7 @@ int check(const ConfigPath& cfg, const config::Environment& env) {
     return 0;
 }
 
-std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env) {
+std::optional<Config> load_config(const ConfigPath& cfg, const config::Environment& env) {
     std::vector<Diagnostic> diags;
     Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
     bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
@@ -130,7 +139,13 @@ std::optional<std::string> data_directory(const ConfigPath& cfg, const config::E
         print_diags(diags);
         return std::nullopt;
     }
-    return c.get("data_directory");
+    return c;
+}
+
+std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env) {
+    auto c = load_config(cfg, env);
+    if (!c) return std::nullopt;
+    return c->get("data_directory");
 }
 
 int version() {

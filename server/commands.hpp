@@ -11,6 +11,7 @@
 
 #include "config.hpp"
 #include "session.hpp"
+#include "server.hpp"
 
 namespace pillarbox::cli {
 
@@ -20,9 +21,10 @@ struct ConfigPath {
     static ConfigPath resolve(const std::string& given, const config::Environment& env);
 };
 
-// services: called once the configuration is loaded and the listeners are up, to create what
-// the sessions share (the mail store); what it returns lives until the loop ends.
-using Services = std::function<std::shared_ptr<void>(asio::io_context&, const config::Config&)>;
+// services: called once the configuration is loaded and the listeners are up (before any
+// connection is served), to create what the sessions share (the mail store, the authenticator);
+// what it returns lives until the loop ends. Throwing std::exception stops the start with its message.
+using Services = std::function<std::shared_ptr<void>(asio::io_context&, Server&, const config::Config&)>;
 int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services = nullptr);
 
 struct ConfigOptions {
@@ -35,6 +37,9 @@ struct ConfigOptions {
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
 int check(const ConfigPath& cfg, const config::Environment& env);
+
+// The configuration for commands that only read it; nullopt (with the errors printed) on errors.
+std::optional<config::Config> load_config(const ConfigPath& cfg, const config::Environment& env);
 
 // data_directory from the configuration; nullopt (with the errors printed) when it has errors.
 std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env);

@@ -2,6 +2,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
+#include <iostream>
+
+#include "auth/admin_commands.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/dovecot_socket.hpp"
 #include "commands.hpp"
 #include "protocols/common/unavailable_session.hpp"
 #include "protocols/common/message_parser.hpp"
@@ -34,6 +41,56 @@ int main(int argc, char** argv) {
     auto* index_rebuild = index->add_subcommand("rebuild", "rebuild the index from the Maildir, keeping UIDs");
     index_rebuild->add_option("USER", index_user, "account address, localpart@domain")->required();
 
+    // Account administration: the database directly, server running or not.
+    std::string address, domain_name, alias_source, file;
+    std::vector<std::string> alias_targets;
+    auth::admin::UserOptions uopt;
+    std::string quota, message_quota;
+    auto* user = app.add_subcommand("user", "manage accounts (passwords are read from a prompt or standard input)");
+    user->require_subcommand(1);
+    auto* user_add = user->add_subcommand("add", "add an account");
+    user_add->add_option("ADDRESS", address, "localpart@domain")->required();
+    user_add->add_flag("--admin", uopt.admin, "may use the web UI's admin pages");
+    user_add->add_flag("--disabled", uopt.disabled, "create it unable to log in");
+    user_add->add_option("--quota", quota, "storage limit (e.g. 2G), overriding mailbox_size_limit");
+    user_add->add_option("--message-quota", message_quota, "message count limit, overriding mailbox_message_limit");
+    auto* user_del = user->add_subcommand("del", "delete an account (its mail stays on disk)");
+    user_del->add_option("ADDRESS", address)->required();
+    auto* user_passwd = user->add_subcommand("passwd", "set an account's password");
+    user_passwd->add_option("ADDRESS", address)->required();
+    auto* user_list = user->add_subcommand("list", "list accounts");
+    user_list->add_option("DOMAIN", domain_name, "only this domain");
+    auto* user_show = user->add_subcommand("show", "show one account");
+    user_show->add_option("ADDRESS", address)->required();
+    auto* user_set = user->add_subcommand("set", "change an account's settings");
+    user_set->add_option("ADDRESS", address)->required();
+    bool set_enable = false, set_disable = false;
+    auto* enable_flag = user_set->add_flag("--enable", set_enable, "allow logins");
+    user_set->add_flag("--disable", set_disable, "refuse logins (mail is still accepted)")->excludes(enable_flag);
+    auto* set_quota = user_set->add_option("--quota", quota, "storage limit, or 'default'");
+    auto* set_mquota = user_set->add_option("--message-quota", message_quota, "message count limit, or 'default'");
+    auto* domain = app.add_subcommand("domain", "manage hosted domains besides mydestination");
+    domain->require_subcommand(1);
+    auto* domain_add = domain->add_subcommand("add", "accept mail for a domain");
+    domain_add->add_option("DOMAIN", domain_name)->required();
+    auto* domain_del = domain->add_subcommand("del", "stop accepting mail for a domain (no accounts may be left)");
+    domain_del->add_option("DOMAIN", domain_name)->required();
+    auto* domain_list = domain->add_subcommand("list", "list local domains");
+    auto* alias = app.add_subcommand("alias", "manage aliases");
+    alias->require_subcommand(1);
+    auto* alias_add = alias->add_subcommand("add", "SOURCE (user@domain, @domain catch-all, or a local name) delivers to TARGET...");
+    alias_add->add_option("SOURCE", alias_source)->required();
+    alias_add->add_option("TARGET", alias_targets)->required();
+    auto* alias_del = alias->add_subcommand("del", "delete an alias (one target, or all)");
+    alias_del->add_option("SOURCE", alias_source)->required();
+    std::string alias_del_target;
+    alias_del->add_option("TARGET", alias_del_target);
+    auto* alias_list = alias->add_subcommand("list", "list aliases");
+    auto* aliases = app.add_subcommand("aliases", "bulk alias operations");
+    aliases->require_subcommand(1);
+    auto* aliases_import = aliases->add_subcommand("import", "import an aliases(5) or virtual(5) file, like newaliases/postmap");
+    aliases_import->add_option("FILE", file)->required();
+
     CLI11_PARSE(app, argc, argv);
     auto env = config::Environment::detect();
     auto path = cli::ConfigPath::resolve(config_file, env);
@@ -42,18 +99,94 @@ int main(int argc, char** argv) {
         // The real SMTP, POP3, IMAP and HTTP sessions replace these as they land.
         for (auto p : {config::Protocol::Smtp, config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
             factories[p] = protocols::make_unavailable_session;
-        // The mail store the sessions will share. Quota and parser changes take effect on restart.
-        auto services = [](asio::io_context& loop, const config::Config& c) -> std::shared_ptr<void> {
+        // What the sessions share: the mail store and the authenticator (plus the Dovecot-style
+        // auth socket when configured). Quota, parser and auth changes take effect on restart.
+        struct Shared {
+            std::unique_ptr<storage::Store> store;
+            std::unique_ptr<auth::Authenticator> auth;
+            std::unique_ptr<auth::DovecotAuthSocket> auth_socket;
+            ~Shared() {
+                if (auth_socket) auth_socket->stop();
+            }
+        };
+        auto services = [](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
+            auto shared = std::make_shared<Shared>();
             auto settings = storage::StoreSettings::from(c);
             settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
             log::info("master", "mail store in {}/mail", settings.data_directory.string());
-            return std::make_shared<storage::Store>(loop, std::move(settings));
+            shared->store = std::make_unique<storage::Store>(loop, std::move(settings));
+            if (auto first = auth::admin::create_first_admin(c)) {
+                // Printed once, on the terminal (standard output), never into the log.
+                std::cout << "\nFirst start: created the admin account " << first->first << " with password "
+                          << first->second << "\nChange it with: pillarbox user passwd " << first->first << "\n\n"
+                          << std::flush;
+                log::info("master", "created the first admin account {}", first->first);
+            }
+            shared->auth = std::make_unique<auth::Authenticator>(loop, server.workers(), auth::AuthSettings::from(c),
+                                                                 auth::make_backends(c));
+            if (auto path = c.get("auth_socket_path"); !path.empty()) {
+                auth::DovecotAuthSocket::Settings ss;
+                ss.path = path;
+                ss.user = c.get("auth_socket_user");
+                ss.group = c.get("auth_socket_group");
+                ss.mode = static_cast<mode_t>(std::stoul(c.get("auth_socket_mode"), nullptr, 8));
+                shared->auth_socket = std::make_unique<auth::DovecotAuthSocket>(loop, *shared->auth, ss);
+                shared->auth_socket->start();
+                log::info("auth", "dovecot-compatible auth socket at {}", path);
+                server.on_shutdown([s = std::weak_ptr<Shared>(shared)] {
+                    if (auto p = s.lock(); p && p->auth_socket) p->auth_socket->stop();
+                });
+            }
+            return shared;
         };
         return cli::serve(path, env, std::move(factories), services);
     }
     if (*config) return cli::config(path, env, copt);
     if (*check) return cli::check(path, env);
     if (*version) return cli::version();
+    if (*user || *domain || *alias || *aliases) {
+        auto c = cli::load_config(path, env);
+        if (!c) return 1;
+        try {
+            namespace admin = auth::admin;
+            if (*user_add) {
+                std::string err;
+                if (!quota.empty()) {
+                    auto q = config::parse_size(quota);
+                    if (!q.error.empty()) { fmt::print(stderr, "pillarbox: --quota: {}\n", q.error); return 2; }
+                    uopt.quota_bytes = q.value;
+                }
+                if (!message_quota.empty()) {
+                    auto q = config::parse_uint(message_quota, 0, UINT64_MAX);
+                    if (!q.error.empty()) { fmt::print(stderr, "pillarbox: --message-quota: {}\n", q.error); return 2; }
+                    uopt.quota_messages = q.value;
+                }
+                return admin::user_add(*c, address, uopt);
+            }
+            if (*user_del) return admin::user_del(*c, address);
+            if (*user_passwd) return admin::user_passwd(*c, address);
+            if (*user_list) return admin::user_list(*c, domain_name);
+            if (*user_show) return admin::user_show(*c, address);
+            if (*user_set) {
+                std::optional<bool> enabled;
+                if (set_enable) enabled = true;
+                if (set_disable) enabled = false;
+                return admin::user_set(*c, address, enabled, *set_quota ? std::optional(quota) : std::nullopt,
+                                       *set_mquota ? std::optional(message_quota) : std::nullopt);
+            }
+            if (*domain_add) return admin::domain_add(*c, domain_name);
+            if (*domain_del) return admin::domain_del(*c, domain_name);
+            if (*domain_list) return admin::domain_list(*c);
+            if (*alias_add) return admin::alias_add(*c, alias_source, alias_targets);
+            if (*alias_del) return admin::alias_del(*c, alias_source, alias_del_target);
+            if (*alias_list) return admin::alias_list(*c);
+            if (*aliases_import) return admin::aliases_import(*c, file);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "pillarbox: {}\n", e.what());
+            return 1;
+        }
+        return 2;
+    }
     if (*index) {
         auto data = cli::data_directory(path, env);
         if (!data) return 1;

@@ -108,6 +108,71 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "Dovecot's name: yes makes over-quota a temporary failure (SMTP 452 4.2.2, the "
                 "sender retries) instead of a permanent one (552 5.2.2)."});
 
+    // --- domains, recipients and aliases ---
+    add({.name = "mydestination", .default_value = "$myhostname, localhost.$mydomain, localhost", .type = Type::List,
+         .doc = "Domains delivered to local accounts (Postfix's local domains). Their accounts share one "
+                "namespace: bob@$myhostname and bob@localhost reach the same account, and aliases(5) "
+                "names (pillarbox aliases import /etc/aliases) apply to all of them. Other hosted "
+                "domains are added with `pillarbox domain add` (Postfix's virtual mailbox domains)."});
+    add({.name = "recipient_delimiter", .default_value = "+", .type = Type::String,
+         .doc = "Characters that start an address extension: bob+lists@example.com delivers to "
+                "bob@example.com unless an account or alias exists for the full address. Empty: "
+                "no extensions."});
+    add({.name = "virtual_alias_recursion_limit", .default_value = "1000", .type = Type::Count, .min = 1, .max = 100000,
+         .doc = "How deep alias chains may nest before the recipient is rejected as a loop."});
+    add({.name = "virtual_alias_expansion_limit", .default_value = "1000", .type = Type::Count, .min = 1, .max = 1000000,
+         .doc = "How many addresses one recipient may expand to through aliases."});
+
+    // --- authentication ---
+    add({.name = "auth_backends", .default_value = "builtin", .type = Type::List,
+         .doc = "Where logins are checked, in order; the first backend that knows the name decides. "
+                "`builtin`: the accounts of `pillarbox user add`. `passwd-file:PATH`: a Dovecot "
+                "passwd-file (user:{SCHEME}hash:uid:gid::home::extra), re-read when it changes."});
+    add({.name = "auth_mechanisms", .default_value = "plain login scram-sha-256 scram-sha-1", .type = Type::List,
+         .doc = "SASL mechanisms offered, for SMTP AUTH, POP3 AUTH, IMAP AUTHENTICATE and the auth "
+                "socket: plain, login, cram-md5, scram-sha-1, scram-sha-256, scram-sha-1-plus, "
+                "scram-sha-256-plus. cram-md5 is offered only when a backend can hold its secret; "
+                "listing it makes `pillarbox user passwd` store a CRAM-MD5 secret, which is "
+                "password-equivalent."});
+    add({.name = "auth_default_domain", .default_value = "", .type = Type::String,
+         .doc = "Appended to login names without a domain, so users may type `bob` for "
+                "bob@example.com (Dovecot's auth_default_realm)."});
+    add({.name = "disable_plaintext_auth", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Dovecot's name: no PLAIN, LOGIN, POP3 USER/PASS or IMAP LOGIN before TLS; clients are "
+                "told to use STARTTLS/STLS first."});
+    add({.name = "auth_allow_cleartext_loopback", .default_value = "no", .type = Type::Bool, .per_listener = true,
+         .doc = "With disable_plaintext_auth, still allow cleartext logins from 127.0.0.0/8 and ::1 "
+                "(webmail or a local script on the same host)."});
+    add({.name = "auth_rehash", .default_value = "yes", .type = Type::Bool,
+         .doc = "On a successful cleartext login with an imported hash (SHA512-CRYPT, SSHA512, ...), "
+                "store an argon2id hash and SCRAM keys instead."});
+    add({.name = "auth_argon2_time_cost", .default_value = "3", .type = Type::Count, .min = 1, .max = 100,
+         .doc = "argon2id iterations for new password hashes."});
+    add({.name = "auth_argon2_memory_cost", .default_value = "64M", .type = Type::Size,
+         .doc = "argon2id memory for new password hashes (at least 8K; every concurrent login "
+                "needs this much while it is checked)."});
+    add({.name = "auth_scram_iterations", .default_value = "4096", .type = Type::Count, .min = 4096, .max = 1000000,
+         .doc = "PBKDF2 iterations of the SCRAM keys stored when a password is set (RFC 7677 "
+                "minimum: 4096)."});
+    add({.name = "auth_failure_delay", .default_value = "2s", .type = Type::Time,
+         .doc = "The first failed login from an IP or for an account is answered after this delay; "
+                "each further failure doubles it (a repeated identical password doesn't), up to "
+                "auth_penalty_max. Later attempts from the same IP or for the same account wait "
+                "out the penalty first."});
+    add({.name = "auth_penalty_max", .default_value = "15s", .type = Type::Time,
+         .doc = "The largest failed-login delay."});
+    add({.name = "auth_socket_path", .default_value = "", .type = Type::Path,
+         .doc = "A unix socket speaking Dovecot's authentication protocol, for an existing Postfix "
+                "(`smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`) during a "
+                "migration. Empty: none. Postfix's chroot needs it under "
+                "/var/spool/postfix/private/."});
+    add({.name = "auth_socket_user", .default_value = "", .type = Type::String,
+         .doc = "Owner of auth_socket_path (e.g. postfix). Empty: the user pillarbox runs as."});
+    add({.name = "auth_socket_group", .default_value = "", .type = Type::String,
+         .doc = "Group of auth_socket_path. Empty: the group pillarbox runs as."});
+    add({.name = "auth_socket_mode", .default_value = "0660", .type = Type::String,
+         .doc = "Permissions of auth_socket_path, in octal."});
+
     // --- TLS ---
     add({.name = "tls_cert_file", .default_value = "", .type = Type::Path, .per_listener = true,
          .doc = "PEM certificate chain (server certificate first), like Postfix's smtpd_tls_cert_file "

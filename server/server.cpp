@@ -446,6 +446,7 @@ void Server::reload(std::function<void(bool)> done) {
 void Server::shutdown() {
     if (stopping_) return;
     stopping_ = true;
+    for (auto& hook : shutdown_hooks_) hook();
     for (auto& [ep, a] : acceptors_) {
         std::error_code ec;
         a->closed = true;

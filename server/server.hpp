@@ -62,6 +62,9 @@ public:
     void handle_signals();  // SIGHUP reload, SIGTERM/SIGINT shutdown
     // Re-reads the config on a worker; applies it on the loop, or logs why not. done(ok) after.
     void reload(std::function<void(bool)> done = nullptr);
+    // Runs when shutdown begins (SIGTERM): services close their own listeners (the auth socket)
+    // so the loop can run out of work.
+    void on_shutdown(std::function<void()> hook) { shutdown_hooks_.push_back(std::move(hook)); }
     void shutdown();
     bool stopping() const { return stopping_; }
 
@@ -84,6 +87,7 @@ private:
     bool config_must_exist_;
     SessionFactories factories_;
     std::unique_ptr<WorkerPool> workers_;
+    std::vector<std::function<void()>> shutdown_hooks_;
     std::shared_ptr<Runtime> runtime_;
     std::map<asio::ip::tcp::endpoint, std::shared_ptr<Acceptor>> acceptors_;
     std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;

@@ -1,0 +1,298 @@
+// The global account database: schema, migrations and the statements behind AccountsDb.
+#include "auth/accounts.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "server/loop_guard.hpp"
+#include "storage/index/sqlite.hpp"
+
+namespace pillarbox::auth {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+void migrate(storage::sqlite::Db& db) {
+    db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    int version = 0;
+    {
+        auto st = db.prepare("SELECT value FROM meta WHERE key = 'accounts_schema'");
+        if (st.step()) version = std::stoi(st.text(0));
+    }
+    if (version > kSchemaVersion)
+        throw std::runtime_error(fmt::format("account database schema {} is newer than this pillarbox knows ({})", version, kSchemaVersion));
+    if (version < 1) {
+        storage::sqlite::Db::Transaction tx(db);
+        db.exec(R"(
+            CREATE TABLE domains (
+                name TEXT PRIMARY KEY,
+                created INTEGER NOT NULL
+            );
+            CREATE TABLE accounts (
+                address TEXT PRIMARY KEY,
+                domain TEXT NOT NULL,
+                password TEXT NOT NULL DEFAULT '',
+                scram_sha1 TEXT NOT NULL DEFAULT '',
+                scram_sha256 TEXT NOT NULL DEFAULT '',
+                cram_md5 TEXT NOT NULL DEFAULT '',
+                quota_bytes INTEGER,
+                quota_messages INTEGER,
+                enabled INTEGER NOT NULL DEFAULT 1,
+                admin INTEGER NOT NULL DEFAULT 0,
+                created INTEGER NOT NULL,
+                last_login INTEGER NOT NULL DEFAULT 0
+            );
+            CREATE INDEX accounts_domain ON accounts(domain);
+            CREATE TABLE aliases (
+                source TEXT NOT NULL,
+                target TEXT NOT NULL,
+                PRIMARY KEY (source, target)
+            );
+            INSERT OR REPLACE INTO meta(key, value) VALUES ('accounts_schema', '1');
+        )");
+        tx.commit();
+    }
+}
+
+std::string lower(std::string_view s) {
+    std::string r(s);
+    for (auto& c : r)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return r;
+}
+
+std::string domain_of(std::string_view address) {
+    auto at = address.rfind('@');
+    return at == std::string_view::npos ? std::string() : std::string(address.substr(at + 1));
+}
+
+AccountRecord row_to_account(storage::sqlite::Stmt& st) {
+    AccountRecord a;
+    a.address = st.text(0);
+    a.password = st.text(1);
+    a.scram_sha1 = st.text(2);
+    a.scram_sha256 = st.text(3);
+    a.cram_md5 = st.text(4);
+    if (!st.is_null(5)) a.quota_bytes = static_cast<std::uint64_t>(st.int64(5));
+    if (!st.is_null(6)) a.quota_messages = static_cast<std::uint64_t>(st.int64(6));
+    a.enabled = st.int64(7) != 0;
+    a.admin = st.int64(8) != 0;
+    a.created = st.int64(9);
+    a.last_login = st.int64(10);
+    return a;
+}
+
+constexpr const char* kAccountColumns =
+    "address, password, scram_sha1, scram_sha256, cram_md5, quota_bytes, quota_messages, enabled, admin, created, last_login";
+
+}  // namespace
+
+std::string normalise_address(std::string_view address) {
+    if (address.empty() || address.size() > 254) return {};
+    auto at = address.find('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == address.size() || address.find('@', at + 1) != std::string_view::npos)
+        return {};
+    for (unsigned char c : address)
+        if (c <= ' ' || c == 0x7f || c == '/' || c == '"' || c == '\\' || c == '<' || c == '>' || c == ',' || c == ':' || c == ';')
+            return {};
+    auto domain = address.substr(at + 1);
+    if (domain.front() == '.' || domain.back() == '.' || domain.find("..") != std::string_view::npos) return {};
+    return lower(address);
+}
+
+AccountsDb::AccountsDb(const std::filesystem::path& file) {
+    blocking_call("AccountsDb open");
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    db_ = std::make_unique<storage::sqlite::Db>(file.string());
+    migrate(*db_);
+}
+
+AccountsDb::~AccountsDb() = default;
+
+bool AccountsDb::add_domain(std::string_view domain) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("INSERT OR IGNORE INTO domains(name, created) VALUES (?, strftime('%s','now'))");
+    st.bind(1, lower(domain)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+bool AccountsDb::delete_domain(std::string_view domain) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto d = lower(domain);
+    {
+        auto st = db_->prepare("SELECT COUNT(*) FROM accounts WHERE domain = ?");
+        st.bind(1, d);
+        if (st.step() && st.int64(0) > 0)
+            throw std::runtime_error(fmt::format("domain {} still has {} account(s); delete them first", d, st.int64(0)));
+    }
+    storage::sqlite::Db::Transaction tx(*db_);
+    auto st = db_->prepare("DELETE FROM domains WHERE name = ?");
+    st.bind(1, d).run();
+    bool gone = sqlite3_changes(db_->handle()) > 0;
+    // Aliases of the domain go with it: they could only deliver elsewhere from a domain we no
+    // longer accept mail for.
+    auto al = db_->prepare("DELETE FROM aliases WHERE source LIKE ? ESCAPE '\\'");
+    std::string pattern = "%@";
+    for (char c : d) {
+        if (c == '%' || c == '_' || c == '\\') pattern += '\\';
+        pattern += c;
+    }
+    al.bind(1, pattern).run();
+    tx.commit();
+    return gone;
+}
+
+bool AccountsDb::has_domain(std::string_view domain) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("SELECT 1 FROM domains WHERE name = ?");
+    st.bind(1, lower(domain));
+    return st.step();
+}
+
+std::vector<std::string> AccountsDb::domains() {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    std::vector<std::string> r;
+    auto st = db_->prepare("SELECT name FROM domains ORDER BY name");
+    while (st.step()) r.push_back(st.text(0));
+    return r;
+}
+
+bool AccountsDb::add_account(const AccountRecord& a) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto addr = lower(a.address);
+    auto st = db_->prepare(
+        "INSERT OR IGNORE INTO accounts(address, domain, password, scram_sha1, scram_sha256, cram_md5, "
+        "quota_bytes, quota_messages, enabled, admin, created) VALUES (?,?,?,?,?,?,?,?,?,?, strftime('%s','now'))");
+    st.bind(1, addr).bind(2, domain_of(addr)).bind(3, a.password).bind(4, a.scram_sha1).bind(5, a.scram_sha256).bind(6, a.cram_md5);
+    if (a.quota_bytes) st.bind(7, static_cast<std::int64_t>(*a.quota_bytes)); else st.bind_null(7);
+    if (a.quota_messages) st.bind(8, static_cast<std::int64_t>(*a.quota_messages)); else st.bind_null(8);
+    st.bind(9, std::int64_t{a.enabled}).bind(10, std::int64_t{a.admin});
+    st.run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+bool AccountsDb::delete_account(std::string_view address) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("DELETE FROM accounts WHERE address = ?");
+    st.bind(1, lower(address)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+std::optional<AccountRecord> AccountsDb::account(std::string_view address) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare(fmt::format("SELECT {} FROM accounts WHERE address = ?", kAccountColumns));
+    st.bind(1, lower(address));
+    if (!st.step()) return std::nullopt;
+    return row_to_account(st);
+}
+
+std::vector<AccountRecord> AccountsDb::accounts(std::string_view domain) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    std::vector<AccountRecord> r;
+    auto st = domain.empty()
+        ? db_->prepare(fmt::format("SELECT {} FROM accounts ORDER BY domain, address", kAccountColumns))
+        : db_->prepare(fmt::format("SELECT {} FROM accounts WHERE domain = ? ORDER BY address", kAccountColumns));
+    if (!domain.empty()) st.bind(1, lower(domain));
+    while (st.step()) r.push_back(row_to_account(st));
+    return r;
+}
+
+std::size_t AccountsDb::account_count() {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("SELECT COUNT(*) FROM accounts");
+    return st.step() ? static_cast<std::size_t>(st.int64(0)) : 0;
+}
+
+bool AccountsDb::set_secrets(const AccountRecord& a) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("UPDATE accounts SET password = ?, scram_sha1 = ?, scram_sha256 = ?, cram_md5 = ? WHERE address = ?");
+    st.bind(1, a.password).bind(2, a.scram_sha1).bind(3, a.scram_sha256).bind(4, a.cram_md5).bind(5, lower(a.address)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+bool AccountsDb::set_enabled(std::string_view address, bool enabled) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("UPDATE accounts SET enabled = ? WHERE address = ?");
+    st.bind(1, std::int64_t{enabled}).bind(2, lower(address)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+bool AccountsDb::set_quota(std::string_view address, std::optional<std::uint64_t> bytes, std::optional<std::uint64_t> messages) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE address = ?");
+    if (bytes) st.bind(1, static_cast<std::int64_t>(*bytes)); else st.bind_null(1);
+    if (messages) st.bind(2, static_cast<std::int64_t>(*messages)); else st.bind_null(2);
+    st.bind(3, lower(address)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+void AccountsDb::record_login(std::string_view address, std::int64_t when) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("UPDATE accounts SET last_login = ? WHERE address = ?");
+    st.bind(1, when).bind(2, lower(address)).run();
+}
+
+bool AccountsDb::add_alias(std::string_view source, std::string_view target) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("INSERT OR IGNORE INTO aliases(source, target) VALUES (?, ?)");
+    st.bind(1, lower(source)).bind(2, lower(target)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+std::size_t AccountsDb::delete_alias(std::string_view source, std::string_view target) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = target.empty() ? db_->prepare("DELETE FROM aliases WHERE source = ?")
+                             : db_->prepare("DELETE FROM aliases WHERE source = ? AND target = ?");
+    st.bind(1, lower(source));
+    if (!target.empty()) st.bind(2, lower(target));
+    st.run();
+    return static_cast<std::size_t>(sqlite3_changes(db_->handle()));
+}
+
+std::vector<std::string> AccountsDb::alias_targets(std::string_view source) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    std::vector<std::string> r;
+    auto st = db_->prepare("SELECT target FROM aliases WHERE source = ? ORDER BY rowid");
+    st.bind(1, lower(source));
+    while (st.step()) r.push_back(st.text(0));
+    return r;
+}
+
+std::vector<AliasRecord> AccountsDb::aliases() {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    std::vector<AliasRecord> r;
+    auto st = db_->prepare("SELECT source, target FROM aliases ORDER BY source, rowid");
+    while (st.step()) r.push_back({st.text(0), st.text(1)});
+    return r;
+}
+
+void AccountsDb::transaction(const std::function<void()>& fn) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);  // recursive: fn's statements take it again
+    storage::sqlite::Db::Transaction tx(*db_);
+    fn();
+    tx.commit();
+}
+
+}  // namespace pillarbox::auth

@@ -1,0 +1,118 @@
+// The one authentication service every protocol uses (SMTP AUTH, POP3 USER/PASS and AUTH, IMAP
+// LOGIN and AUTHENTICATE, the Dovecot-compatible auth socket). It owns the backends, runs every
+// lookup and hash on the worker pool, applies the failed-login throttle and logs failures in a
+// fail2ban-friendly line. Protocols only exchange base64 lines with an Exchange.
+#pragma once
+#include <asio/io_context.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/backend.hpp"
+#include "auth/password.hpp"
+#include "auth/sasl/mechanism.hpp"
+#include "auth/throttle.hpp"
+
+namespace pillarbox { class WorkerPool; }
+namespace pillarbox::config { class Config; }
+
+namespace pillarbox::auth {
+
+struct AuthSettings {
+    std::vector<std::string> mechanisms{"PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-1"};  // auth_mechanisms
+    std::string default_domain;             // auth_default_domain: "bob" -> "bob@<this>"
+    bool disable_plaintext_auth = true;     // no PLAIN/LOGIN/USER/LOGIN before TLS
+    bool loopback_cleartext = false;        // ... except from loopback when the admin allows it
+    bool rehash = true;                     // auth_rehash: upgrade old schemes to argon2id on login
+    HashSettings hash;
+    ThrottleSettings throttle;
+    std::string server_name;                // myhostname, for CRAM-MD5 challenges
+    static AuthSettings from(const config::Config& c);
+};
+
+// Who is asking: one connection.
+struct ClientInfo {
+    std::string service;   // smtp, submission, pop3, imap, dovecot-auth ... (log prefix)
+    std::string session_id;// connection log id
+    std::string ip;        // remote address
+    std::string host = "unknown";  // remote host name for the log line (Postfix's "unknown[ip]")
+    bool tls = false;      // the connection is encrypted
+    bool secured = false;  // treat as encrypted even without TLS (Dovecot's "secured" flag)
+    sasl::ChannelBindings channel_bindings;
+    bool is_loopback() const;
+};
+
+struct Result {
+    enum class Status {
+        Ok,          // authenticated as `user`
+        Failed,      // bad credentials (or unknown user, or disabled account)
+        TempFail,    // a backend could not answer; try again later
+        Aborted,     // the client cancelled ("*")
+        Malformed,   // the client's data was not valid base64 or not valid for the mechanism
+        Refused,     // the mechanism is not offered to this client (unknown, or cleartext before TLS)
+    };
+    Status status = Status::Failed;
+    std::string user;          // canonical account name on Ok
+    std::string login;         // the name the client gave (for logs), when known
+};
+
+// One SASL exchange. The protocol starts it, then feeds each client line; every call answers
+// exactly once through the callback, either with a challenge (base64, to send with "334 " /
+// "+ " / "CONT") or with a final Result. Destroying the Exchange cancels pending callbacks.
+class Exchange {
+public:
+    struct Reply {
+        bool done = false;        // false: `challenge` holds the next base64 challenge
+        std::string challenge;    // base64 (may be empty: an empty challenge)
+        Result result;            // when done
+    };
+    using Callback = std::function<void(Reply)>;
+    virtual ~Exchange() = default;
+    // initial_b64: the initial response as the client sent it (base64, "=" for empty), or nullopt.
+    virtual void start(std::optional<std::string> initial_b64, Callback cb) = 0;
+    // A client line after a challenge: base64, or "*" to cancel.
+    virtual void respond(std::string_view line, Callback cb) = 0;
+};
+
+class Authenticator {
+public:
+    Authenticator(asio::io_context& loop, WorkerPool& workers, AuthSettings settings,
+                  std::vector<std::unique_ptr<Backend>> backends);
+    ~Authenticator();
+    Authenticator(const Authenticator&) = delete;
+    Authenticator& operator=(const Authenticator&) = delete;
+
+    // Mechanism names offered to this client (upper case, preference order). Cleartext ones are
+    // left out before TLS unless allowed; -PLUS ones only with channel-binding data.
+    std::vector<std::string> mechanisms(const ClientInfo& client) const;
+    // Whether USER/PASS, IMAP LOGIN and AUTH PLAIN may be used by this client now.
+    bool cleartext_allowed(const ClientInfo& client) const;
+    // Begins an exchange; an unknown or refused mechanism answers Refused on start().
+    std::unique_ptr<Exchange> begin(std::string_view mechanism, ClientInfo client);
+    // A plain login (POP3 USER/PASS, IMAP LOGIN): same checks, throttle and logs as PLAIN.
+    // The callback is not called after the returned handle is destroyed.
+    using LoginCallback = std::function<void(Result)>;
+    std::shared_ptr<void> login(ClientInfo client, std::string login, std::string password, LoginCallback cb);
+
+    // "bob" -> "bob@example.com" with auth_default_domain; domain part lower-cased.
+    std::string normalise_login(std::string_view login) const;
+    const AuthSettings& settings() const { return settings_; }
+    Throttle& throttle() { return throttle_; }
+
+private:
+    friend class ExchangeImpl;
+    struct Impl;
+    asio::io_context& loop_;
+    WorkerPool& workers_;
+    AuthSettings settings_;
+    std::shared_ptr<std::vector<std::unique_ptr<Backend>>> backends_;
+    Throttle throttle_;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace pillarbox::auth

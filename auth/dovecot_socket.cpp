@@ -1,0 +1,327 @@
+// Dovecot-compatible auth socket: listener, file ownership, and one reader/writer coroutine pair
+// per client connection around a DovecotProtocol (see dovecot_socket.hpp).
+#include "auth/dovecot_socket.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <vector>
+
+#include "auth/authenticator.hpp"
+#include "server/log.hpp"
+
+namespace pillarbox::auth {
+
+using asio::redirect_error;
+using asio::use_awaitable;
+using stream = asio::local::stream_protocol;
+
+namespace {
+
+constexpr std::string_view kService = "auth";
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+std::runtime_error fail(const std::string& path, const std::string& what) {
+    return std::runtime_error(fmt::format("auth_socket_path {}: {}", path, what));
+}
+
+uid_t lookup_user(const std::string& name) {
+    if (name.empty()) return static_cast<uid_t>(-1);
+    std::vector<char> buf(1024);
+    for (;;) {
+        passwd pw{}, *found = nullptr;
+        int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+        if (rc == ERANGE && buf.size() < (1u << 20)) {
+            buf.resize(buf.size() * 4);
+            continue;
+        }
+        if (rc != 0) throw std::runtime_error(fmt::format("auth_socket_user {}: lookup failed: {}", name, std::strerror(rc)));
+        if (!found) throw std::runtime_error(fmt::format("auth_socket_user {}: no such user", name));
+        return pw.pw_uid;
+    }
+}
+
+gid_t lookup_group(const std::string& name) {
+    if (name.empty()) return static_cast<gid_t>(-1);
+    std::vector<char> buf(1024);
+    for (;;) {
+        group gr{}, *found = nullptr;
+        int rc = getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
+        if (rc == ERANGE && buf.size() < (1u << 20)) {
+            buf.resize(buf.size() * 4);
+            continue;
+        }
+        if (rc != 0) throw std::runtime_error(fmt::format("auth_socket_group {}: lookup failed: {}", name, std::strerror(rc)));
+        if (!found) throw std::runtime_error(fmt::format("auth_socket_group {}: no such group", name));
+        return gr.gr_gid;
+    }
+}
+
+// Whether some process still accepts on the socket at `path` (another Pillarbox, or Dovecot).
+bool socket_in_use(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int err = errno;
+    ::close(fd);
+    // A full backlog (EAGAIN) also means someone is listening.
+    return rc == 0 || err == EAGAIN;
+}
+
+}  // namespace
+
+// One client (Postfix smtpd process): its socket, protocol state and bounded output queue.
+class DovecotAuthSocket::Conn : public std::enable_shared_from_this<Conn> {
+public:
+    Conn(stream::socket socket, Authenticator& auth, DovecotIdentity identity, const Settings& s, std::string id,
+         std::function<void(Conn*)> on_closed)
+        : socket_(std::move(socket)),
+          id_(std::move(id)),
+          output_limit_(s.output_limit),
+          writer_wake_(socket_.get_executor()),
+          reader_wake_(socket_.get_executor()),
+          on_closed_(std::move(on_closed)) {
+        protocol_ = std::make_unique<DovecotProtocol>(
+            auth, std::move(identity), [this](std::string_view bytes) { send(bytes); }, s.limits, id_);
+    }
+
+    void start() {
+        log::line(log::Level::Debug, kService, id_, "dovecot auth client connected");
+        protocol_->start();
+        auto self = shared_from_this();
+        auto ex = socket_.get_executor();
+        spawns_ = 2;
+        asio::co_spawn(ex, [self]() -> asio::awaitable<void> { co_await self->reader(); }, asio::detached);
+        asio::co_spawn(ex, [self]() -> asio::awaitable<void> { co_await self->writer(); }, asio::detached);
+    }
+
+    // Server stop: drop everything now, including requests in flight.
+    void abort() {
+        std::error_code ec;
+        closing_ = true;
+        out_.clear();
+        protocol_->abort();
+        socket_.close(ec);
+        writer_wake_.cancel();
+        reader_wake_.cancel();
+    }
+
+private:
+    void send(std::string_view bytes) {
+        if (closing_ || !socket_.is_open()) return;
+        out_.append(bytes);
+        writer_wake_.cancel();
+    }
+
+    asio::awaitable<void> reader() {
+        std::error_code ec;
+        std::vector<char> buf(kReadChunk);
+        while (!closing_) {
+            if (out_.size() + writing_ > output_limit_) {
+                // A client that doesn't read its replies is not read from either (as Dovecot does).
+                reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+                co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+                continue;
+            }
+            std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
+            if (ec || n == 0 || closing_) break;
+            bool ok = protocol_->feed(std::string_view(buf.data(), n));
+            std::fill(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), '\0');  // may hold a password
+            if (!ok) break;
+        }
+        // Requests still in flight can't be answered to a client that left or broke the protocol.
+        if (!closing_) protocol_->abort();
+        closing_ = true;
+        writer_wake_.cancel();
+        if (--spawns_ == 0) finish();
+    }
+
+    asio::awaitable<void> writer() {
+        std::error_code ec;
+        std::string chunk;
+        for (;;) {
+            if (out_.empty()) {
+                if (closing_) break;
+                writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+                co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
+                continue;
+            }
+            chunk.clear();
+            chunk.swap(out_);
+            writing_ = chunk.size();
+            co_await asio::async_write(socket_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
+            writing_ = 0;
+            reader_wake_.cancel();
+            if (ec) break;
+        }
+        closing_ = true;
+        socket_.shutdown(stream::socket::shutdown_both, ec);
+        socket_.close(ec);
+        reader_wake_.cancel();
+        if (--spawns_ == 0) finish();
+    }
+
+    void finish() {
+        protocol_->abort();
+        if (protocol_->failed())
+            log::line(log::Level::Info, kService, id_, "dovecot auth client disconnected: {}", protocol_->error());
+        else
+            log::line(log::Level::Debug, kService, id_, "dovecot auth client disconnected");
+        if (on_closed_) on_closed_(this);
+    }
+
+    stream::socket socket_;
+    std::string id_;
+    std::size_t output_limit_;
+    std::unique_ptr<DovecotProtocol> protocol_;
+    std::string out_;
+    std::size_t writing_ = 0;
+    asio::steady_timer writer_wake_, reader_wake_;
+    std::function<void(Conn*)> on_closed_;
+    bool closing_ = false;
+    int spawns_ = 0;
+};
+
+DovecotAuthSocket::DovecotAuthSocket(asio::io_context& loop, Authenticator& auth, Settings settings)
+    : loop_(loop), auth_(auth), settings_(std::move(settings)), acceptor_(loop) {}
+
+DovecotAuthSocket::~DovecotAuthSocket() {
+    stop();
+    *alive_ = false;
+}
+
+void DovecotAuthSocket::start() {
+    if (running_) return;
+    const std::string& path = settings_.path;
+    if (path.empty() || path[0] != '/') throw fail(path, "must be an absolute path");
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+        throw fail(path, fmt::format("longer than the {} bytes a unix socket path may have", sizeof(sockaddr_un{}.sun_path) - 1));
+    if ((settings_.mode & ~07777u) != 0) throw fail(path, fmt::format("bad mode {:o}", settings_.mode));
+
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0)
+        throw fail(path, fmt::format("directory {} is not usable: {}", dir, std::strerror(errno)));
+    if (!S_ISDIR(st.st_mode)) throw fail(path, fmt::format("{} is not a directory", dir));
+
+    uid_t uid = lookup_user(settings_.user);
+    gid_t gid = lookup_group(settings_.group);
+
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) throw fail(path, "exists and is not a socket; refusing to remove it");
+        if (socket_in_use(path)) throw fail(path, "another process is listening on it");
+        // Left behind by a crash or kill -9: nobody accepts on it any more.
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            throw fail(path, fmt::format("cannot remove the stale socket: {}", std::strerror(errno)));
+    } else if (errno != ENOENT) {
+        throw fail(path, std::strerror(errno));
+    }
+
+    std::error_code ec;
+    acceptor_.open(stream(), ec);
+    if (ec) throw fail(path, "cannot create socket: " + ec.message());
+    // On Linux bind() creates the file with the unbound socket's mode minus the umask, so the file
+    // never exists with wider permissions than configured, not even until the chmod below.
+    (void)::fchmod(acceptor_.native_handle(), settings_.mode);
+    acceptor_.bind(stream::endpoint(path), ec);
+    if (ec) {
+        acceptor_.close();
+        throw fail(path, "cannot bind: " + ec.message());
+    }
+    auto undo = [&](const std::string& what) {
+        std::error_code ignored;
+        acceptor_.close(ignored);
+        ::unlink(path.c_str());
+        return fail(path, what);
+    };
+    if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && ::lchown(path.c_str(), uid, gid) != 0)
+        throw undo(fmt::format("cannot set owner {}:{}: {}", settings_.user, settings_.group, std::strerror(errno)));
+    if (::chmod(path.c_str(), settings_.mode) != 0)
+        throw undo(fmt::format("cannot set mode {:04o}: {}", settings_.mode, std::strerror(errno)));
+    if (::lstat(path.c_str(), &st) != 0) throw undo(std::strerror(errno));
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    acceptor_.listen(stream::socket::max_listen_connections, ec);
+    if (ec) throw undo("cannot listen: " + ec.message());
+
+    running_ = true;
+    log::info(kService, "dovecot auth socket listening on {} (owner {}:{} mode {:04o})", path,
+              settings_.user.empty() ? std::to_string(::geteuid()) : settings_.user,
+              settings_.group.empty() ? std::to_string(::getegid()) : settings_.group, settings_.mode);
+    accept_loop();
+}
+
+void DovecotAuthSocket::accept_loop() {
+    auto alive = alive_;
+    acceptor_.async_accept([this, alive](std::error_code ec, stream::socket socket) {
+        if (!*alive || !running_) return;
+        if (ec) {
+            if (ec == asio::error::operation_aborted) return;
+            log::warning(kService, "dovecot auth socket {}: accept failed: {}", settings_.path, ec.message());
+            // EMFILE and friends: try again rather than stop serving Postfix for good.
+            auto timer = std::make_shared<asio::steady_timer>(loop_, std::chrono::milliseconds(100));
+            timer->async_wait([this, alive, timer](std::error_code) {
+                if (*alive && running_) accept_loop();
+            });
+            return;
+        }
+        if (connections_.size() >= settings_.max_connections) {
+            log::warning(kService, "dovecot auth socket {}: {} connections already; closing a new one",
+                         settings_.path, connections_.size());
+            std::error_code ignored;
+            socket.close(ignored);
+        } else {
+            unsigned long cuid = next_cuid_++;
+            auto conn = std::make_shared<Conn>(std::move(socket), auth_, DovecotIdentity::make(cuid), settings_,
+                                               fmt::format("auth-{}", cuid), [this, alive](Conn* c) {
+                                                   if (!*alive) return;
+                                                   for (auto it = connections_.begin(); it != connections_.end(); ++it)
+                                                       if (it->get() == c) {
+                                                           connections_.erase(it);
+                                                           break;
+                                                       }
+                                               });
+            connections_.insert(conn);
+            conn->start();
+        }
+        accept_loop();
+    });
+}
+
+void DovecotAuthSocket::stop() {
+    if (!running_) return;
+    running_ = false;
+    std::error_code ec;
+    acceptor_.close(ec);
+    // abort() may end a connection; work on a copy so its on_closed can't invalidate the loop.
+    auto conns = connections_;
+    connections_.clear();
+    for (auto& c : conns) c->abort();
+    remove_socket_file();
+    log::info(kService, "dovecot auth socket {} closed", settings_.path);
+}
+
+void DovecotAuthSocket::remove_socket_file() {
+    struct stat st{};
+    if (::lstat(settings_.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ && st.st_ino == ino_)
+        ::unlink(settings_.path.c_str());
+}
+
+}  // namespace pillarbox::auth

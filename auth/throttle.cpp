@@ -1,0 +1,184 @@
+// Failed-login penalty bookkeeping: one LRU list of IP and login entries, indexed by two hash
+// maps, so every operation is O(1) amortised and memory stays bounded.
+#include "auth/throttle.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iterator>
+
+namespace pillarbox::auth {
+
+namespace {
+
+// Caps the growth counter: the penalty reaches any sane max long before, and the doubling loop
+// stays short.
+constexpr unsigned kMaxCount = 64;
+
+// The key an address is penalised under. An IPv6 host normally owns a whole /64 (SLAAC, privacy
+// addresses) and can pick a fresh address from it for every attempt, so the /64 is the unit that
+// identifies an attacker; IPv4 addresses stay whole. IPv4-mapped IPv6 addresses count as IPv4:
+// grouping them by /64 would put the whole IPv4 internet under one penalty. Anything that is not
+// an address (a Unix socket peer, "") is used as given.
+std::string ip_key(std::string_view ip) {
+    std::string s(ip);
+    if (s.size() >= 2 && s.front() == '[' && s.back() == ']')
+        s = s.substr(1, s.size() - 2);
+    if (s.find(':') != std::string::npos) {
+        if (auto pct = s.find('%'); pct != std::string::npos)
+            s.resize(pct);  // the zone of a link-local address names our interface, not the peer
+        in6_addr a6{};
+        if (inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
+            char buf[INET6_ADDRSTRLEN];
+            if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+                in_addr a4{};
+                std::memcpy(&a4, a6.s6_addr + 12, 4);
+                if (inet_ntop(AF_INET, &a4, buf, sizeof buf))
+                    return buf;
+            }
+            std::memset(a6.s6_addr + 8, 0, 8);
+            if (inet_ntop(AF_INET6, &a6, buf, sizeof buf))
+                return std::string(buf) + "/64";
+        }
+        return std::string(ip);
+    }
+    in_addr a4{};
+    char buf[INET_ADDRSTRLEN];
+    if (inet_pton(AF_INET, s.c_str(), &a4) == 1 && inet_ntop(AF_INET, &a4, buf, sizeof buf))
+        return buf;
+    return std::string(ip);
+}
+
+}  // namespace
+
+Throttle::Throttle(ThrottleSettings s) : settings_(s) {}
+
+void Throttle::set_settings(ThrottleSettings s) {
+    settings_ = s;
+    while (!lru_.empty() && size() > settings_.max_entries)
+        erase_front();
+}
+
+std::size_t Throttle::size() const { return ips_.size() + logins_.size(); }
+
+std::chrono::milliseconds Throttle::penalty(unsigned count) const {
+    using std::chrono::milliseconds;
+    const milliseconds initial = settings_.initial, max = settings_.max;
+    if (count == 0 || initial <= milliseconds::zero() || max <= milliseconds::zero())
+        return milliseconds::zero();
+    milliseconds d = initial;
+    for (unsigned i = 1; i < count && d < max; ++i) {
+        if (d > max / 2) {
+            d = max;
+            break;
+        }
+        d *= 2;
+    }
+    return std::min(d, max);
+}
+
+bool Throttle::expired(const Entry& e, Clock::time_point now) const {
+    return now - e.last >= settings_.forget_after;
+}
+
+std::chrono::milliseconds Throttle::remaining(const Map& map, std::string_view key, Clock::time_point now) const {
+    auto it = map.find(key);
+    if (it == map.end() || expired(*it->second, now))
+        return std::chrono::milliseconds::zero();
+    const Entry& e = *it->second;
+    auto end = e.last + penalty(e.count);
+    if (end <= now)
+        return std::chrono::milliseconds::zero();
+    // Rounded up: waiting a fraction too little would let the attempt in before the penalty ends.
+    return std::chrono::ceil<std::chrono::milliseconds>(end - now);
+}
+
+std::chrono::milliseconds Throttle::delay(std::string_view ip, std::string_view login, Clock::time_point now) const {
+    auto d = remaining(ips_, ip_key(ip), now);
+    if (!login.empty())
+        d = std::max(d, remaining(logins_, login, now));
+    return d;
+}
+
+Throttle::Entry& Throttle::touch(Map& map, bool is_login, std::string_view key, Clock::time_point now) {
+    if (auto it = map.find(key); it != map.end()) {
+        lru_.splice(lru_.end(), lru_, it->second);
+        Entry& e = *it->second;
+        if (expired(e, now)) {
+            e.count = 0;
+            e.last_login.clear();
+            e.last_fingerprint.clear();
+        }
+        return e;
+    }
+    while (!lru_.empty() && size() >= settings_.max_entries)
+        erase_front();
+    Entry& e = lru_.emplace_back();
+    e.is_login = is_login;
+    e.key = std::string(key);
+    e.last = now;
+    map.emplace(std::string_view(e.key), std::prev(lru_.end()));
+    return e;
+}
+
+void Throttle::erase(Map& map, std::string_view key) {
+    auto it = map.find(key);
+    if (it == map.end())
+        return;
+    auto node = it->second;
+    map.erase(it);  // before the node: the map's key points into it
+    lru_.erase(node);
+}
+
+void Throttle::erase_front() {
+    Entry& e = lru_.front();
+    (e.is_login ? logins_ : ips_).erase(std::string_view(e.key));
+    lru_.pop_front();
+}
+
+void Throttle::sweep(Clock::time_point now) {
+    // The list is in order of last failure, so the expired entries are all at the front and the
+    // sweep costs only what it removes.
+    while (!lru_.empty() && expired(lru_.front(), now))
+        erase_front();
+}
+
+std::chrono::milliseconds Throttle::failure(std::string_view ip, std::string_view login, std::string_view fingerprint,
+                                            Clock::time_point now) {
+    sweep(now);
+    // The IP's penalty counts a retry as "the same" only for the same login too: one password
+    // sprayed over many accounts is new information for the attacker each time.
+    std::chrono::milliseconds result;
+    {
+        Entry& e = touch(ips_, false, ip_key(ip), now);
+        bool same = !fingerprint.empty() && e.count > 0 && e.last_login == login && e.last_fingerprint == fingerprint;
+        if (!same && e.count < kMaxCount)
+            ++e.count;
+        e.last = now;
+        e.last_login = std::string(login);
+        e.last_fingerprint = std::string(fingerprint);
+        result = penalty(e.count);
+    }
+    // The IP entry may be evicted by the touch below (a tiny max_entries); its penalty is taken.
+    if (!login.empty()) {
+        Entry& e = touch(logins_, true, login, now);
+        bool same = !fingerprint.empty() && e.count > 0 && e.last_fingerprint == fingerprint;
+        if (!same && e.count < kMaxCount)
+            ++e.count;
+        e.last = now;
+        e.last_fingerprint = std::string(fingerprint);
+        result = std::max(result, penalty(e.count));
+    }
+    return result;
+}
+
+void Throttle::success(std::string_view ip, std::string_view login, Clock::time_point now) {
+    sweep(now);
+    erase(ips_, ip_key(ip));
+    if (!login.empty())
+        erase(logins_, login);
+}
+
+}  // namespace pillarbox::auth

@@ -1,0 +1,75 @@
+// Failed-login penalty per client IP and per account, like Dovecot's auth_penalty: the first
+// failure costs `initial`, each further one doubles it up to `max`. Retrying the same wrong
+// password (a phone with a stale password) doesn't grow it. Pure bookkeeping with the time passed
+// in, so tests never sleep; the Authenticator waits on an Asio timer.
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace pillarbox::auth {
+
+struct ThrottleSettings {
+    std::chrono::milliseconds initial{2000};      // auth_failure_delay
+    std::chrono::milliseconds max{15000};         // auth_penalty_max
+    std::chrono::seconds forget_after{15 * 60};   // an entry idle this long is dropped
+    std::size_t max_entries = 100000;             // bounded memory under a spray of IPs/logins
+};
+
+// Not thread-safe: owned and called by the event loop thread only. Memory stays within
+// max_entries entries whatever the clients send.
+class Throttle {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit Throttle(ThrottleSettings s = {});
+    // Takes effect for the next computation; a smaller max_entries evicts at once.
+    void set_settings(ThrottleSettings s);
+
+    // How long an attempt from `ip` for `login` (empty when not known yet) must wait before it is
+    // processed: the larger of the IP's and the account's remaining penalty; zero when none.
+    std::chrono::milliseconds delay(std::string_view ip, std::string_view login, Clock::time_point now) const;
+
+    // A failed attempt. `fingerprint` identifies the password tried (a keyed hash, never the
+    // password; empty: unknown, always counts as new). Repeating the previous failure's password
+    // refreshes the penalty without growing it. Returns the penalty now in force, which the
+    // failure reply waits.
+    std::chrono::milliseconds failure(std::string_view ip, std::string_view login, std::string_view fingerprint,
+                                      Clock::time_point now);
+
+    // A successful login clears the account's entry and the IP's entry.
+    void success(std::string_view ip, std::string_view login, Clock::time_point now);
+
+    std::size_t size() const;  // entries held, IPs and logins together (for tests)
+
+private:
+    struct Entry {
+        bool is_login = false;         // which map points here
+        std::string key;               // the maps' string_view keys point into this
+        unsigned count = 0;            // failures that grew the penalty
+        Clock::time_point last{};      // last failure; the penalty runs from here
+        std::string last_login;        // IP entries: the login of the last failure
+        std::string last_fingerprint;
+    };
+    using List = std::list<Entry>;  // least recently failed first
+    using Map = std::unordered_map<std::string_view, List::iterator>;
+
+    std::chrono::milliseconds penalty(unsigned count) const;
+    std::chrono::milliseconds remaining(const Map& map, std::string_view key, Clock::time_point now) const;
+    bool expired(const Entry& e, Clock::time_point now) const;
+    // Finds or creates the entry and moves it to the back of the LRU list; resets an expired one.
+    Entry& touch(Map& map, bool is_login, std::string_view key, Clock::time_point now);
+    void erase(Map& map, std::string_view key);
+    void erase_front();
+    void sweep(Clock::time_point now);
+
+    ThrottleSettings settings_;
+    List lru_;
+    Map ips_;
+    Map logins_;
+};
+
+}  // namespace pillarbox::auth
