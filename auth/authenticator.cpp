@@ -453,15 +453,12 @@ std::string Authenticator::normalise_login(std::string_view login) const {
     if (r.empty() || r.size() > 320) return {};
     for (unsigned char c : r)
         if (c < ' ' || c == 0x7f) return {};
-    auto at = r.rfind('@');
-    if (at == std::string::npos) {
-        if (settings_.default_domain.empty()) return r;
+    if (r.find('@') == std::string::npos && !settings_.default_domain.empty()) {
         r += "@" + settings_.default_domain;
-        at = r.rfind('@');
     }
-    // Domains are case-insensitive; the builtin backend lower-cases local parts too.
-    for (auto i = at; i < r.size(); ++i)
-        if (r[i] >= 'A' && r[i] <= 'Z') r[i] = static_cast<char>(r[i] - 'A' + 'a');
+    // Dovecot's default auth_username_format %Lu: login names are case-insensitive.
+    for (auto& c : r)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     return r;
 }
 

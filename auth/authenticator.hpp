@@ -99,7 +99,7 @@ public:
     using LoginCallback = std::function<void(Result)>;
     std::shared_ptr<void> login(ClientInfo client, std::string login, std::string password, LoginCallback cb);
 
-    // "bob" -> "bob@example.com" with auth_default_domain; domain part lower-cased.
+    // "Bob" -> "bob@example.com" with auth_default_domain; lower-cased (Dovecot's %Lu).
     std::string normalise_login(std::string_view login) const;
     const AuthSettings& settings() const { return settings_; }
     Throttle& throttle() { return throttle_; }

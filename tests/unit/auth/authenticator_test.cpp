@@ -1,0 +1,305 @@
+// The Authenticator end to end on a real io_context and worker pool: mechanism offers, PLAIN,
+// LOGIN and CRAM-MD5 exchanges, plain logins, cleartext refusal, the penalty, rehashing and
+// cancellation.
+#include <catch2/catch.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <map>
+#include <mutex>
+
+#include "auth/accounts.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/backends/builtin.hpp"
+#include "auth/password.hpp"
+#include "server/worker_pool.hpp"
+#include "tests/unit/server/test_support.hpp"
+
+using namespace pillarbox;
+using namespace pillarbox::auth;
+using Status = Result::Status;
+
+namespace {
+
+class MapBackend : public Backend {
+public:
+    explicit MapBackend(std::map<std::string, Credentials> users, bool cram = false) : users_(std::move(users)), cram_(cram) {}
+    std::string name() const override { return "map"; }
+    std::optional<Credentials> lookup(const std::string& login) override {
+        std::lock_guard lock(mu_);
+        ++lookups;
+        auto it = users_.find(login);
+        if (it == users_.end()) return std::nullopt;
+        return it->second;
+    }
+    bool may_have_cram_secrets() const override { return cram_; }
+    int lookups = 0;
+
+private:
+    std::mutex mu_;
+    std::map<std::string, Credentials> users_;
+    bool cram_;
+};
+
+Credentials user(std::string name, std::string password, bool enabled = true) {
+    Credentials c;
+    c.user = std::move(name);
+    c.password = std::move(password);
+    c.enabled = enabled;
+    return c;
+}
+
+AuthSettings fast_settings() {
+    AuthSettings s;
+    s.throttle.initial = std::chrono::milliseconds(1);
+    s.throttle.max = std::chrono::milliseconds(4);
+    s.hash.argon2_ops = 1;
+    s.hash.argon2_memory = 8u * 1024 * 1024;
+    s.server_name = "mail.example.com";
+    return s;
+}
+
+ClientInfo tls_client(std::string ip = "192.0.2.7") {
+    ClientInfo c;
+    c.service = "submission";
+    c.session_id = "TEST0001";
+    c.ip = std::move(ip);
+    c.tls = true;
+    return c;
+}
+
+struct Harness {
+    asio::io_context loop;
+    WorkerPool workers{loop, 2};
+    MapBackend* backend = nullptr;
+    std::unique_ptr<Authenticator> auth;
+
+    explicit Harness(AuthSettings s = fast_settings(), bool cram = false) {
+        auto b = std::make_unique<MapBackend>(std::map<std::string, Credentials>{
+            {"bob@example.com", user("bob@example.com", "{PLAIN}secret")},
+            {"off@example.com", user("off@example.com", "{PLAIN}secret", false)},
+        }, cram);
+        backend = b.get();
+        std::vector<std::unique_ptr<Backend>> v;
+        v.push_back(std::move(b));
+        auth = std::make_unique<Authenticator>(loop, workers, std::move(s), std::move(v));
+    }
+
+    // Runs the loop until the callback fired.
+    Exchange::Reply run(const std::function<void(Exchange::Callback)>& step) {
+        std::optional<Exchange::Reply> got;
+        step([&](Exchange::Reply r) { got = std::move(r); });
+        loop.restart();
+        while (!got && loop.run_one()) {}
+        REQUIRE(got);
+        return *got;
+    }
+    Result login(ClientInfo c, std::string name, std::string pw) {
+        std::optional<Result> got;
+        auto h = auth->login(std::move(c), std::move(name), std::move(pw), [&](Result r) { got = std::move(r); });
+        loop.restart();
+        while (!got && loop.run_one()) {}
+        REQUIRE(got);
+        return *got;
+    }
+};
+
+std::string b64(std::string_view s) { return base64_encode(s); }
+
+}  // namespace
+
+TEST_CASE("mechanisms offered depend on TLS, loopback, backends and channel bindings") {
+    Harness h;
+    auto plain = tls_client();
+    plain.tls = false;
+    CHECK(h.auth->mechanisms(plain) == std::vector<std::string>{"SCRAM-SHA-256", "SCRAM-SHA-1"});
+    CHECK_FALSE(h.auth->cleartext_allowed(plain));
+    CHECK(h.auth->mechanisms(tls_client()) == std::vector<std::string>{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN", "LOGIN"});
+    auto loop_client = plain;
+    loop_client.ip = "127.0.0.1";
+    CHECK_FALSE(h.auth->cleartext_allowed(loop_client));
+
+    auto s = fast_settings();
+    s.loopback_cleartext = true;
+    s.mechanisms = {"PLAIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"};
+    Harness h2(s, /*cram=*/true);
+    CHECK(h2.auth->cleartext_allowed(loop_client));
+    loop_client.ip = "::ffff:127.0.0.2";
+    CHECK(h2.auth->cleartext_allowed(loop_client));
+    loop_client.ip = "::1";
+    CHECK(h2.auth->cleartext_allowed(loop_client));
+    CHECK_FALSE(h2.auth->cleartext_allowed(plain));
+    CHECK(h2.auth->mechanisms(plain) == std::vector<std::string>{"SCRAM-SHA-256", "CRAM-MD5"});
+    auto cb = tls_client();
+    cb.channel_bindings.tls_exporter = std::string(32, 'x');
+    CHECK(h2.auth->mechanisms(cb) == std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "CRAM-MD5", "PLAIN"});
+
+    s.disable_plaintext_auth = false;
+    Harness h3(s);
+    CHECK(h3.auth->cleartext_allowed(plain));
+    CHECK(h3.auth->mechanisms(plain) == std::vector<std::string>{"SCRAM-SHA-256", "PLAIN"});  // no CRAM secrets
+}
+
+TEST_CASE("PLAIN exchanges answer once with the result") {
+    Harness h;
+    auto ex = h.auth->begin("PLAIN", tls_client());
+    auto r = h.run([&](auto cb) { ex->start(b64(std::string("\0bob@example.com\0secret", 23)), cb); });
+    REQUIRE(r.done);
+    CHECK(r.result.status == Status::Ok);
+    CHECK(r.result.user == "bob@example.com");
+
+    ex = h.auth->begin("PLAIN", tls_client());
+    r = h.run([&](auto cb) { ex->start(b64(std::string("\0bob@example.com\0wrong", 22)), cb); });
+    CHECK(r.result.status == Status::Failed);
+
+    ex = h.auth->begin("PLAIN", tls_client("192.0.2.8"));
+    r = h.run([&](auto cb) { ex->start(b64(std::string("\0nobody@example.com\0secret", 26)), cb); });
+    CHECK(r.result.status == Status::Failed);
+
+    ex = h.auth->begin("PLAIN", tls_client("192.0.2.9"));
+    r = h.run([&](auto cb) { ex->start(b64(std::string("\0off@example.com\0secret", 23)), cb); });
+    CHECK(r.result.status == Status::Failed);
+
+    // Without an initial response: an empty challenge, then the response.
+    ex = h.auth->begin("PLAIN", tls_client("192.0.2.10"));
+    r = h.run([&](auto cb) { ex->start(std::nullopt, cb); });
+    REQUIRE_FALSE(r.done);
+    CHECK(r.challenge.empty());
+    r = h.run([&](auto cb) { ex->respond(b64(std::string("\0bob@example.com\0secret", 23)), cb); });
+    CHECK(r.result.status == Status::Ok);
+}
+
+TEST_CASE("malformed base64, cancellation and refused mechanisms") {
+    Harness h;
+    auto ex = h.auth->begin("PLAIN", tls_client());
+    auto r = h.run([&](auto cb) { ex->start(std::string("!!notbase64"), cb); });
+    CHECK(r.result.status == Status::Malformed);
+
+    ex = h.auth->begin("LOGIN", tls_client());
+    r = h.run([&](auto cb) { ex->start(std::nullopt, cb); });
+    REQUIRE_FALSE(r.done);
+    r = h.run([&](auto cb) { ex->respond("*", cb); });
+    CHECK(r.result.status == Status::Aborted);
+
+    auto cleartext = tls_client();
+    cleartext.tls = false;
+    ex = h.auth->begin("PLAIN", cleartext);
+    r = h.run([&](auto cb) { ex->start(b64(std::string("\0bob@example.com\0secret", 23)), cb); });
+    CHECK(r.result.status == Status::Refused);
+    CHECK(h.backend->lookups == 0);  // the password was never looked at
+
+    ex = h.auth->begin("DIGEST-MD5", tls_client());
+    r = h.run([&](auto cb) { ex->start(std::nullopt, cb); });
+    CHECK(r.result.status == Status::Refused);
+}
+
+TEST_CASE("LOGIN asks for the user name and password in two challenges") {
+    Harness h;
+    auto ex = h.auth->begin("LOGIN", tls_client());
+    auto r = h.run([&](auto cb) { ex->start(std::nullopt, cb); });
+    REQUIRE_FALSE(r.done);
+    CHECK(base64_decode(r.challenge) == std::optional<std::string>("Username:"));
+    r = h.run([&](auto cb) { ex->respond(b64("bob@example.com"), cb); });
+    REQUIRE_FALSE(r.done);
+    CHECK(base64_decode(r.challenge) == std::optional<std::string>("Password:"));
+    r = h.run([&](auto cb) { ex->respond(b64("secret"), cb); });
+    CHECK(r.result.status == Status::Ok);
+}
+
+TEST_CASE("CRAM-MD5 through the Authenticator, with a {PLAIN} secret") {
+    auto s = fast_settings();
+    s.mechanisms = {"CRAM-MD5"};
+    Harness h(s, true);
+    auto client = tls_client();
+    client.tls = false;  // CRAM-MD5 sends no secret: fine before TLS
+    auto ex = h.auth->begin("CRAM-MD5", client);
+    auto r = h.run([&](auto cb) { ex->start(std::nullopt, cb); });
+    REQUIRE_FALSE(r.done);
+    auto challenge = *base64_decode(r.challenge);
+    CHECK_THAT(challenge, Catch::EndsWith("@mail.example.com>"));
+    auto digest = cram_md5_digest(cram_md5_context("secret"), challenge);
+    r = h.run([&](auto cb) { ex->respond(b64("bob@example.com " + digest), cb); });
+    CHECK(r.result.status == Status::Ok);
+}
+
+TEST_CASE("plain logins, auth_default_domain and the cleartext rule") {
+    auto s = fast_settings();
+    s.default_domain = "Example.COM";
+    Harness h(s);
+    auto r = h.login(tls_client(), "bob", "secret");
+    CHECK(r.status == Status::Ok);
+    CHECK(r.user == "bob@example.com");
+    CHECK(h.login(tls_client(), "BOB@EXAMPLE.COM", "secret").status == Status::Ok);
+    CHECK(h.auth->normalise_login("bob") == "bob@example.com");
+    CHECK(h.auth->normalise_login("Bob@Example.COM") == "bob@example.com");
+    CHECK(h.auth->normalise_login(std::string("a\0b", 3)).empty());
+    auto clear = tls_client();
+    clear.tls = false;
+    CHECK(h.login(clear, "bob", "secret").status == Status::Refused);
+    clear.secured = true;  // e.g. Postfix over TLS through the auth socket
+    CHECK(h.login(clear, "bob", "secret").status == Status::Ok);
+}
+
+TEST_CASE("a failure is answered after the penalty, and later attempts wait it out") {
+    auto s = fast_settings();
+    s.throttle.initial = std::chrono::milliseconds(150);
+    s.throttle.max = std::chrono::milliseconds(600);
+    Harness h(s);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(h.login(tls_client(), "bob@example.com", "wrong1").status == Status::Failed);
+    auto t1 = std::chrono::steady_clock::now();
+    CHECK(t1 - t0 >= std::chrono::milliseconds(150));
+    // The next attempt from that IP waits for the rest of the penalty, then fails after 300 ms.
+    CHECK(h.login(tls_client(), "bob@example.com", "wrong2").status == Status::Failed);
+    CHECK(std::chrono::steady_clock::now() - t1 >= std::chrono::milliseconds(300));
+    // Another client and account are not held up by bob's penalty.
+    CHECK(h.auth->throttle().delay("198.51.100.1", "alice@example.com", std::chrono::steady_clock::now()).count() == 0);
+    // A success clears the penalty.
+    CHECK(h.login(tls_client("192.0.2.50"), "bob@example.com", "secret").status == Status::Ok);
+    CHECK(h.auth->throttle().delay("192.0.2.50", "bob@example.com", std::chrono::steady_clock::now()).count() == 0);
+}
+
+TEST_CASE("a successful cleartext login rehashes an imported scheme and stores SCRAM keys") {
+    pillarbox::test::TempDir dir;
+    auto db = std::make_shared<AccountsDb>(dir.path / "pillarbox.db");
+    db->add_domain("example.com");
+    AccountRecord a;
+    a.address = "old@example.com";
+    a.password = "{PLAIN}hunter2";  // as imported from a Dovecot passwd-file
+    REQUIRE(db->add_account(a));
+    asio::io_context loop;
+    WorkerPool workers(loop, 2);
+    std::vector<std::unique_ptr<Backend>> v;
+    v.push_back(std::make_unique<BuiltinBackend>(db, false));
+    Authenticator auth(loop, workers, fast_settings(), std::move(v));
+    std::optional<Result> got;
+    auto handle = auth.login(tls_client(), "old@example.com", "hunter2", [&](Result r) { got = r; });
+    loop.run();
+    REQUIRE(got);
+    CHECK(got->status == Status::Ok);
+    auto after = db->account("old@example.com");
+    REQUIRE(after);
+    CHECK(scheme_of(after->password) == "ARGON2ID");
+    CHECK(verify_password(after->password, "hunter2"));
+    CHECK_FALSE(after->scram_sha256.empty());
+    CHECK_FALSE(after->scram_sha1.empty());
+    CHECK(after->last_login > 0);
+}
+
+TEST_CASE("destroying an exchange before its answer cancels the callback") {
+    auto s = fast_settings();
+    s.throttle.initial = std::chrono::milliseconds(50);
+    Harness h(s);
+    bool called = false;
+    {
+        auto ex = h.auth->begin("PLAIN", tls_client());
+        ex->start(b64(std::string("\0bob@example.com\0wrong", 22)), [&](Exchange::Reply) { called = true; });
+    }
+    {
+        auto handle = h.auth->login(tls_client("192.0.2.99"), "bob@example.com", "secret", [&](Result) { called = true; });
+    }
+    h.loop.restart();
+    h.loop.run();
+    CHECK_FALSE(called);
+}
