@@ -132,7 +132,6 @@ int main(int argc, char** argv) {
                 ss.mode = static_cast<mode_t>(std::stoul(c.get("auth_socket_mode"), nullptr, 8));
                 shared->auth_socket = std::make_unique<auth::DovecotAuthSocket>(loop, *shared->auth, ss);
                 shared->auth_socket->start();
-                log::info("auth", "dovecot-compatible auth socket at {}", path);
                 server.on_shutdown([s = std::weak_ptr<Shared>(shared)] {
                     if (auto p = s.lock(); p && p->auth_socket) p->auth_socket->stop();
                 });
