@@ -1,5 +1,6 @@
 // The global account database: schema, migrations and the statements behind AccountsDb.
 #include "auth/accounts.hpp"
+#include "server/ascii.hpp"
 
 #include <fmt/format.h>
 
@@ -57,13 +58,6 @@ void migrate(storage::sqlite::Db& db) {
     }
 }
 
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return r;
-}
-
 std::string domain_of(std::string_view address) {
     auto at = address.rfind('@');
     return at == std::string_view::npos ? std::string() : std::string(address.substr(at + 1));
@@ -100,7 +94,7 @@ std::string normalise_address(std::string_view address) {
             return {};
     auto domain = address.substr(at + 1);
     if (domain.front() == '.' || domain.back() == '.' || domain.find("..") != std::string_view::npos) return {};
-    return lower(address);
+    return ascii_lower(address);
 }
 
 AccountsDb::AccountsDb(const std::filesystem::path& file) {
@@ -117,14 +111,14 @@ bool AccountsDb::add_domain(std::string_view domain) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("INSERT OR IGNORE INTO domains(name, created) VALUES (?, strftime('%s','now'))");
-    st.bind(1, lower(domain)).run();
+    st.bind(1, ascii_lower(domain)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
 bool AccountsDb::delete_domain(std::string_view domain) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
-    auto d = lower(domain);
+    auto d = ascii_lower(domain);
     {
         auto st = db_->prepare("SELECT COUNT(*) FROM accounts WHERE domain = ?");
         st.bind(1, d);
@@ -152,7 +146,7 @@ bool AccountsDb::has_domain(std::string_view domain) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("SELECT 1 FROM domains WHERE name = ?");
-    st.bind(1, lower(domain));
+    st.bind(1, ascii_lower(domain));
     return st.step();
 }
 
@@ -168,7 +162,7 @@ std::vector<std::string> AccountsDb::domains() {
 bool AccountsDb::add_account(const AccountRecord& a) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
-    auto addr = lower(a.address);
+    auto addr = ascii_lower(a.address);
     auto st = db_->prepare(
         "INSERT OR IGNORE INTO accounts(address, domain, password, scram_sha1, scram_sha256, cram_md5, "
         "quota_bytes, quota_messages, enabled, admin, created) VALUES (?,?,?,?,?,?,?,?,?,?, strftime('%s','now'))");
@@ -184,7 +178,7 @@ bool AccountsDb::delete_account(std::string_view address) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("DELETE FROM accounts WHERE address = ?");
-    st.bind(1, lower(address)).run();
+    st.bind(1, ascii_lower(address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
@@ -192,7 +186,7 @@ std::optional<AccountRecord> AccountsDb::account(std::string_view address) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare(fmt::format("SELECT {} FROM accounts WHERE address = ?", kAccountColumns));
-    st.bind(1, lower(address));
+    st.bind(1, ascii_lower(address));
     if (!st.step()) return std::nullopt;
     return row_to_account(st);
 }
@@ -204,7 +198,7 @@ std::vector<AccountRecord> AccountsDb::accounts(std::string_view domain) {
     auto st = domain.empty()
         ? db_->prepare(fmt::format("SELECT {} FROM accounts ORDER BY domain, address", kAccountColumns))
         : db_->prepare(fmt::format("SELECT {} FROM accounts WHERE domain = ? ORDER BY address", kAccountColumns));
-    if (!domain.empty()) st.bind(1, lower(domain));
+    if (!domain.empty()) st.bind(1, ascii_lower(domain));
     while (st.step()) r.push_back(row_to_account(st));
     return r;
 }
@@ -220,7 +214,7 @@ bool AccountsDb::set_secrets(const AccountRecord& a) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("UPDATE accounts SET password = ?, scram_sha1 = ?, scram_sha256 = ?, cram_md5 = ? WHERE address = ?");
-    st.bind(1, a.password).bind(2, a.scram_sha1).bind(3, a.scram_sha256).bind(4, a.cram_md5).bind(5, lower(a.address)).run();
+    st.bind(1, a.password).bind(2, a.scram_sha1).bind(3, a.scram_sha256).bind(4, a.cram_md5).bind(5, ascii_lower(a.address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
@@ -228,7 +222,7 @@ bool AccountsDb::set_enabled(std::string_view address, bool enabled) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("UPDATE accounts SET enabled = ? WHERE address = ?");
-    st.bind(1, std::int64_t{enabled}).bind(2, lower(address)).run();
+    st.bind(1, std::int64_t{enabled}).bind(2, ascii_lower(address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
@@ -238,7 +232,7 @@ bool AccountsDb::set_quota(std::string_view address, std::optional<std::uint64_t
     auto st = db_->prepare("UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE address = ?");
     if (bytes) st.bind(1, static_cast<std::int64_t>(*bytes)); else st.bind_null(1);
     if (messages) st.bind(2, static_cast<std::int64_t>(*messages)); else st.bind_null(2);
-    st.bind(3, lower(address)).run();
+    st.bind(3, ascii_lower(address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
@@ -246,14 +240,14 @@ void AccountsDb::record_login(std::string_view address, std::int64_t when) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("UPDATE accounts SET last_login = ? WHERE address = ?");
-    st.bind(1, when).bind(2, lower(address)).run();
+    st.bind(1, when).bind(2, ascii_lower(address)).run();
 }
 
 bool AccountsDb::add_alias(std::string_view source, std::string_view target) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
     auto st = db_->prepare("INSERT OR IGNORE INTO aliases(source, target) VALUES (?, ?)");
-    st.bind(1, lower(source)).bind(2, lower(target)).run();
+    st.bind(1, ascii_lower(source)).bind(2, ascii_lower(target)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 
@@ -262,8 +256,8 @@ std::size_t AccountsDb::delete_alias(std::string_view source, std::string_view t
     std::lock_guard lock(mu_);
     auto st = target.empty() ? db_->prepare("DELETE FROM aliases WHERE source = ?")
                              : db_->prepare("DELETE FROM aliases WHERE source = ? AND target = ?");
-    st.bind(1, lower(source));
-    if (!target.empty()) st.bind(2, lower(target));
+    st.bind(1, ascii_lower(source));
+    if (!target.empty()) st.bind(2, ascii_lower(target));
     st.run();
     return static_cast<std::size_t>(sqlite3_changes(db_->handle()));
 }
@@ -273,7 +267,7 @@ std::vector<std::string> AccountsDb::alias_targets(std::string_view source) {
     std::lock_guard lock(mu_);
     std::vector<std::string> r;
     auto st = db_->prepare("SELECT target FROM aliases WHERE source = ? ORDER BY rowid");
-    st.bind(1, lower(source));
+    st.bind(1, ascii_lower(source));
     while (st.step()) r.push_back(st.text(0));
     return r;
 }

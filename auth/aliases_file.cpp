@@ -1,18 +1,12 @@
 // aliases(5) and virtual(5) parsing for the alias import.
 #include "auth/aliases_file.hpp"
+#include "server/ascii.hpp"
 
 #include <fmt/format.h>
 
 namespace pillarbox::auth {
 
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return r;
-}
 
 bool blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
@@ -51,7 +45,7 @@ void parse_entry(int line, std::string_view text, ParsedAliases& out) {
     rest = trim(rest);
     bool aliases_form = !rest.empty() && rest.front() == ':';
     if (aliases_form) rest.remove_prefix(1);
-    key = lower(trim(key));
+    key = ascii_lower(trim(key));
     if (key.empty() || !plausible(key) || (key.front() == '@' && key.size() == 1)) {
         out.problems.push_back(fmt::format("line {}: bad name '{}'", line, key));
         return;
@@ -73,7 +67,7 @@ void parse_entry(int line, std::string_view text, ParsedAliases& out) {
             out.problems.push_back(fmt::format("line {}: {}: bad target '{}'", line, key, t));
             return;
         }
-        e.targets.push_back(lower(t));
+        e.targets.push_back(ascii_lower(t));
     };
     bool quoted = false;
     for (char c : rest) {

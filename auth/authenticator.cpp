@@ -1,6 +1,7 @@
 // The Authenticator: mechanism selection, the exchange driver (lookups and hashing on the worker
 // pool, results back on the loop), the failed-login throttle and the fail2ban-friendly log lines.
 #include "auth/authenticator.hpp"
+#include "server/ascii.hpp"
 
 #include <asio/ip/address.hpp>
 #include <asio/steady_timer.hpp>
@@ -17,13 +18,6 @@
 namespace pillarbox::auth {
 
 namespace {
-
-std::string upper(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return r;
-}
 
 bool contains(const std::vector<std::string>& v, std::string_view s) {
     return std::find(v.begin(), v.end(), s) != v.end();
@@ -56,7 +50,7 @@ struct Verdict {
 AuthSettings AuthSettings::from(const config::Config& c) {
     AuthSettings s;
     s.mechanisms.clear();
-    for (auto& m : c.get_list("auth_mechanisms")) s.mechanisms.push_back(upper(m));
+    for (auto& m : c.get_list("auth_mechanisms")) s.mechanisms.push_back(ascii_upper(m));
     s.default_domain = c.get("auth_default_domain");
     s.disable_plaintext_auth = c.get_bool("disable_plaintext_auth");
     s.loopback_cleartext = c.get_bool("auth_allow_cleartext_loopback");
@@ -439,7 +433,7 @@ std::vector<std::string> Authenticator::mechanisms(const ClientInfo& client) con
 }
 
 std::unique_ptr<Exchange> Authenticator::begin(std::string_view mechanism, ClientInfo client) {
-    return std::make_unique<ExchangeHandle>(std::make_shared<ExchangeImpl>(*this, std::move(client), upper(mechanism)));
+    return std::make_unique<ExchangeHandle>(std::make_shared<ExchangeImpl>(*this, std::move(client), ascii_upper(mechanism)));
 }
 
 std::shared_ptr<void> Authenticator::login(ClientInfo client, std::string login, std::string password, LoginCallback cb) {

@@ -1,6 +1,7 @@
 // Dovecot auth-client protocol state machine (see dovecot_protocol.hpp). Behaviour follows
 // Dovecot 2.3's auth-client-connection.c / auth-request-handler.c where Postfix can tell.
 #include "auth/dovecot_protocol.hpp"
+#include "server/ascii.hpp"
 
 #include <sodium.h>
 #include <unistd.h>
@@ -38,13 +39,6 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
         line.remove_prefix(tab + 1);
     }
     return out;
-}
-
-std::string upper(std::string_view s) {
-    std::string r(s);
-    for (char& c : r)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return r;
 }
 
 // Security properties Postfix filters on (smtpd_sasl_security_options), as Dovecot announces them.
@@ -131,7 +125,7 @@ void DovecotProtocol::start() {
     any.secured = true;
     std::string hs = fmt::format("VERSION\t1\t2\n");
     for (const auto& name : auth_.mechanisms(any)) {
-        std::string m = upper(name);
+        std::string m = ascii_upper(name);
         // Channel binding needs the client's TLS data, which this protocol version cannot carry.
         if (m.ends_with("-PLUS")) continue;
         hs += fmt::format("MECH\t{}{}\n", m, mech_flags(m));
@@ -222,7 +216,7 @@ bool DovecotProtocol::handle_handshake(std::string_view line) {
 }
 
 bool DovecotProtocol::offered(std::string_view mechanism) const {
-    std::string m = upper(mechanism);
+    std::string m = ascii_upper(mechanism);
     return std::find(offered_.begin(), offered_.end(), m) != offered_.end();
 }
 
@@ -280,7 +274,7 @@ bool DovecotProtocol::handle_auth(const std::vector<std::string_view>& args) {
     std::uint64_t serial = next_serial_++;
     Request& r = requests_[*id];
     r.serial = serial;
-    r.mechanism = upper(mechanism);
+    r.mechanism = ascii_upper(mechanism);
     r.exchange = auth_.begin(r.mechanism, std::move(client));
     // The callback may run before start() returns and retire the exchange; keep it by pointer.
     Exchange* ex = r.exchange.get();

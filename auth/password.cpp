@@ -1,6 +1,7 @@
 // Password hashing (argon2id) and verification of Dovecot "{SCHEME}data" values and bare crypt(3)
 // strings. The SCRAM/CRAM-MD5 secrets, base64 and constant-time compare live in secrets.cpp.
 #include "auth/password.hpp"
+#include "server/ascii.hpp"
 
 #include <crypt.h>
 #include <openssl/digest.h>
@@ -58,13 +59,6 @@ struct Scheme {
     std::optional<Encoding> suffix;  // explicit ".hex"/".b64"/".base64"
 };
 
-std::string upper(std::string_view s) {
-    std::string r(s);
-    for (char& c : r)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return r;
-}
-
 const SchemeInfo* find_scheme(std::string_view upper_name) {
     for (const auto& s : schemes)
         if (s.name == upper_name) return &s;
@@ -76,7 +70,7 @@ bool encodable(Kind k) {
 }
 
 std::optional<Scheme> parse_scheme(std::string_view name) {
-    const std::string u = upper(name);
+    const std::string u = ascii_upper(name);
     if (const auto* info = find_scheme(u)) return Scheme{info, std::nullopt};
     const auto dot = u.rfind('.');
     if (dot == std::string::npos) return std::nullopt;
@@ -117,7 +111,7 @@ Stored split_stored(std::string_view stored) {
     if (stored.empty()) return {};
     if (stored.front() == '{') {
         const auto close = stored.find('}');
-        if (close != std::string_view::npos) return {upper(stored.substr(1, close - 1)), stored.substr(close + 1)};
+        if (close != std::string_view::npos) return {ascii_upper(stored.substr(1, close - 1)), stored.substr(close + 1)};
     }
     return {std::string(crypt_scheme(stored)), stored};
 }

@@ -1,5 +1,6 @@
 // Recipient resolution over the account database: aliases, extensions, catch-alls and loops.
 #include "auth/recipients.hpp"
+#include "server/ascii.hpp"
 
 #include <fmt/format.h>
 
@@ -12,13 +13,6 @@ namespace pillarbox::auth {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return r;
-}
-
 void add_unique(std::vector<std::string>& v, const std::string& s) {
     if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
 }
@@ -28,7 +22,7 @@ void add_unique(std::vector<std::string>& v, const std::string& s) {
 RecipientSettings RecipientSettings::from(const config::Config& c) {
     RecipientSettings s;
     s.mydestination.clear();
-    for (auto& d : c.get_list("mydestination")) s.mydestination.push_back(lower(d));
+    for (auto& d : c.get_list("mydestination")) s.mydestination.push_back(ascii_lower(d));
     s.recipient_delimiter = c.get("recipient_delimiter");
     s.recursion_limit = c.get_count("virtual_alias_recursion_limit");
     s.expansion_limit = c.get_count("virtual_alias_expansion_limit");
@@ -52,7 +46,7 @@ bool RecipientResolver::in_mydestination(std::string_view domain) const {
 }
 
 bool RecipientResolver::is_local_domain(std::string_view domain) {
-    auto d = lower(domain);
+    auto d = ascii_lower(domain);
     return in_mydestination(d) || db_.has_domain(d);
 }
 
@@ -69,7 +63,7 @@ std::string RecipientResolver::account_for(const std::string& local, const std::
 
 Resolution RecipientResolver::resolve(std::string_view address) {
     Walk w;
-    auto a = lower(address);
+    auto a = ascii_lower(address);
     auto at = a.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == a.size()) {
         w.r.status = Resolution::Status::NotLocal;

@@ -1,5 +1,6 @@
 // Typed value parsing for pillarbox.conf (see config_values.hpp).
 #include "config_values.hpp"
+#include "ascii.hpp"
 
 #include <arpa/inet.h>
 
@@ -11,12 +12,6 @@
 
 namespace pillarbox::config {
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -37,7 +32,7 @@ bool mul_overflows(std::uint64_t a, std::uint64_t b) { return b != 0 && a > UINT
 }  // namespace
 
 Parsed<bool> parse_bool(std::string_view text) {
-    auto t = lower(trim(text));
+    auto t = ascii_lower(trim(text));
     if (t == "yes" || t == "true" || t == "on" || t == "1") return Parsed<bool>::ok(true);
     if (t == "no" || t == "false" || t == "off" || t == "0") return Parsed<bool>::ok(false);
     return Parsed<bool>::fail(fmt::format("bad boolean value '{}' (use yes or no)", text));
@@ -47,7 +42,7 @@ Parsed<std::uint64_t> parse_size(std::string_view text) {
     std::string_view s = trim(text);
     std::uint64_t n = 0;
     if (!leading_number(s, n)) return Parsed<std::uint64_t>::fail(fmt::format("bad size '{}' (e.g. 10240000, 512k, 10M)", text));
-    auto unit = lower(trim(s));
+    auto unit = ascii_lower(trim(s));
     std::uint64_t mult = 1;
     if (unit.empty() || unit == "b") mult = 1;
     else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1024;
@@ -64,7 +59,7 @@ Parsed<std::chrono::milliseconds> parse_time(std::string_view text, char default
     std::string_view s = trim(text);
     std::uint64_t n = 0;
     if (!leading_number(s, n)) return R::fail(fmt::format("bad time '{}' (e.g. 300s, 5m, 1h)", text));
-    auto unit = lower(trim(s));
+    auto unit = ascii_lower(trim(s));
     if (unit.empty()) unit = std::string(1, default_unit);
     std::uint64_t ms = 0;
     if (unit == "ms") ms = 1;

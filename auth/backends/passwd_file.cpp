@@ -1,6 +1,7 @@
 // The passwd-file backend: parsing Dovecot's format and re-reading the file when it changes,
 // with lookups from several worker threads at once.
 #include "auth/backends/passwd_file.hpp"
+#include "server/ascii.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -16,18 +17,6 @@ namespace {
 
 // Dovecot's own limit is about this; a longer line is more likely a corrupt file than an account.
 constexpr std::size_t kMaxLineLength = 64 * 1024;
-
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
-
-// Dovecot's default auth_username_format=%Lu lower-cases the whole name, so files written for it
-// may use any case and still match.
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        c = ascii_lower(c);
-    return out;
-}
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }
 
@@ -134,7 +123,7 @@ ParsedPasswdFile parse_passwd_file(std::string_view text) {
                 extras = rest;
         }
 
-        std::string key = lower(user);
+        std::string key = ascii_lower(user);
         if (auto it = first_line.find(key); it != first_line.end()) {
             out.diagnostics.push_back(at_line(line_no, "duplicate user " + key + " (first on line " +
                                                            std::to_string(it->second) + "), skipped"));
@@ -264,7 +253,7 @@ std::optional<Credentials> PasswdFileBackend::lookup(const std::string& login) {
         std::shared_lock lk(mutex_);
         table = table_;
     }
-    auto it = table->entries.find(lower(login));
+    auto it = table->entries.find(ascii_lower(login));
     if (it == table->entries.end())
         return std::nullopt;
     return it->second;

@@ -1,5 +1,6 @@
 // The SASL mechanism registry: which mechanisms exist, which are cleartext, and building one by name.
 #include "auth/sasl/mechanism.hpp"
+#include "server/ascii.hpp"
 
 #include <algorithm>
 
@@ -20,23 +21,17 @@ const std::vector<std::string>& implemented_mechanisms() {
 }
 
 namespace {
-std::string upper(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; });
-    return out;
-}
 }  // namespace
 
 bool is_plaintext(std::string_view mechanism) {
-    auto m = upper(mechanism);
+    auto m = ascii_upper(mechanism);
     return m == "PLAIN" || m == "LOGIN";
 }
 
 std::unique_ptr<Mechanism> make_mechanism(std::string_view name, const std::string& server_name,
                                           const ChannelBindings& cb, bool plus_offered,
                                           unsigned scram_iterations) {
-    auto m = upper(name);
+    auto m = ascii_upper(name);
     if (m == "PLAIN") return make_plain();
     if (m == "LOGIN") return make_login();
     if (m == "CRAM-MD5") return make_cram_md5(server_name);
