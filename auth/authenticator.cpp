@@ -13,6 +13,7 @@
 
 #include "server/config.hpp"
 #include "server/log.hpp"
+#include "server/networks.hpp"
 #include "server/worker_pool.hpp"
 
 namespace pillarbox::auth {
@@ -64,13 +65,7 @@ AuthSettings AuthSettings::from(const config::Config& c) {
     return s;
 }
 
-bool ClientInfo::is_loopback() const {
-    std::error_code ec;
-    auto a = asio::ip::make_address(ip, ec);
-    if (ec) return false;
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
-    return a.is_loopback();
-}
+bool ClientInfo::is_loopback() const { return pillarbox::is_loopback(ip); }
 
 // Shared state of the Authenticator that outlives it in pending worker jobs.
 struct Authenticator::Impl {

@@ -150,7 +150,7 @@ asio::awaitable<void> Connection::reader() {
             session_->on_tls_started();
             continue;
         }
-        if (out_.size() + writing_ > listener_->output_limit) {
+        if (!session_->wants_input() || out_.size() + writing_ > listener_->output_limit) {
             // Backpressure: a client that does not read its replies is not read from either.
             reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
             co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
@@ -256,7 +256,9 @@ void Connection::start_tls() {
 void Connection::resume_input() {
     auto self = shared_from_this();
     asio::post(socket_.get_executor(), [self] {
-        if (!self->closing_) self->process_input();
+        if (self->closing_) return;
+        self->process_input();
+        self->reader_wake_.cancel();  // a reader parked by wants_input() looks again
     });
 }
 

@@ -26,7 +26,7 @@ std::string_view to_string(TlsMode m) {
 
 Parsed<ListenerLine> parse_listener_line(std::string_view value) {
     using R = Parsed<ListenerLine>;
-    // Overrides are NAME=VALUE words; values hold no spaces (use $name to refer to a longer one).
+    // Overrides are NAME=VALUE words after the addresses; list values may continue over several words.
     std::vector<std::string> words;
     std::string cur;
     for (char c : value) {
@@ -62,7 +62,12 @@ Parsed<ListenerLine> parse_listener_line(std::string_view value) {
             l.overrides.emplace_back(words[i].substr(0, eq), words[i].substr(eq + 1));
             continue;
         }
-        if (!l.overrides.empty()) return R::fail(fmt::format("address \"{}\" after NAME=VALUE overrides", words[i]));
+        // A word without '=' after an override continues its value: a list value like
+        // "permit_sasl_authenticated, reject" (written out or from $name) has commas and spaces.
+        if (!l.overrides.empty()) {
+            l.overrides.back().second += ", " + words[i];
+            continue;
+        }
         auto ep = parse_endpoint(words[i]);
         if (!ep) return R::fail(ep.error);
         l.endpoints.push_back(*ep.value);

@@ -10,6 +10,9 @@
 #include "auth/authenticator.hpp"
 #include "auth/dovecot_socket.hpp"
 #include "commands.hpp"
+#include "protocols/smtp/session.hpp"
+#include "server/dns.hpp"
+#include "storage/queue/queue.hpp"
 #include "protocols/common/unavailable_session.hpp"
 #include "protocols/common/message_parser.hpp"
 #include "server/log.hpp"
@@ -96,20 +99,25 @@ int main(int argc, char** argv) {
     auto path = cli::ConfigPath::resolve(config_file, env);
     if (*serve) {
         SessionFactories factories;
-        // The real SMTP, POP3, IMAP and HTTP sessions replace these as they land.
-        for (auto p : {config::Protocol::Smtp, config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
+        // The POP3, IMAP and HTTP sessions replace these as they land.
+        for (auto p : {config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
             factories[p] = protocols::make_unavailable_session;
+        // Filled by `services` below before the first connection is served.
+        auto smtp_services = std::make_shared<smtp::Services>();
+        factories[config::Protocol::Smtp] = [smtp_services](SessionIo& io) { return smtp::make_session(io, smtp_services); };
         // What the sessions share: the mail store and the authenticator (plus the Dovecot-style
         // auth socket when configured). Quota, parser and auth changes take effect on restart.
         struct Shared {
             std::unique_ptr<storage::Store> store;
+            std::unique_ptr<storage::queue::Queue> queue;
+            std::unique_ptr<dns::Resolver> dns;
             std::unique_ptr<auth::Authenticator> auth;
             std::unique_ptr<auth::DovecotAuthSocket> auth_socket;
             ~Shared() {
                 if (auth_socket) auth_socket->stop();
             }
         };
-        auto services = [](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
+        auto services = [smtp_services](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
             auto shared = std::make_shared<Shared>();
             auto settings = storage::StoreSettings::from(c);
             settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
@@ -124,6 +132,18 @@ int main(int argc, char** argv) {
             }
             shared->auth = std::make_unique<auth::Authenticator>(loop, server.workers(), auth::AuthSettings::from(c),
                                                                  auth::make_backends(c));
+            shared->queue = std::make_unique<storage::queue::Queue>(loop, c.get("data_directory"));
+            shared->queue->recover();
+            dns::ResolverSettings ds;
+            ds.servers = c.get_list("dns_servers");
+            shared->dns = dns::make_resolver(loop, ds);
+            smtp_services->loop = &loop;
+            smtp_services->workers = &server.workers();
+            smtp_services->store = shared->store.get();
+            smtp_services->queue = shared->queue.get();
+            smtp_services->auth = shared->auth.get();
+            smtp_services->accounts = std::make_shared<auth::AccountsDb>(auth::AccountsDb::path_in(c.get("data_directory")));
+            smtp_services->dns = shared->dns.get();
             if (auto path = c.get("auth_socket_path"); !path.empty()) {
                 auth::DovecotAuthSocket::Settings ss;
                 ss.path = path;

@@ -44,22 +44,27 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "inet_interfaces", .default_value = "all", .type = Type::List,
          .doc = "Addresses that listeners given as a bare PORT bind to: 'all' (every IPv4 and IPv6 "
                 "address), 'loopback-only', or a list of IP addresses."});
-    struct L { const char* name; const char* value; const char* doc; };
+    struct L { const char* name; const char* value; const char* overrides; const char* doc; };
+    // Submission listeners are Postfix's master.cf submission/submissions entries: the -o
+    // overrides become NAME=VALUE overrides here, visible in `pillarbox config`.
     const L listeners[] = {
-        {"listen_smtp", "smtp starttls", "Mail from other servers (MX), STARTTLS offered."},
-        {"listen_submission", "smtp starttls", "Mail submission by users (RFC 6409)."},
-        {"listen_submissions", "smtp implicit", "Mail submission over implicit TLS (RFC 8314)."},
-        {"listen_pop3", "pop3 starttls", "POP3 with STLS."},
-        {"listen_pop3s", "pop3 implicit", "POP3 over implicit TLS."},
-        {"listen_imap", "imap starttls", "IMAP with STARTTLS."},
-        {"listen_imaps", "imap implicit", "IMAP over implicit TLS."},
-        {"listen_http", "http none", "The admin web UI and HTTP API."},
+        {"listen_smtp", "smtp starttls", "", "Mail from other servers (MX), STARTTLS offered."},
+        {"listen_submission", "smtp starttls",
+         " smtpd_tls_security_level=encrypt smtpd_client_restrictions=$mua_client_restrictions",
+         "Mail submission by users (RFC 6409): TLS and authentication required."},
+        {"listen_submissions", "smtp implicit", " smtpd_client_restrictions=$mua_client_restrictions",
+         "Mail submission over implicit TLS (RFC 8314): authentication required."},
+        {"listen_pop3", "pop3 starttls", "", "POP3 with STLS."},
+        {"listen_pop3s", "pop3 implicit", "", "POP3 over implicit TLS."},
+        {"listen_imap", "imap starttls", "", "IMAP with STARTTLS."},
+        {"listen_imaps", "imap implicit", "", "IMAP over implicit TLS."},
+        {"listen_http", "http none", "", "The admin web UI and HTTP API."},
     };
     const std::pair<int, int> ports[] = {{25, 2525}, {587, 2587}, {465, 2465}, {110, 1110},
                                          {995, 1995}, {143, 1143}, {993, 1993}, {80, 8080}};
     for (std::size_t i = 0; i < std::size(listeners); ++i) {
         add({.name = listeners[i].name,
-             .default_value = fmt::format("{} {}", listeners[i].value, port(ports[i].first, ports[i].second)),
+             .default_value = fmt::format("{} {}{}", listeners[i].value, port(ports[i].first, ports[i].second), listeners[i].overrides),
              .type = Type::Listener,
              .doc = fmt::format("{} Format: PROTOCOL TLS-MODE ADDRESS... [NAME=VALUE...]; an empty value "
                                 "switches the listener off. Default port {} as root, {} otherwise.",
@@ -107,6 +112,57 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "quota_full_tempfail", .default_value = "no", .type = Type::Bool,
          .doc = "Dovecot's name: yes makes over-quota a temporary failure (SMTP 452 4.2.2, the "
                 "sender retries) instead of a permanent one (552 5.2.2)."});
+
+    // --- SMTP server ---
+    add({.name = "smtpd_banner", .default_value = "$myhostname ESMTP Pillarbox", .type = Type::String, .per_listener = true,
+         .doc = "The text after 220 in the greeting. RFC 5321 4.3.1 wants the host name first."});
+    add({.name = "message_size_limit", .default_value = "10240000", .type = Type::Size, .per_listener = true,
+         .doc = "The largest message accepted, in bytes as received (0 = no limit). Announced in the "
+                "EHLO SIZE keyword; a larger MAIL SIZE= is refused at once (552 5.3.4), and a message "
+                "that grows past it is refused at the end of DATA/BDAT."});
+    add({.name = "smtpd_recipient_limit", .default_value = "1000", .type = Type::Count, .per_listener = true, .min = 1, .max = 1000000,
+         .doc = "Recipients per message; more get 452 4.5.3 so the client sends them in another "
+                "transaction (RFC 5321 4.5.3.1.10)."});
+    add({.name = "line_length_limit", .default_value = "2048", .type = Type::Size, .per_listener = true,
+         .doc = "The longest SMTP command line accepted (RFC 5321 allows 512; Postfix accepts 2048); "
+                "longer ones get 500 5.5.0. AUTH responses may be up to 12288 (RFC 4954)."});
+    add({.name = "header_size_limit", .default_value = "102400", .type = Type::Size, .per_listener = true,
+         .doc = "How much of a message's header section is held for header_checks and missing-header "
+                "processing; beyond it the rest passes through as body (as in Postfix)."});
+    add({.name = "smtpd_error_sleep_time", .default_value = "1s", .type = Type::Time, .per_listener = true,
+         .doc = "Delay before each error reply once a client has made smtpd_soft_error_limit errors."});
+    add({.name = "smtpd_soft_error_limit", .default_value = "10", .type = Type::Count, .per_listener = true,
+         .doc = "Errors after which each error reply is delayed by smtpd_error_sleep_time."});
+    add({.name = "smtpd_hard_error_limit", .default_value = "20", .type = Type::Count, .per_listener = true, .min = 1,
+         .doc = "Errors after which the client is disconnected (421 4.7.0)."});
+    add({.name = "smtpd_junk_command_limit", .default_value = "100", .type = Type::Count, .per_listener = true,
+         .doc = "NOOP, RSET, VRFY and HELP commands allowed before each further one counts as an error."});
+    add({.name = "disable_vrfy_command", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Refuse VRFY (502 5.5.1), so addresses can't be harvested. With no, VRFY gets the "
+                "non-committal 252 of RFC 5321 3.5.3."});
+    add({.name = "smtpd_tls_security_level", .default_value = "may", .type = Type::Choice, .per_listener = true,
+         .choices = {"none", "may", "encrypt"},
+         .doc = "may: STARTTLS offered; encrypt: MAIL and AUTH refused until STARTTLS (530 5.7.0); "
+                "none: no STARTTLS."});
+    add({.name = "smtpd_sasl_auth_enable", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Offer AUTH (with the mechanisms the auth layer allows on that connection: no "
+                "cleartext mechanisms before TLS)."});
+    add({.name = "smtpd_sasl_authenticated_header", .default_value = "no", .type = Type::Bool, .per_listener = true,
+         .doc = "Name the authenticated user in the Received: header."});
+    add({.name = "smtpd_forbid_bare_newline", .default_value = "normalize", .type = Type::Choice, .per_listener = true,
+         .choices = {"normalize", "reject"},
+         .doc = "A bare LF or bare CR in message data: normalize turns it into CRLF, reject refuses "
+                "the message (550 5.5.2). Either way only CRLF.CRLF ends DATA, so a message can never "
+                "be split in two (SMTP smuggling)."});
+    add({.name = "smtpd_forbid_unauth_pipelining", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Disconnect clients that send commands ahead where RFC 2920 forbids it (after EHLO, "
+                "DATA, AUTH, or anything before EHLO): 554 5.5.0."});
+    add({.name = "mua_client_restrictions", .default_value = "permit_sasl_authenticated, reject", .type = Type::String,
+         .doc = "The client restrictions of the submission listeners (as in Postfix's master.cf "
+                "`-o smtpd_client_restrictions=$mua_client_restrictions`): only authenticated users "
+                "may send."});
+    add({.name = "dns_servers", .default_value = "", .type = Type::List,
+         .doc = "DNS servers for DNSBL and domain checks (IP or IP:PORT); empty: /etc/resolv.conf."});
 
     // --- domains, recipients and aliases ---
     add({.name = "mydestination", .default_value = "$myhostname, localhost.$mydomain, localhost", .type = Type::List,

@@ -1,5 +1,6 @@
 // Server: runtime building, listeners, limits, reload and drain (see server.hpp).
 #include "server.hpp"
+#include "networks.hpp"
 
 #include <fmt/format.h>
 
@@ -39,16 +40,6 @@ std::string plain_ip(const asio::ip::address& a) {
     return a.to_string();
 }
 
-bool in_networks(const asio::ip::address& a, const std::vector<config::Cidr>& nets) {
-    asio::ip::address addr = a;
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-    if (addr.is_v4()) {
-        auto b = addr.to_v4().to_bytes();
-        return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), false); });
-    }
-    auto b = addr.to_v6().to_bytes();
-    return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), true); });
-}
 
 }  // namespace
 

@@ -57,6 +57,9 @@ public:
     virtual void on_shutdown() = 0;
     // A transaction is in progress that shutdown should let finish.
     virtual bool busy() const { return false; }
+    // False while the session can't take more input (a delivery's buffers are full): the
+    // connection stops reading from the socket until SessionIo::resume_input().
+    virtual bool wants_input() const { return true; }
     // Appended to the disconnect log line (e.g. "ehlo=1 mail=1 quit=1 commands=3").
     virtual std::string summary() const { return ""; }
 };

@@ -29,7 +29,7 @@ class Listeners(ServerTest):
     def test_each_protocol_answers_in_its_own_words(self):
         ports = {p: free_port() for p in ("smtp", "pop3", "imap", "http")}
         self.start("".join(f"listen_t{p} = {p} none 127.0.0.1:{port}\n" for p, port in ports.items()))
-        self.assertRegex(greeting(ports["smtp"]), rf"^421 4\.3\.2 {HOSTNAME} .*\r\n$")
+        self.assertRegex(greeting(ports["smtp"]), rf"^220 {HOSTNAME} ESMTP Pillarbox\r\n$")
         self.assertRegex(greeting(ports["pop3"]), r"^-ERR \[SYS/PERM\] .*\r\n$")
         self.assertRegex(greeting(ports["imap"]), r"^\* BYE \[UNAVAILABLE\] .*\r\n$")
         self.assertRegex(greeting(ports["http"]), r"^HTTP/1\.1 503 ")
@@ -45,7 +45,7 @@ class Listeners(ServerTest):
             self.skipTest("no ::1 here")
         self.start(f"listen_t = smtp none [::1]:{port}\n")
         with socket.create_connection(("::1", port), timeout=10) as s:
-            self.assertTrue(recv_line(s).startswith("421 "))
+            self.assertTrue(recv_line(s).startswith("220 "))
 
     def test_implicit_tls_handshake_shows_the_generated_certificate(self):
         port = free_port()
@@ -112,7 +112,7 @@ class Signals(ServerTest):
         server.signal(signal.SIGHUP)
         server.wait_log(r"keeping the running configuration")
         self.assertIn(f"{conf}:", server.log())
-        self.assertTrue(greeting(port).startswith("421 "))
+        self.assertTrue(greeting(port).startswith("220 "))
         self.assertIsNone(server.proc.poll())
 
     def test_sigterm_exits_zero(self):
@@ -154,7 +154,7 @@ class EmbeddedDefaults(unittest.TestCase):
             r = s_client(1993)
             self.assertIn("BEGIN CERTIFICATE", r.stdout)
             self.assertTrue(os.path.exists(os.path.join(work, "data", "tls")))
-            self.assertTrue(greeting(2525).startswith("421 "))
+            self.assertTrue(greeting(2525).startswith("220 "))
             for p in ports:
                 socket.create_connection(("127.0.0.1", p), timeout=5).close()
         finally:

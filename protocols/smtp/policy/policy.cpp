@@ -1,0 +1,302 @@
+// PolicySettings from pillarbox.conf (Postfix names and defaults) and the PolicyEngine that
+// orders the restriction lists per SMTP command.
+#include "protocols/smtp/policy/policy.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <stdexcept>
+
+// Designated initializers leave the other ParamDef members at their defaults on purpose.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include "protocols/smtp/policy/table_text.hpp"
+#include "server/ascii.hpp"
+#include "server/config.hpp"
+#include "server/config_values.hpp"
+
+namespace pillarbox::smtp::policy {
+
+namespace {
+
+struct CodeParam {
+    const char* name;
+    int Codes::*field;
+    int dflt;
+    const char* doc;
+};
+
+const CodeParam kCodes[] = {
+    {"reject_code", &Codes::reject_code, 554, "Reply code of the 'reject' restriction."},
+    {"defer_code", &Codes::defer_code, 450, "Reply code of the 'defer' restriction."},
+    {"access_map_reject_code", &Codes::access_map_reject_code, 554,
+     "Reply code when an access table (check_*_access) says REJECT."},
+    {"access_map_defer_code", &Codes::access_map_defer_code, 450,
+     "Reply code when an access table (check_*_access) says DEFER."},
+    {"relay_domains_reject_code", &Codes::relay_domains_reject_code, 554,
+     "Reply code of reject_unauth_destination (Relay access denied)."},
+    {"unknown_address_reject_code", &Codes::unknown_address_reject_code, 450,
+     "Reply code of reject_unknown_sender_domain / reject_unknown_recipient_domain when the domain has "
+     "no MX, A or AAAA record. 450 (Postfix's default) lets the sender retry after a DNS mishap."},
+    {"unknown_hostname_reject_code", &Codes::unknown_hostname_reject_code, 450,
+     "Reply code of reject_unknown_helo_hostname."},
+    {"unknown_client_reject_code", &Codes::unknown_client_reject_code, 450,
+     "Reply code of reject_unknown_client_hostname (always 450 when the lookup failed temporarily)."},
+    {"non_fqdn_reject_code", &Codes::non_fqdn_reject_code, 504,
+     "Reply code of reject_non_fqdn_helo_hostname, reject_non_fqdn_sender and reject_non_fqdn_recipient."},
+    {"invalid_hostname_reject_code", &Codes::invalid_hostname_reject_code, 501,
+     "Reply code of reject_invalid_helo_hostname."},
+    {"maps_rbl_reject_code", &Codes::maps_rbl_reject_code, 554,
+     "Reply code of reject_rbl_client and the reject_rhsbl_* restrictions."},
+    {"unknown_virtual_mailbox_reject_code", &Codes::unlisted_recipient_reject_code, 550,
+     "Reply code of reject_unlisted_recipient."},
+};
+
+struct ListParam {
+    const char* name;
+    RestrictionList PolicySettings::*field;
+    Stage stage;
+    const char* dflt;
+    const char* doc;
+};
+
+const ListParam kLists[] = {
+    {"smtpd_client_restrictions", &PolicySettings::client_restrictions, Stage::Client, "",
+     "Restrictions on the client address and name (Postfix syntax and verbs). With smtpd_delay_reject "
+     "they are evaluated at RCPT TO."},
+    {"smtpd_helo_restrictions", &PolicySettings::helo_restrictions, Stage::Helo, "",
+     "Restrictions on the HELO/EHLO name, e.g. reject_invalid_helo_hostname."},
+    {"smtpd_sender_restrictions", &PolicySettings::sender_restrictions, Stage::Sender, "",
+     "Restrictions on the MAIL FROM address, e.g. reject_non_fqdn_sender, reject_unknown_sender_domain."},
+    {"smtpd_relay_restrictions", &PolicySettings::relay_restrictions, Stage::Relay,
+     "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+     "Mail relay policy, evaluated at RCPT TO before smtpd_recipient_restrictions. The default refuses "
+     "to relay except for mynetworks and authenticated clients (Postfix's default ends with "
+     "defer_unauth_destination; Pillarbox rejects outright)."},
+    {"smtpd_recipient_restrictions", &PolicySettings::recipient_restrictions, Stage::Recipient, "",
+     "Spam-blocking restrictions at RCPT TO, after smtpd_relay_restrictions."},
+    {"smtpd_data_restrictions", &PolicySettings::data_restrictions, Stage::Data, "",
+     "Restrictions at DATA (recipient checks apply only with exactly one recipient)."},
+    {"smtpd_end_of_data_restrictions", &PolicySettings::end_of_data_restrictions, Stage::EndOfData, "",
+     "Restrictions after the message content, before the final reply."},
+};
+
+bool list_has(const std::vector<std::string>& l, std::string_view name) {
+    for (auto& x : l)
+        if (ascii_iequals(x, name)) return true;
+    return false;
+}
+
+}  // namespace
+
+std::vector<config::ParamDef> parameter_defs() {
+    using config::Type;
+    std::vector<config::ParamDef> t;
+    for (auto& l : kLists) t.push_back({.name = l.name, .default_value = l.dflt, .type = Type::List, .doc = l.doc});
+    t.push_back({.name = "smtpd_helo_required", .default_value = "no", .type = Type::Bool,
+                 .doc = "Require HELO or EHLO before MAIL FROM (503 5.5.1 otherwise)."});
+    t.push_back({.name = "smtpd_delay_reject", .default_value = "yes", .type = Type::Bool,
+                 .doc = "Evaluate smtpd_client_restrictions, smtpd_helo_restrictions and "
+                        "smtpd_sender_restrictions at RCPT TO, so rejections are logged with the recipient "
+                        "and clients that mishandle early rejections keep working."});
+    t.push_back({.name = "relay_domains", .default_value = "", .type = Type::List,
+                 .doc = "Domains this server relays mail to (it is not their final destination). "
+                        "'example.com' also matches subdomains (see parent_domain_matches_subdomains); "
+                        "/file/name entries are read as lists, TYPE:PATH entries as tables."});
+    t.push_back({.name = "parent_domain_matches_subdomains", .default_value = "relay_domains, smtpd_access_maps",
+                 .type = Type::List,
+                 .doc = "Features where 'example.com' also matches its subdomains instead of requiring "
+                        "'.example.com'. Only relay_domains and smtpd_access_maps have an effect."});
+    t.push_back({.name = "smtpd_null_access_lookup_key", .default_value = "<>", .type = Type::String,
+                 .doc = "The key under which access tables look up the null sender."});
+    t.push_back({.name = "unknown_address_tempfail_action", .default_value = "defer_if_permit", .type = Type::Choice,
+                 .choices = {"defer_if_permit", "defer"},
+                 .doc = "What reject_unknown_sender_domain / reject_unknown_recipient_domain do when DNS "
+                        "fails temporarily: defer_if_permit keeps looking for a reason to reject and "
+                        "defers only mail that would be accepted; defer answers 450 at once."});
+    t.push_back({.name = "header_checks", .default_value = "", .type = Type::List,
+                 .doc = "pcre:/path tables applied to each message header (Postfix header_checks(5) "
+                        "syntax): REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, STRIP, DUNNO."});
+    for (auto& c : kCodes)
+        t.push_back({.name = c.name, .default_value = std::to_string(c.dflt), .type = Type::Count, .min = 400,
+                     .max = 599, .doc = c.doc});
+    return t;
+}
+
+PolicySettings PolicySettings::from(const config::Config& c) {
+    return from_values([&c](std::string_view name) -> std::optional<std::string> {
+        if (!c.def(name)) return std::nullopt;
+        return c.get(name);
+    });
+}
+
+PolicySettings PolicySettings::from_values(const Lookup& get) {
+    PolicySettings s;
+    std::map<std::string, std::string, std::less<>> defaults;
+    for (auto& d : parameter_defs()) defaults[d.name] = d.default_value;
+    auto value = [&](std::string_view name) {
+        if (auto v = get(name)) return *v;
+        return defaults.at(std::string(name));
+    };
+
+    for (auto& c : kCodes) {
+        auto n = config::parse_uint(value(c.name), 400, 599);
+        if (!n) s.errors.push_back(fmt::format("{}: {} (a 4xx or 5xx reply code)", c.name, n.error));
+        else s.codes.*(c.field) = static_cast<int>(*n.value);
+    }
+    for (auto [name, field] : {std::pair{"smtpd_helo_required", &PolicySettings::helo_required},
+                               std::pair{"smtpd_delay_reject", &PolicySettings::delay_reject}}) {
+        auto b = config::parse_bool(value(name));
+        if (!b) s.errors.push_back(fmt::format("{}: {}", name, b.error));
+        else s.*field = *b.value;
+    }
+    const std::string tempfail = ascii_lower(detail::trim(value("unknown_address_tempfail_action")));
+    if (tempfail == "defer_if_permit") s.codes.unknown_address_tempfail_defer_if_permit = true;
+    else if (tempfail == "defer") s.codes.unknown_address_tempfail_defer_if_permit = false;
+    else s.errors.push_back(fmt::format("unknown_address_tempfail_action: '{}' is not defer_if_permit or defer", tempfail));
+
+    const auto parent = config::split_list(value("parent_domain_matches_subdomains"));
+    s.codes.lookup.parent_matches_subdomains = list_has(parent, "smtpd_access_maps");
+    s.relay_domains_match_subdomains = list_has(parent, "relay_domains");
+    s.codes.lookup.null_sender_key = value("smtpd_null_access_lookup_key");
+    if (auto d = get("recipient_delimiter")) s.codes.lookup.recipient_delimiter = *d;
+
+    // One load per table even when several lists name it.
+    std::map<std::string, std::shared_ptr<const AccessMap>, std::less<>> cache;
+    TableLoader loader = [&cache, base = file_table_loader()](std::string_view spec, std::string& error,
+                                                             std::vector<std::string>& problems) {
+        if (auto it = cache.find(spec); it != cache.end()) return it->second;
+        auto t = base(spec, error, problems);
+        if (t) cache.emplace(std::string(spec), t);
+        return t;
+    };
+    for (auto& l : kLists) {
+        std::string error;
+        auto parsed = RestrictionList::parse(value(l.name), l.stage, error, s.warnings, loader);
+        if (!parsed) s.errors.push_back(error);
+        else s.*(l.field) = std::move(*parsed);
+    }
+
+    for (auto& item : config::split_list(value("relay_domains"))) {
+        if (!item.empty() && item.front() == '/') {
+            try {
+                for (auto& line : detail::logical_lines(detail::read_file(item)))
+                    for (auto& d : config::split_list(line.text)) s.relay_domains.push_back(ascii_lower(d));
+            } catch (const std::exception& e) {
+                s.errors.push_back(fmt::format("relay_domains: {}", e.what()));
+            }
+        } else if (item.find(':') != std::string::npos) {
+            try {
+                s.relay_domain_tables.push_back(AccessMap::load(item, s.warnings));
+            } catch (const std::exception& e) {
+                s.errors.push_back(fmt::format("relay_domains: {}", e.what()));
+            }
+        } else {
+            std::string d = ascii_lower(item);
+            if (!d.empty() && d.back() == '.') d.pop_back();
+            s.relay_domains.push_back(d);
+        }
+    }
+
+    auto hc = config::split_list(value("header_checks"));
+    if (!hc.empty()) {
+        try {
+            s.header_checks = HeaderChecks::load(hc, s.warnings);
+        } catch (const std::exception& e) {
+            s.errors.push_back(fmt::format("header_checks: {}", e.what()));
+        }
+    }
+    return s;
+}
+
+std::string PolicySettings::validate() const {
+    std::string out;
+    for (auto& e : errors) out += e + "\n";
+    if (errors.empty() && !relay_restrictions.has_relay_guard() && !recipient_restrictions.has_relay_guard())
+        out += "smtpd_relay_restrictions or smtpd_recipient_restrictions must contain at least one of "
+               "reject_unauth_destination, defer_unauth_destination, reject, defer or defer_if_permit "
+               "(otherwise this server would be an open relay)\n";
+    if (!out.empty()) out.pop_back();
+    return out;
+}
+
+bool PolicySettings::is_relay_domain(std::string_view domain) const {
+    std::string d = ascii_lower(domain);
+    if (!d.empty() && d.back() == '.') d.pop_back();
+    if (d.empty() || d.front() == '[') return false;
+    auto ends_with = [](std::string_view s, std::string_view suffix) {
+        return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+    };
+    for (auto& r : relay_domains) {
+        if (r.empty()) continue;
+        if (r.front() == '.') {
+            if (ends_with(d, r)) return true;
+            continue;
+        }
+        if (d == r) return true;
+        if (relay_domains_match_subdomains && ends_with(d, "." + r)) return true;
+    }
+    for (auto& t : relay_domain_tables) {
+        if (t.lookup_key(d)) return true;
+        for (auto dot = d.find('.'); dot != std::string::npos && dot + 1 < d.size(); dot = d.find('.', dot + 1)) {
+            if (t.lookup_key(d.substr(dot))) return true;  // ".example.com" always means subdomains
+            if (relay_domains_match_subdomains && t.lookup_key(d.substr(dot + 1))) return true;
+        }
+    }
+    return false;
+}
+
+bool PolicySettings::uses_sender_login_maps() const {
+    for (auto* l : {&client_restrictions, &helo_restrictions, &sender_restrictions, &relay_restrictions,
+                    &recipient_restrictions, &data_restrictions, &end_of_data_restrictions})
+        if (l->uses_sender_login_maps()) return true;
+    return false;
+}
+
+void PolicyEngine::check_connect(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    if (s_.delay_reject) return done(Decision{});
+    evaluate_lists({s_.client_restrictions}, ctx, s_.codes, r, std::move(done));
+}
+
+void PolicyEngine::check_helo(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    if (s_.delay_reject) return done(Decision{});
+    evaluate_lists({s_.helo_restrictions}, ctx, s_.codes, r, std::move(done));
+}
+
+void PolicyEngine::check_mail(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    if (s_.helo_required && !ctx.helo) {
+        Decision d;
+        d.kind = Decision::Kind::Reject;
+        d.code = 503;
+        d.enhanced = "5.5.1";
+        d.text = "Error: send HELO/EHLO first";
+        d.log.push_back(fmt::format("reject: MAIL from {}[{}]: {}; proto={}", ctx.client_name, ctx.client_address,
+                                    d.reply(), ctx.protocol));
+        return done(std::move(d));
+    }
+    if (s_.delay_reject) return done(Decision{});
+    evaluate_lists({s_.sender_restrictions}, ctx, s_.codes, r, std::move(done));
+}
+
+void PolicyEngine::check_rcpt(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    Context c = ctx;
+    if (c.recipient) {
+        auto at = c.recipient->rfind('@');
+        c.recipient_relay = at != std::string::npos && s_.is_relay_domain(std::string_view(*c.recipient).substr(at + 1));
+    }
+    std::vector<RestrictionList> lists;
+    if (s_.delay_reject) lists = {s_.client_restrictions, s_.helo_restrictions, s_.sender_restrictions};
+    lists.push_back(s_.relay_restrictions);
+    lists.push_back(s_.recipient_restrictions);
+    evaluate_lists(std::move(lists), c, s_.codes, r, std::move(done));
+}
+
+void PolicyEngine::check_data(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    evaluate_lists({s_.data_restrictions}, ctx, s_.codes, r, std::move(done));
+}
+
+void PolicyEngine::check_end_of_data(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {
+    evaluate_lists({s_.end_of_data_restrictions}, ctx, s_.codes, r, std::move(done));
+}
+
+}  // namespace pillarbox::smtp::policy

@@ -1,0 +1,87 @@
+// The SMTP policy the session asks at each command: typed settings read from pillarbox.conf with
+// Postfix's parameter names, and the smtpd_delay_reject ordering of the restriction lists.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocols/smtp/policy/access_map.hpp"
+#include "protocols/smtp/policy/header_checks.hpp"
+#include "protocols/smtp/policy/restrictions.hpp"
+
+namespace pillarbox::config { class Config; struct ParamDef; }
+namespace pillarbox::dns { class Resolver; }
+
+namespace pillarbox::smtp::policy {
+
+struct PolicySettings {
+    RestrictionList client_restrictions;       // smtpd_client_restrictions = (empty)
+    RestrictionList helo_restrictions;         // smtpd_helo_restrictions = (empty)
+    RestrictionList sender_restrictions;       // smtpd_sender_restrictions = (empty)
+    // smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+    // (Postfix's default ends with defer_unauth_destination; a hard reject is the safer default.)
+    RestrictionList relay_restrictions;
+    RestrictionList recipient_restrictions;    // smtpd_recipient_restrictions = (empty)
+    RestrictionList data_restrictions;         // smtpd_data_restrictions = (empty)
+    RestrictionList end_of_data_restrictions;  // smtpd_end_of_data_restrictions = (empty)
+    bool helo_required = false;                // smtpd_helo_required = no
+    bool delay_reject = true;                  // smtpd_delay_reject = yes
+    // relay_domains = (empty): domains we relay to. "example.com" also matches its subdomains
+    // while parent_domain_matches_subdomains lists relay_domains (the default); ".example.com"
+    // always does. /file entries are read as lists; TYPE:PATH entries are tables (key present).
+    std::vector<std::string> relay_domains;
+    std::vector<AccessMap> relay_domain_tables;
+    bool relay_domains_match_subdomains = true;
+    HeaderChecks header_checks;                // header_checks = (empty), e.g. pcre:/etc/pillarbox/header_checks
+    Codes codes;                               // *_reject_code, *_defer_code, lookup options
+
+    // Parameter values by name; nullopt = not a known parameter (its default applies).
+    using Lookup = std::function<std::optional<std::string>(std::string_view name)>;
+    // Blocking: reads the tables. Unknown verbs, unreadable tables and bad codes go to
+    // `errors` (validate() reports them); skipped table lines go to `warnings`.
+    static PolicySettings from(const config::Config& c);
+    static PolicySettings from_values(const Lookup& get);
+    // Empty when usable; otherwise every error, one per line. Also enforces Postfix's rule that
+    // smtpd_relay_restrictions or smtpd_recipient_restrictions refuses unauthorized destinations.
+    std::string validate() const;
+
+    std::vector<std::string> errors;
+    std::vector<std::string> warnings;
+
+    bool is_relay_domain(std::string_view domain) const;
+    // Whether any list uses reject_*sender_login_mismatch: the session must then fill
+    // Context::sender_owners (the logins that own the MAIL FROM address).
+    bool uses_sender_login_maps() const;
+};
+
+// The parameters above with defaults, types and docs, for server/parameters.cpp.
+std::vector<config::ParamDef> parameter_defs();
+
+// The session calls one check per command with what it knows so far. With smtpd_delay_reject
+// (the default), check_connect/check_helo/check_mail only answer smtpd_helo_required and
+// otherwise Continue; check_rcpt then runs client, helo, sender, relay and recipient lists in
+// that order. Each list is separate: a Permit in smtpd_client_restrictions ends only that list
+// and never skips smtpd_relay_restrictions, so a permitted client still can't relay. The
+// Decision is Continue (go ahead) unless Reject/Defer; check `discard`/`hold` either way.
+// Callbacks follow RestrictionList::evaluate: maybe synchronous, maybe later on the loop.
+// The settings must outlive the engine; evaluations in flight keep their lists alive.
+class PolicyEngine {
+public:
+    explicit PolicyEngine(const PolicySettings& s) : s_(s) {}
+    void check_connect(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    void check_helo(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    // Also enforces smtpd_helo_required (503 5.5.1 Error: send HELO/EHLO first).
+    void check_mail(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    // Fills ctx.recipient_relay from relay_domains before evaluating.
+    void check_rcpt(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    void check_data(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    void check_end_of_data(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const;
+    const PolicySettings& settings() const { return s_; }
+
+private:
+    const PolicySettings& s_;
+};
+
+}  // namespace pillarbox::smtp::policy

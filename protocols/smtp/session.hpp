@@ -1,0 +1,39 @@
+// The SMTP server session (RFC 5321 with ESMTP extensions): MX on 25, submission on 587/465.
+// One state machine per connection over the bytes the Connection hands it; recipients,
+// policy, authentication and delivery are asynchronous and park the session meanwhile.
+#pragma once
+#include <asio/io_context.hpp>
+
+#include <map>
+#include <memory>
+
+#include "server/session.hpp"
+
+namespace pillarbox { class WorkerPool; }
+namespace pillarbox::auth { class Authenticator; class AccountsDb; }
+namespace pillarbox::dns { class Resolver; }
+namespace pillarbox::storage { class Store; }
+namespace pillarbox::storage::queue { class Queue; }
+namespace pillarbox::smtp::policy { struct PolicySettings; }
+namespace pillarbox::config { class Config; }
+
+namespace pillarbox::smtp {
+
+// What SMTP sessions share; filled by `pillarbox serve` once the services exist.
+struct Services {
+    asio::io_context* loop = nullptr;
+    WorkerPool* workers = nullptr;
+    storage::Store* store = nullptr;
+    storage::queue::Queue* queue = nullptr;
+    auth::Authenticator* auth = nullptr;
+    std::shared_ptr<auth::AccountsDb> accounts;
+    dns::Resolver* dns = nullptr;  // null: DNS checks answer as temporary failures
+
+    // Restriction lists and tables per effective listener config, loaded on a worker the first
+    // time a connection needs them (they read files).
+    std::map<const config::Config*, std::shared_ptr<const policy::PolicySettings>> policies;
+};
+
+std::unique_ptr<Session> make_session(SessionIo& io, std::shared_ptr<Services> services);
+
+}  // namespace pillarbox::smtp

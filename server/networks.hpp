@@ -1,0 +1,42 @@
+// Client address tests shared by the listeners, the SMTP policy and the auth layer: CIDR
+// membership (mynetworks, limit exceptions) and loopback, with IPv4-mapped IPv6 seen as IPv4.
+#pragma once
+#include <asio/ip/address.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "server/config_values.hpp"
+
+namespace pillarbox {
+
+inline asio::ip::address unmapped(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
+inline bool in_networks(const asio::ip::address& a, const std::vector<config::Cidr>& nets) {
+    auto addr = unmapped(a);
+    if (addr.is_v4()) {
+        auto b = addr.to_v4().to_bytes();
+        return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), false); });
+    }
+    auto b = addr.to_v6().to_bytes();
+    return std::any_of(nets.begin(), nets.end(), [&](const config::Cidr& n) { return n.contains(b.data(), true); });
+}
+
+// Text forms ("192.0.2.1", "::ffff:127.0.0.1"); false when ip is not an address.
+inline bool in_networks(const std::string& ip, const std::vector<config::Cidr>& nets) {
+    std::error_code ec;
+    auto a = asio::ip::make_address(ip, ec);
+    return !ec && in_networks(a, nets);
+}
+
+inline bool is_loopback(const std::string& ip) {
+    std::error_code ec;
+    auto a = asio::ip::make_address(ip, ec);
+    return !ec && unmapped(a).is_loopback();
+}
+
+}  // namespace pillarbox
