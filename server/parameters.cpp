@@ -164,6 +164,60 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "dns_servers", .default_value = "", .type = Type::List,
          .doc = "DNS servers for DNSBL and domain checks (IP or IP:PORT); empty: /etc/resolv.conf."});
 
+    // --- SMTP restrictions (Postfix names, defaults and semantics) ---
+    add({.name = "smtpd_client_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Restrictions on the client address and name (Postfix syntax and verbs). With smtpd_delay_reject they are evaluated at RCPT TO."});
+    add({.name = "smtpd_helo_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Restrictions on the HELO/EHLO name, e.g. reject_invalid_helo_hostname."});
+    add({.name = "smtpd_sender_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Restrictions on the MAIL FROM address, e.g. reject_non_fqdn_sender, reject_unknown_sender_domain."});
+    add({.name = "smtpd_relay_restrictions", .default_value = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", .type = Type::List, .per_listener = true,
+         .doc = "Mail relay policy, evaluated at RCPT TO before smtpd_recipient_restrictions. The default refuses to relay except for mynetworks and authenticated clients (Postfix's default ends with defer_unauth_destination; Pillarbox rejects outright)."});
+    add({.name = "smtpd_recipient_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Spam-blocking restrictions at RCPT TO, after smtpd_relay_restrictions."});
+    add({.name = "smtpd_data_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Restrictions at DATA (recipient checks apply only with exactly one recipient)."});
+    add({.name = "smtpd_end_of_data_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Restrictions after the message content, before the final reply."});
+    add({.name = "smtpd_helo_required", .default_value = "no", .type = Type::Bool, .per_listener = true,
+         .doc = "Require HELO or EHLO before MAIL FROM (503 5.5.1 otherwise)."});
+    add({.name = "smtpd_delay_reject", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Evaluate smtpd_client_restrictions, smtpd_helo_restrictions and smtpd_sender_restrictions at RCPT TO, so rejections are logged with the recipient and clients that mishandle early rejections keep working."});
+    add({.name = "relay_domains", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Domains this server relays mail to (it is not their final destination). 'example.com' also matches subdomains (see parent_domain_matches_subdomains); /file/name entries are read as lists, TYPE:PATH entries as tables."});
+    add({.name = "parent_domain_matches_subdomains", .default_value = "relay_domains, smtpd_access_maps", .type = Type::List, .per_listener = true,
+         .doc = "Features where 'example.com' also matches its subdomains instead of requiring '.example.com'. Only relay_domains and smtpd_access_maps have an effect."});
+    add({.name = "smtpd_null_access_lookup_key", .default_value = "<>", .type = Type::String, .per_listener = true,
+         .doc = "The key under which access tables look up the null sender."});
+    add({.name = "unknown_address_tempfail_action", .default_value = "defer_if_permit", .type = Type::Choice, .per_listener = true, .choices = {"defer_if_permit", "defer"},
+         .doc = "What reject_unknown_sender_domain / reject_unknown_recipient_domain do when DNS fails temporarily: defer_if_permit keeps looking for a reason to reject and defers only mail that would be accepted; defer answers 450 at once."});
+    add({.name = "header_checks", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "pcre:/path tables applied to each message header (Postfix header_checks(5) syntax): REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, STRIP, DUNNO."});
+    add({.name = "reject_code", .default_value = "554", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of the 'reject' restriction."});
+    add({.name = "defer_code", .default_value = "450", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of the 'defer' restriction."});
+    add({.name = "access_map_reject_code", .default_value = "554", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code when an access table (check_*_access) says REJECT."});
+    add({.name = "access_map_defer_code", .default_value = "450", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code when an access table (check_*_access) says DEFER."});
+    add({.name = "relay_domains_reject_code", .default_value = "554", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_unauth_destination (Relay access denied)."});
+    add({.name = "unknown_address_reject_code", .default_value = "450", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_unknown_sender_domain / reject_unknown_recipient_domain when the domain has no MX, A or AAAA record. 450 (Postfix's default) lets the sender retry after a DNS mishap."});
+    add({.name = "unknown_hostname_reject_code", .default_value = "450", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_unknown_helo_hostname."});
+    add({.name = "unknown_client_reject_code", .default_value = "450", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_unknown_client_hostname (always 450 when the lookup failed temporarily)."});
+    add({.name = "non_fqdn_reject_code", .default_value = "504", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_non_fqdn_helo_hostname, reject_non_fqdn_sender and reject_non_fqdn_recipient."});
+    add({.name = "invalid_hostname_reject_code", .default_value = "501", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_invalid_helo_hostname."});
+    add({.name = "maps_rbl_reject_code", .default_value = "554", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_rbl_client and the reject_rhsbl_* restrictions."});
+    add({.name = "unknown_virtual_mailbox_reject_code", .default_value = "550", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
+         .doc = "Reply code of reject_unlisted_recipient."});
+
     // --- domains, recipients and aliases ---
     add({.name = "mydestination", .default_value = "$myhostname, localhost.$mydomain, localhost", .type = Type::List,
          .doc = "Domains delivered to local accounts (Postfix's local domains). Their accounts share one "

@@ -13,11 +13,12 @@ from pbtest import HOSTNAME, Server, ServerTest, base_config, free_port, recv_li
 
 
 def s_client(port, *extra, servername=None):
-    # -ign_eof: read until the server closes (every session here says its line and closes)
-    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts", "-ign_eof", *extra]
+    # -ign_eof: read until the server closes. Placeholder sessions say their line and close; an
+    # SMTP session closes after QUIT (-nocommands: "Q" is not s_client's quit command).
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts", "-ign_eof", "-nocommands", *extra]
     if servername:
         args += ["-servername", servername]
-    return subprocess.run(args, input="", capture_output=True, text=True, timeout=20)
+    return subprocess.run(args, input="QUIT\r\n", capture_output=True, text=True, timeout=20)
 
 
 def greeting(port):
