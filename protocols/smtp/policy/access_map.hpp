@@ -45,11 +45,12 @@ class AccessMap {
 public:
     enum class Type { Text, Cidr, Regex };
 
-    // Blocking: reads the file. `spec` is TYPE:PATH. hash:, btree:, lmdb: and texthash: all read
-    // the postmap *source* text file at PATH (not PATH.db): Pillarbox has no Berkeley DB, and
-    // the source is what the admin edits. cidr: reads cidr_table(5), first match wins. pcre: and
-    // regexp: read regexp tables with PCRE2 (regexp: POSIX syntax is close enough for the usual
-    // tables). Throws std::runtime_error when the file can't be read or the type is unknown;
+    // Blocking: reads the file. `spec` is TYPE:PATH. hash:, btree:, lmdb:, cdb:, dbm: and
+    // texthash: all read the postmap *source* text file at PATH (not PATH.db): Pillarbox has no
+    // Berkeley DB, and the source is what the admin edits. Tables are read once, at load or
+    // reload (Postfix's smtpd notices a re-run postmap; here a config reload is needed).
+    // cidr: reads cidr_table(5), first match wins. pcre: and regexp: read regexp tables with
+    // PCRE2 (regexp: POSIX syntax is close enough for the usual tables). Throws std::runtime_error when the file can't be read or the type is unknown;
     // bad lines are skipped and described in `problems` ("path:line: ...").
     static AccessMap load(std::string_view spec, std::vector<std::string>& problems);
     // The same from text in memory (tests, inline tables); `name` is used in messages.

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 #include <stdexcept>
 
 // Designated initializers leave the other ParamDef members at their defaults on purpose.
@@ -23,62 +24,37 @@ struct CodeParam {
     const char* name;
     int Codes::*field;
     int dflt;
-    const char* doc;
 };
 
 const CodeParam kCodes[] = {
-    {"reject_code", &Codes::reject_code, 554, "Reply code of the 'reject' restriction."},
-    {"defer_code", &Codes::defer_code, 450, "Reply code of the 'defer' restriction."},
-    {"access_map_reject_code", &Codes::access_map_reject_code, 554,
-     "Reply code when an access table (check_*_access) says REJECT."},
-    {"access_map_defer_code", &Codes::access_map_defer_code, 450,
-     "Reply code when an access table (check_*_access) says DEFER."},
-    {"relay_domains_reject_code", &Codes::relay_domains_reject_code, 554,
-     "Reply code of reject_unauth_destination (Relay access denied)."},
-    {"unknown_address_reject_code", &Codes::unknown_address_reject_code, 450,
-     "Reply code of reject_unknown_sender_domain / reject_unknown_recipient_domain when the domain has "
-     "no MX, A or AAAA record. 450 (Postfix's default) lets the sender retry after a DNS mishap."},
-    {"unknown_hostname_reject_code", &Codes::unknown_hostname_reject_code, 450,
-     "Reply code of reject_unknown_helo_hostname."},
-    {"unknown_client_reject_code", &Codes::unknown_client_reject_code, 450,
-     "Reply code of reject_unknown_client_hostname (always 450 when the lookup failed temporarily)."},
-    {"non_fqdn_reject_code", &Codes::non_fqdn_reject_code, 504,
-     "Reply code of reject_non_fqdn_helo_hostname, reject_non_fqdn_sender and reject_non_fqdn_recipient."},
-    {"invalid_hostname_reject_code", &Codes::invalid_hostname_reject_code, 501,
-     "Reply code of reject_invalid_helo_hostname."},
-    {"maps_rbl_reject_code", &Codes::maps_rbl_reject_code, 554,
-     "Reply code of reject_rbl_client and the reject_rhsbl_* restrictions."},
-    {"unknown_virtual_mailbox_reject_code", &Codes::unlisted_recipient_reject_code, 550,
-     "Reply code of reject_unlisted_recipient."},
+    {"reject_code", &Codes::reject_code, 554},
+    {"defer_code", &Codes::defer_code, 450},
+    {"access_map_reject_code", &Codes::access_map_reject_code, 554},
+    {"access_map_defer_code", &Codes::access_map_defer_code, 450},
+    {"relay_domains_reject_code", &Codes::relay_domains_reject_code, 554},
+    {"unknown_address_reject_code", &Codes::unknown_address_reject_code, 450},
+    {"unknown_hostname_reject_code", &Codes::unknown_hostname_reject_code, 450},
+    {"unknown_client_reject_code", &Codes::unknown_client_reject_code, 450},
+    {"non_fqdn_reject_code", &Codes::non_fqdn_reject_code, 504},
+    {"invalid_hostname_reject_code", &Codes::invalid_hostname_reject_code, 501},
+    {"maps_rbl_reject_code", &Codes::maps_rbl_reject_code, 554},
+    {"unknown_virtual_mailbox_reject_code", &Codes::unlisted_recipient_reject_code, 550},
 };
 
 struct ListParam {
     const char* name;
     RestrictionList PolicySettings::*field;
     Stage stage;
-    const char* dflt;
-    const char* doc;
 };
 
 const ListParam kLists[] = {
-    {"smtpd_client_restrictions", &PolicySettings::client_restrictions, Stage::Client, "",
-     "Restrictions on the client address and name (Postfix syntax and verbs). With smtpd_delay_reject "
-     "they are evaluated at RCPT TO."},
-    {"smtpd_helo_restrictions", &PolicySettings::helo_restrictions, Stage::Helo, "",
-     "Restrictions on the HELO/EHLO name, e.g. reject_invalid_helo_hostname."},
-    {"smtpd_sender_restrictions", &PolicySettings::sender_restrictions, Stage::Sender, "",
-     "Restrictions on the MAIL FROM address, e.g. reject_non_fqdn_sender, reject_unknown_sender_domain."},
-    {"smtpd_relay_restrictions", &PolicySettings::relay_restrictions, Stage::Relay,
-     "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-     "Mail relay policy, evaluated at RCPT TO before smtpd_recipient_restrictions. The default refuses "
-     "to relay except for mynetworks and authenticated clients (Postfix's default ends with "
-     "defer_unauth_destination; Pillarbox rejects outright)."},
-    {"smtpd_recipient_restrictions", &PolicySettings::recipient_restrictions, Stage::Recipient, "",
-     "Spam-blocking restrictions at RCPT TO, after smtpd_relay_restrictions."},
-    {"smtpd_data_restrictions", &PolicySettings::data_restrictions, Stage::Data, "",
-     "Restrictions at DATA (recipient checks apply only with exactly one recipient)."},
-    {"smtpd_end_of_data_restrictions", &PolicySettings::end_of_data_restrictions, Stage::EndOfData, "",
-     "Restrictions after the message content, before the final reply."},
+    {"smtpd_client_restrictions", &PolicySettings::client_restrictions, Stage::Client},
+    {"smtpd_helo_restrictions", &PolicySettings::helo_restrictions, Stage::Helo},
+    {"smtpd_sender_restrictions", &PolicySettings::sender_restrictions, Stage::Sender},
+    {"smtpd_relay_restrictions", &PolicySettings::relay_restrictions, Stage::Relay},
+    {"smtpd_recipient_restrictions", &PolicySettings::recipient_restrictions, Stage::Recipient},
+    {"smtpd_data_restrictions", &PolicySettings::data_restrictions, Stage::Data},
+    {"smtpd_end_of_data_restrictions", &PolicySettings::end_of_data_restrictions, Stage::EndOfData},
 };
 
 bool list_has(const std::vector<std::string>& l, std::string_view name) {
@@ -90,36 +66,17 @@ bool list_has(const std::vector<std::string>& l, std::string_view name) {
 }  // namespace
 
 std::vector<config::ParamDef> parameter_defs() {
-    using config::Type;
+    // One definition of each parameter, in server/parameters.cpp (it generates the docs); this
+    // picks out the ones the policy reads.
+    static const char* const kOther[] = {"smtpd_helo_required", "smtpd_delay_reject", "relay_domains",
+                                         "parent_domain_matches_subdomains", "smtpd_null_access_lookup_key",
+                                         "unknown_address_tempfail_action", "header_checks"};
+    std::set<std::string, std::less<>> names(std::begin(kOther), std::end(kOther));
+    for (auto& l : kLists) names.insert(l.name);
+    for (auto& c : kCodes) names.insert(c.name);
     std::vector<config::ParamDef> t;
-    for (auto& l : kLists) t.push_back({.name = l.name, .default_value = l.dflt, .type = Type::List, .doc = l.doc});
-    t.push_back({.name = "smtpd_helo_required", .default_value = "no", .type = Type::Bool,
-                 .doc = "Require HELO or EHLO before MAIL FROM (503 5.5.1 otherwise)."});
-    t.push_back({.name = "smtpd_delay_reject", .default_value = "yes", .type = Type::Bool,
-                 .doc = "Evaluate smtpd_client_restrictions, smtpd_helo_restrictions and "
-                        "smtpd_sender_restrictions at RCPT TO, so rejections are logged with the recipient "
-                        "and clients that mishandle early rejections keep working."});
-    t.push_back({.name = "relay_domains", .default_value = "", .type = Type::List,
-                 .doc = "Domains this server relays mail to (it is not their final destination). "
-                        "'example.com' also matches subdomains (see parent_domain_matches_subdomains); "
-                        "/file/name entries are read as lists, TYPE:PATH entries as tables."});
-    t.push_back({.name = "parent_domain_matches_subdomains", .default_value = "relay_domains, smtpd_access_maps",
-                 .type = Type::List,
-                 .doc = "Features where 'example.com' also matches its subdomains instead of requiring "
-                        "'.example.com'. Only relay_domains and smtpd_access_maps have an effect."});
-    t.push_back({.name = "smtpd_null_access_lookup_key", .default_value = "<>", .type = Type::String,
-                 .doc = "The key under which access tables look up the null sender."});
-    t.push_back({.name = "unknown_address_tempfail_action", .default_value = "defer_if_permit", .type = Type::Choice,
-                 .choices = {"defer_if_permit", "defer"},
-                 .doc = "What reject_unknown_sender_domain / reject_unknown_recipient_domain do when DNS "
-                        "fails temporarily: defer_if_permit keeps looking for a reason to reject and "
-                        "defers only mail that would be accepted; defer answers 450 at once."});
-    t.push_back({.name = "header_checks", .default_value = "", .type = Type::List,
-                 .doc = "pcre:/path tables applied to each message header (Postfix header_checks(5) "
-                        "syntax): REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, STRIP, DUNNO."});
-    for (auto& c : kCodes)
-        t.push_back({.name = c.name, .default_value = std::to_string(c.dflt), .type = Type::Count, .min = 400,
-                     .max = 599, .doc = c.doc});
+    for (auto& d : config::parameter_table(config::Environment{}))
+        if (names.count(d.name)) t.push_back(std::move(d));
     return t;
 }
 

@@ -47,7 +47,8 @@ struct Context {
     bool client_name_tempfail = false;     // the PTR/forward lookup failed temporarily
     std::optional<std::string> helo;       // after HELO/EHLO, as given
     std::optional<std::string> sender;     // after MAIL FROM; "" is the null sender <>
-    std::optional<std::string> recipient;  // at RCPT TO (at DATA: the only recipient, if one)
+    std::optional<std::string> recipient;  // at RCPT TO; at DATA and after, set it only when the
+                                           // message has exactly one recipient (Postfix's rule)
     bool client_in_mynetworks = false;     // permit_mynetworks
     bool sasl_authenticated = false;       // permit_sasl_authenticated
     std::string sasl_username;
@@ -57,7 +58,6 @@ struct Context {
                                            // (PolicyEngine fills this from its settings)
     std::optional<bool> recipient_known;   // local and the user exists (reject_unlisted_recipient)
     bool sender_local = false;             // the sender domain is delivered here (skip DNS checks)
-    std::optional<bool> sender_known;      // local sender address exists (reject_unlisted_sender)
     // Logins that own the sender address (smtpd_sender_login_maps); nullopt: no owner known.
     std::optional<std::vector<std::string>> sender_owners;
 };
@@ -65,10 +65,10 @@ struct Context {
 // The outcome of a list (or of a whole SMTP command's lists).
 struct Decision {
     enum class Kind {
-        Continue,  // no verdict: go on with the next list / accept
-        Permit,    // an explicit permit ended the list
-        Reject,    // reply code/enhanced/text, 5xx (or 4xx when a table said "450 ...")
-        Defer,     // 4xx
+        Continue,  // no verdict: accept (evaluate_lists/PolicyEngine never say Permit)
+        Permit,    // RestrictionList::evaluate only: an explicit permit ended the list
+        Reject,    // refused with a 5xx reply (code/enhanced/text)
+        Defer,     // refused with a 4xx reply; the kind always follows the code's class
     };
     Kind kind = Kind::Continue;
     int code = 0;
@@ -124,7 +124,6 @@ public:
     struct Item;  // one parsed restriction (implementation detail)
 
 private:
-    friend class PolicyEngine;
     friend void evaluate_lists(std::vector<RestrictionList>, const Context&, const Codes&,
                                dns::Resolver*, std::function<void(Decision)>);
     std::shared_ptr<const std::vector<Item>> items_;

@@ -21,7 +21,12 @@ using namespace pillarbox::smtp::policy;
 
 namespace {
 
+// The build passes the source directory: __FILE__ is relative to the build directory.
+#ifdef PILLARBOX_UNIT_TEST_DIR
+std::filesystem::path fixtures() { return std::filesystem::path(PILLARBOX_UNIT_TEST_DIR) / "protocols/smtp/fixtures"; }
+#else
 std::filesystem::path fixtures() { return std::filesystem::path(__FILE__).parent_path() / "fixtures"; }
+#endif
 
 std::string fixture(const char* name) { return (fixtures() / name).string(); }
 
