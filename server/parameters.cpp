@@ -157,6 +157,10 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "smtpd_forbid_unauth_pipelining", .default_value = "yes", .type = Type::Bool, .per_listener = true,
          .doc = "Disconnect clients that send commands ahead where RFC 2920 forbids it (after EHLO, "
                 "DATA, AUTH, or anything before EHLO): 554 5.5.0."});
+    add({.name = "smtpd_peername_lookup", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Look up the client's name (PTR, confirmed by A/AAAA) before the greeting, for the "
+                "logs, Received: and check_client_access; 'unknown' when it doesn't confirm. "
+                "Loopback clients are always 'localhost'."});
     add({.name = "mua_client_restrictions", .default_value = "permit_sasl_authenticated, reject", .type = Type::String,
          .doc = "The client restrictions of the submission listeners (as in Postfix's master.cf "
                 "`-o smtpd_client_restrictions=$mua_client_restrictions`): only authenticated users "

@@ -22,6 +22,7 @@
 #include "protocols/smtp/policy/policy.hpp"
 #include "server/ascii.hpp"
 #include "server/config.hpp"
+#include "server/dns.hpp"
 #include "server/log.hpp"
 #include "server/networks.hpp"
 #include "server/worker_pool.hpp"
@@ -111,6 +112,8 @@ struct Transaction {
     std::vector<Recipient> recipients;
     Clock::time_point started = Clock::now();
     std::optional<std::vector<std::string>> sender_owners;
+    bool discard = false;  // an access table said DISCARD
+    bool hold = false;     // an access table said HOLD (no hold queue yet: logged, delivered)
 };
 
 class SmtpSession;
@@ -138,6 +141,7 @@ public:
     }
 
     void on_start() override;
+    void greet();
     std::size_t on_input(std::string_view data) override;
     void on_tls_started() override;
     void on_refused(std::string_view) override { bye(protocols::Goodbye::TooManyConnections); }
@@ -207,6 +211,7 @@ private:
     std::shared_ptr<bool> alive_;
     std::shared_ptr<const policy::PolicySettings> policy_;
     std::string client_name_;
+    bool name_tempfail_ = false;
     bool mynetworks_ = false;
 
     State state_ = State::Command;
@@ -259,14 +264,47 @@ const std::vector<CommandDef>& SmtpSession::commands() {
 }
 
 void SmtpSession::on_start() {
+    // Postfix's smtpd_peername_lookup: the client name is the PTR name only when that name's
+    // A/AAAA records lead back to the address (forward-confirmed); otherwise "unknown".
+    if (!is_loopback(info_.peer_ip) && services_->dns && info_.config->get_bool("smtpd_peername_lookup")) {
+        auto rev = dns::reverse_name(info_.peer_ip);
+        if (!rev.empty()) {
+            park();
+            bool v6 = info_.peer_ip.find(':') != std::string::npos;
+            services_->dns->lookup(rev + (v6 ? ".ip6.arpa" : ".in-addr.arpa"), dns::Type::PTR,
+                                   [this, token = alive_token(), v6](dns::Answer a) {
+                                       if (!*token) return;
+                                       if (a.status != dns::Answer::Status::Ok) {
+                                           name_tempfail_ = a.status == dns::Answer::Status::TempFail;
+                                           greet();
+                                           return;
+                                       }
+                                       std::string name = a.records.front();
+                                       services_->dns->lookup(name, v6 ? dns::Type::AAAA : dns::Type::A,
+                                                              [this, token, name](dns::Answer f) {
+                                                                  if (!*token) return;
+                                                                  for (auto& ip : f.records)
+                                                                      if (ip == info_.peer_ip) client_name_ = ascii_lower(name);
+                                                                  name_tempfail_ = f.status == dns::Answer::Status::TempFail;
+                                                                  greet();
+                                                              });
+                                   });
+            return;
+        }
+    }
+    greet();
+}
+
+void SmtpSession::greet() {
     auto it = services_->policies.find(info_.config);
     if (it != services_->policies.end()) {
         policy_ = it->second;
         reply(220, "", s_.banner);
+        if (parked_) unpark();
         return;
     }
     // First connection on this listener config: load restriction lists and tables on a worker.
-    park();
+    if (!parked_) park();
     const config::Config* cfg = info_.config;
     auto services = services_;
     services_->workers->run(
@@ -615,6 +653,7 @@ policy::Context SmtpSession::policy_context(std::string command) const {
     c.protocol = esmtp_ ? "ESMTP" : "SMTP";
     c.client_address = info_.peer_ip;
     c.client_name = client_name_;
+    c.client_name_tempfail = name_tempfail_;
     c.helo = helo_name_;
     if (tx_) {
         c.sender = tx_->sender.null ? std::string() : tx_->sender.address();
@@ -818,7 +857,9 @@ void SmtpSession::rcpt_resolved(Path path, RcptParams params, auth::Resolution r
                                unpark();
                                return;
                            }
-                           if (d.discard) log::line(log::Level::Info, "smtpd", tx_->queue_id, "discard: RCPT <{}>", addr);
+                           // Postfix: DISCARD accepts the whole message and then throws it away.
+                           if (d.discard) tx_->discard = true;
+                           if (d.hold) tx_->hold = true;
                            Recipient r;
                            r.address = addr;
                            r.params = params;
@@ -1070,9 +1111,12 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
         reset_transaction();
         return;
     }
-    if (headers_->discard()) {
+    if (headers_->hold() || tx_->hold)
+        log::line(log::Level::Warning, "cleanup", tx_->queue_id, "HOLD requested, but there is no hold queue yet: delivering");
+    if (headers_->discard() || tx_->discard) {
         abort_delivery();
-        log::line(log::Level::Info, "smtpd", tx_->queue_id, "discarded by header_checks: from=<{}>", tx_->sender.address());
+        log::line(log::Level::Info, "smtpd", tx_->queue_id, "discarded by {}: from=<{}>", tx_->discard ? "an access table" : "header_checks",
+                  tx_->sender.address());
         state_ = State::Command;
         reply(250, "2.0.0", fmt::format("Ok: queued as {}", tx_->queue_id));
         reset_transaction();
