@@ -46,8 +46,8 @@ struct Envelope {
     bool smtputf8 = false, eightbit = false, requiretls = false;
     std::string client_ip, helo, sasl_user;  // for log lines only
 
-    // Filled in by the queue: start() sets id and received (and next_attempt = received) when
-    // they are unset, commit sets size. The delivery agent updates attempts and next_attempt.
+    // Filled in by the queue: start() sets id, attempts = 0, and received (next_attempt =
+    // received) unless given; commit sets size. The delivery agent updates attempts and next_attempt.
     std::string id;
     std::int64_t received = 0;      // unix seconds
     unsigned attempts = 0;
