@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -254,8 +255,21 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             placed.push_back(target);
             uids.push_back(uid++);
         }
-        fsync_dir(dir / "new");
-        if (std::any_of(msgs.begin(), msgs.end(), [](const NewMessage& m) { return m.flags != 0; })) fsync_dir(dir / "cur");
+        // The directory fsyncs and the index commit don't depend on each other: run them side by
+        // side. The caller answers only after both, and a crash between them is what recovery
+        // handles anyway (an index row without its file is dropped, a U= file without a row is
+        // added back with its UID).
+        bool any_cur = std::any_of(msgs.begin(), msgs.end(), [](const NewMessage& m) { return m.flags != 0; });
+        auto dir_sync = std::async(std::launch::async, [&dir, any_cur] {
+            fsync_dir(dir / "new");
+            if (any_cur) fsync_dir(dir / "cur");
+        });
+        struct JoinFirst {  // never leave the fsync running past this scope (it uses `dir`)
+            std::future<void>& f;
+            ~JoinFirst() {
+                if (f.valid()) f.wait();
+            }
+        } join_first{dir_sync};
 
         sqlite::Db::Transaction tx(*db_);
         auto ins = db_->prepare(
@@ -278,6 +292,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
         }
         record_mailbox(mb, uid, modseq);
         tx.commit();
+        dir_sync.get();  // rethrows a failed directory fsync
         Change c{Change::Kind::Added, mb.name, {}, {}, {}, modseq};
         for (std::size_t i = 0; i < msgs.size(); ++i)
             c.messages.push_back({uids[i], fmt::format("{}/{}", msgs[i].flags ? "cur" : "new", placed[i].filename().string()),

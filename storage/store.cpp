@@ -469,19 +469,20 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
 
 void Store::submit(std::vector<Item> items) {
     for (auto& i : items) queue_.push_back(std::move(i));
-    if (!batch_running_) start_batch();
+    start_batch();
 }
 
-// Group commit: everything queued while the previous batch ran goes in one batch. One durable
-// sync for all the files, then per account one directory fsync and one index transaction.
+// Group commit: everything queued while earlier batches ran goes in one batch. One durable
+// sync for all the files (on an io thread), then on the writer thread per account one
+// directory fsync and one index transaction. Up to two batches are in flight, so the next
+// batch's data sync overlaps this one's directory and index work.
 void Store::start_batch() {
-    if (queue_.empty()) return;
-    batch_running_ = true;
+    if (queue_.empty() || batches_in_flight_ >= 2) return;
+    ++batches_in_flight_;
     auto batch = std::make_shared<std::vector<Item>>(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     queue_.clear();
     auto work = asio::make_work_guard(loop_);
-    asio::post(writer_, [this, batch, work] {
-        auto results = std::make_shared<std::vector<RecipientResult>>(batch->size());
+    asio::post(io_, [this, batch, work] {
         std::vector<std::string> paths;
         for (auto& it : *batch) paths.push_back(it.message.tmp_path);
         std::string sync_error;
@@ -490,6 +491,14 @@ void Store::start_batch() {
         } catch (const std::exception& e) {
             sync_error = e.what();
         }
+        asio::post(writer_, [this, batch, work, sync_error] { finish_batch(batch, sync_error); });
+    });
+}
+
+void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::string& sync_error) {
+    {
+        auto results = std::make_shared<std::vector<RecipientResult>>(batch->size());
+        auto work = asio::make_work_guard(loop_);
         // Group by account and mailbox, keeping arrival order within each.
         std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> groups;
         for (std::size_t i = 0; i < batch->size(); ++i) {
@@ -548,12 +557,12 @@ void Store::start_batch() {
             }
         }
         asio::post(loop_, [this, batch, results, changes, work] {
-            batch_running_ = false;
+            --batches_in_flight_;
             for (auto& [key, c] : *changes) bus_.publish(key, c);
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
             start_batch();
         });
-    });
+    }
 }
 
 }  // namespace pillarbox::storage

@@ -131,6 +131,7 @@ private:
     };
     void submit(std::vector<Item> items);
     void start_batch();
+    void finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::string& sync_error);  // writer thread
     Account& account(const std::string& localpart, const std::string& domain);  // writer thread
 
     asio::io_context& loop_;
@@ -138,7 +139,10 @@ private:
     asio::thread_pool io_;
     asio::thread_pool writer_;
     std::deque<Item> queue_;  // loop thread
-    bool batch_running_ = false;
+    // Batches between their data sync and their completion. Two in flight let one batch's data
+    // sync (on an io thread) overlap the previous batch's renames, directory fsync and index
+    // commit (on the writer thread).
+    int batches_in_flight_ = 0;
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
     ChangeBus bus_;                                              // loop thread
 };
