@@ -77,6 +77,15 @@ Resolution RecipientResolver::resolve(std::string_view address) {
     w.r.status = Resolution::Status::Local;
     expand(a, 0, w);
     if (!w.failed && w.r.accounts.empty() && w.r.remote.empty()) w.fail(Resolution::Status::Unknown, "no recipients");
+    // RFC 5321 4.5.1: every domain must accept postmaster. Without an account or alias of that
+    // name, it reaches the admin accounts.
+    if (w.r.status == Resolution::Status::Unknown && a.substr(0, at) == "postmaster") {
+        Resolution r;
+        r.status = Resolution::Status::Local;
+        for (auto& acct : db_.accounts())
+            if (acct.admin) r.accounts.push_back(acct.address);
+        if (!r.accounts.empty()) return r;
+    }
     return w.r;
 }
 

@@ -160,7 +160,7 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "smtpd_peername_lookup", .default_value = "yes", .type = Type::Bool, .per_listener = true,
          .doc = "Look up the client's name (PTR, confirmed by A/AAAA) before the greeting, for the "
                 "logs, Received: and check_client_access; 'unknown' when it doesn't confirm. "
-                "Loopback clients are always 'localhost'."});
+                "Loopback clients are not looked up."});
     add({.name = "mua_client_restrictions", .default_value = "permit_sasl_authenticated, reject", .type = Type::String,
          .doc = "The client restrictions of the submission listeners (as in Postfix's master.cf "
                 "`-o smtpd_client_restrictions=$mua_client_restrictions`): only authenticated users "

@@ -78,11 +78,15 @@ std::string HeaderProcessor::release() {
         pos = end;
     }
     if (!current.empty()) check(current);
-    std::string out = std::move(out_headers_);
+    // Added headers go first: the held section may end inside a long header line (over
+    // header_size_limit), and anything appended there would split it.
+    std::string out;
     if (o_.add_missing) {
         if (!have_message_id_ && !o_.message_id.empty()) out += "Message-ID: " + o_.message_id + "\r\n";
         if (!have_date_ && !o_.date.empty()) out += "Date: " + o_.date + "\r\n";
     }
+    out += out_headers_;
+    out_headers_.clear();
     out += rest;
     held_.clear();
     held_.shrink_to_fit();

@@ -132,7 +132,7 @@ public:
         : io_(io), services_(std::move(services)), info_(io.info()), s_(Settings::from(*info_.config)),
           timer_(*services_->loop) {
         alive_ = std::make_shared<bool>(true);
-        client_name_ = is_loopback(info_.peer_ip) ? "localhost" : "unknown";
+        client_name_ = "unknown";
         mynetworks_ = in_networks(info_.peer_ip, s_.mynetworks);
     }
     ~SmtpSession() override {
@@ -383,6 +383,8 @@ void SmtpSession::on_tls_started() {
     // survives.
     helo_name_.reset();
     esmtp_ = false;
+    sasl_user_.clear();
+    sasl_method_.clear();
     reset_transaction();
     unpark();
 }
@@ -431,11 +433,12 @@ std::size_t SmtpSession::on_command_input(std::string_view data) {
 
 void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
     if (state_ == State::Auth) {
+        // Parked before asking: the answer may come at once (from inside respond()).
+        park();
         auto token = alive_token();
         exchange_->respond(line, [this, token](auth::Exchange::Reply r) {
             if (*token) auth_reply(std::move(r));
         });
-        if (state_ == State::Auth && !parked_) park();
         return;
     }
     if (is_forbidden_command(line)) {
@@ -469,14 +472,23 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
         state_ = State::Closed;
         return;
     }
-    if (def->junk && ++junk_ > s_.junk_command_limit) ++errors_;
+    if (def->junk && ++junk_ > s_.junk_command_limit && ++errors_ >= s_.hard_error_limit) {
+        reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
+        log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", def->verb, client());
+        io_.close();
+        state_ = State::Closed;
+        return;
+    }
     (this->*(def->handler))(cmd->args);
 }
 
 void SmtpSession::helo(const std::string& arg, bool esmtp) {
     std::string name(arg);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
-    if (name.empty()) {
+    // The name goes into Received: and the log: control characters (a bare CR could start a
+    // header line of its own) are refused.
+    bool controls = std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+    if (name.empty() || controls || name.size() > 255) {
         error_reply(501, "5.5.4", fmt::format("Syntax: {} hostname", esmtp ? "EHLO" : "HELO"));
         return;
     }
@@ -824,9 +836,9 @@ void SmtpSession::rcpt_resolved(Path path, RcptParams params, auth::Resolution r
     ctx.recipient = path.address();
     ctx.recipient_local = res.status != St::NotLocal;
     ctx.recipient_known = ctx.recipient_local ? std::optional<bool>(res.status == St::Local) : std::nullopt;
-    // Local-part routing tricks (RFC 5321 3.6.1, "percent hack", bang paths) are plain local
-    // parts here: for a local domain they name no account, for another domain the relay rules
-    // apply to the domain after the last '@' only.
+    // Local-part routing tricks (RFC 5321 3.6.1, "percent hack", bang paths, quoted "u@x"):
+    // the relay restrictions refuse them for untrusted clients as Postfix does
+    // (allow_untrusted_routing = no), and for a local domain they name no account anyway.
     auto engine = std::make_shared<policy::PolicyEngine>(*policy_);
     auto policy_keep = policy_;
     engine->check_rcpt(ctx, services_->dns,

@@ -16,8 +16,11 @@ if len(sys.argv) > 2:
 else:
     suite = loader.discover(here, pattern="test_*.py", top_level_dir=here)
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
-failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-skipped = len(result.skipped)
-passed = result.testsRun - failed - skipped
+# A test method with failing subtests is one failed test, however many of its subtests failed.
+failed_tests = {id(t.test_case) if hasattr(t, "test_case") else id(t) for t, _ in result.failures + result.errors}
+failed_tests |= {id(t) for t in result.unexpectedSuccesses}
+failed = len(failed_tests)
+skipped = len({id(t) for t, _ in result.skipped} - failed_tests)
+passed = max(result.testsRun - failed - skipped, 0)
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed or result.testsRun == 0 else 0)

@@ -231,3 +231,20 @@ TEST_CASE("aliases(5) and virtual(5) files parse with continuations, comments an
     CHECK_THAT(p.problems[0], Catch::StartsWith("line 1:"));
     CHECK_THAT(p.problems[1], Catch::StartsWith("line 7:"));
 }
+
+TEST_CASE("postmaster of every local domain reaches the admins when nothing else matches") {
+    Fixture f;
+    CHECK(f.r.resolve("postmaster@example.com").status == Status::Unknown);  // no admin yet
+    AccountRecord admin;
+    admin.address = "boss@example.com";
+    admin.admin = true;
+    REQUIRE(f.db.add_account(admin));
+    auto r = f.r.resolve("Postmaster@example.com");
+    CHECK(r.status == Status::Local);
+    CHECK(r.accounts == std::vector<std::string>{"boss@example.com"});
+    CHECK(f.r.resolve("postmaster@mail.example.org").accounts == std::vector<std::string>{"boss@example.com"});
+    // An explicit alias still wins.
+    f.db.add_alias("postmaster@example.com", "alice@example.com");
+    CHECK(f.r.resolve("postmaster@example.com").accounts == std::vector<std::string>{"alice@example.com"});
+    CHECK(f.r.resolve("postmaster@elsewhere.net").status == Status::NotLocal);
+}
