@@ -77,9 +77,10 @@ void write(Level level, std::string_view service, std::string_view id, std::stri
     std::tm tm{};
     localtime_r(&now, &tm);
     std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tm);
+    static const pid_t pid = getpid();  // a system call per line otherwise (glibc doesn't cache it)
     std::lock_guard lock(s.mu);
     std::string out = fmt::format("{} {} {}/{}[{}]: {}{}{}{}\n", stamp, s.host, s.name,
-                                  service, getpid(), id, id.empty() ? "" : ": ", prefix(level), message);
+                                  service, pid, id, id.empty() ? "" : ": ", prefix(level), message);
     std::fwrite(out.data(), 1, out.size(), stderr);
     if (s.file) {
         std::fwrite(out.data(), 1, out.size(), s.file);

@@ -247,6 +247,11 @@ private:
         if (!write_fully(r.fd, data)) return fail("write " + r.msg.tmp_path);
         r.msg.size += data.size();
         if (final) {
+            // Sync now, on this io thread, while other deliveries sync theirs: the kernel merges
+            // concurrent flushes into one journal commit, and the message doesn't wait for the
+            // batch in front of it to finish before its data flush even starts.
+            if (::fdatasync(r.fd) != 0) return fail("fdatasync " + r.msg.tmp_path);
+            r.msg.durable = true;
             if (::close(r.fd) != 0) {
                 r.fd = -1;
                 return fail("close " + r.msg.tmp_path);
@@ -484,10 +489,11 @@ void Store::start_batch() {
     auto work = asio::make_work_guard(loop_);
     asio::post(io_, [this, batch, work] {
         std::vector<std::string> paths;
-        for (auto& it : *batch) paths.push_back(it.message.tmp_path);
+        for (auto& it : *batch)
+            if (!it.message.durable) paths.push_back(it.message.tmp_path);
         std::string sync_error;
         try {
-            make_durable(paths, settings_.data_directory);
+            if (!paths.empty()) make_durable(paths, settings_.data_directory);
         } catch (const std::exception& e) {
             sync_error = e.what();
         }
