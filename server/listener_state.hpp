@@ -24,6 +24,8 @@ struct ListenerState {
     std::size_t output_limit = 1 << 20;
     std::uint64_t client_limit = 50;
     std::vector<config::Cidr> client_limit_exceptions;
+    std::uint64_t client_rate_limit = 0;  // connections per client_connection_rate_time_unit; 0 = none
+    std::chrono::milliseconds client_rate_unit{60'000};
 };
 
 }  // namespace pillarbox

@@ -79,6 +79,14 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .min = 0, .max = 1000000,
          .doc = "Connections open at once from one client IP address to one listener (0 = no limit). "
                 "Like Postfix's smtpd_client_connection_count_limit."});
+    add({.name = "client_connection_rate_limit", .default_value = "0", .type = Type::Count, .per_listener = true,
+         .min = 0, .max = 1000000,
+         .doc = "New connections one client IP may open to one listener per "
+                "client_connection_rate_time_unit (0 = no limit); more are refused with the "
+                "protocol's 'too many connections' reply. Postfix's smtpd_client_connection_rate_limit; "
+                "client_connection_limit_exceptions are exempt."});
+    add({.name = "client_connection_rate_time_unit", .default_value = "60s", .type = Type::Time, .per_listener = true,
+         .doc = "The time unit of client_connection_rate_limit (Postfix's anvil_rate_time_unit)."});
     add({.name = "client_connection_limit_exceptions", .default_value = "$mynetworks", .type = Type::CidrList,
          .per_listener = true, .doc = "Client networks exempt from client_connection_limit."});
     add({.name = "smtpd_timeout", .default_value = "300s", .type = Type::Time, .per_listener = true,

@@ -120,6 +120,8 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
         ls->output_limit = lc.get_size("output_buffer_limit");
         ls->client_limit = lc.get_count("client_connection_limit");
         ls->client_limit_exceptions = lc.get_cidrs("client_connection_limit_exceptions");
+        ls->client_rate_limit = lc.get_count("client_connection_rate_limit");
+        ls->client_rate_unit = lc.get_time("client_connection_rate_time_unit");
         if (ls->line.tls != config::TlsMode::None) {
             auto ts = tls::TlsSettings::from(lc);
             std::string key = fmt::format("{}\n{}\n{}\n{}\n{}", ts.cert_file, ts.key_file, ts.sni_maps, ts.min_version, ts.ciphers);
@@ -358,6 +360,12 @@ void Server::on_accept(tcp::socket socket, const std::shared_ptr<const ListenerS
     } else if (listener->client_limit > 0 && open_from_client >= listener->client_limit &&
                !in_networks(peer.address(), listener->client_limit_exceptions)) {
         refusal = fmt::format("too many connections from {} (client_connection_limit {})", ip, listener->client_limit);
+    } else if (listener->client_rate_limit > 0 && !in_networks(peer.address(), listener->client_limit_exceptions) &&
+               !rate_.allow(listener->name, ip, listener->client_rate_limit, listener->client_rate_unit,
+                            std::chrono::steady_clock::now())) {
+        refusal = fmt::format("connection rate limit exceeded by {} (client_connection_rate_limit {} per {}s)", ip,
+                              listener->client_rate_limit,
+                              std::chrono::duration_cast<std::chrono::seconds>(listener->client_rate_unit).count());
     }
     if (!refusal.empty()) {
         // Refusals are cheap but not free: past this many at once, drop without a reply.

@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "listener_state.hpp"
 #include "session.hpp"
+#include "connection_rate.hpp"
 #include "worker_pool.hpp"
 
 namespace pillarbox {
@@ -92,6 +93,7 @@ private:
     std::map<asio::ip::tcp::endpoint, std::shared_ptr<Acceptor>> acceptors_;
     std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;
     std::map<std::pair<std::string, std::string>, std::uint64_t> per_client_;  // (listener, ip) -> open
+    ConnectionRate rate_;
     std::size_t refusing_ = 0;
     std::uint64_t next_id_ = 0;
     asio::signal_set signals_;

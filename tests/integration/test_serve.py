@@ -35,6 +35,15 @@ class Listeners(ServerTest):
         self.assertRegex(greeting(ports["imap"]), r"^\* BYE \[UNAVAILABLE\] .*\r\n$")
         self.assertRegex(greeting(ports["http"]), r"^HTTP/1\.1 503 ")
 
+    def test_client_connection_rate_limit(self):
+        port = free_port()
+        server = self.start(f"listen_t = smtp none 127.0.0.1:{port}\nclient_connection_rate_limit = 2\n"
+                            "client_connection_limit_exceptions =\n")
+        self.assertTrue(greeting(port).startswith("220 "))
+        self.assertTrue(greeting(port).startswith("220 "))
+        self.assertRegex(greeting(port), r"^421 4\.7\.0 ")
+        server.wait_log(r"connection rate limit exceeded by 127\.0\.0\.1 \(client_connection_rate_limit 2 per 60s\)")
+
     def test_ipv6_loopback_listener(self):
         if not socket.has_ipv6:
             self.skipTest("no IPv6")
