@@ -173,6 +173,11 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "The client restrictions of the submission listeners (as in Postfix's master.cf "
                 "`-o smtpd_client_restrictions=$mua_client_restrictions`): only authenticated users "
                 "may send."});
+    add({.name = "smtpd_greet_pause", .default_value = "0s", .type = Type::Time, .per_listener = true,
+         .doc = "Wait this long before the 220 greeting (Postfix's postscreen_greet_wait). A client "
+                "that talks before the greeting is disconnected with 554 5.5.0 when "
+                "smtpd_forbid_unauth_pipelining is on. A few seconds on port 25 stops many spambots; "
+                "keep 0 on submission ports."});
     add({.name = "dns_servers", .default_value = "", .type = Type::List,
          .doc = "DNS servers for DNSBL and domain checks (IP or IP:PORT); empty: /etc/resolv.conf."});
 

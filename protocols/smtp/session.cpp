@@ -50,6 +50,7 @@ struct Settings {
     bool sasl_authenticated_header = false;
     BareLineEndings bare = BareLineEndings::Normalise;
     bool forbid_unauth_pipelining = true;
+    std::chrono::milliseconds greet_pause{0};
     std::size_t body_buffer = 256 * 1024;  // delivery bytes in flight before reading pauses
     std::string recipient_delimiter;
     std::vector<config::Cidr> mynetworks;
@@ -73,6 +74,7 @@ struct Settings {
         s.sasl_authenticated_header = c.get_bool("smtpd_sasl_authenticated_header");
         s.bare = c.get("smtpd_forbid_bare_newline") == "reject" ? BareLineEndings::Reject : BareLineEndings::Normalise;
         s.forbid_unauth_pipelining = c.get_bool("smtpd_forbid_unauth_pipelining");
+        s.greet_pause = c.get_time("smtpd_greet_pause");
         s.recipient_delimiter = c.get("recipient_delimiter");
         s.mynetworks = c.get_cidrs("mynetworks");
         return s;
@@ -148,7 +150,8 @@ public:
     void on_timeout() override { bye(protocols::Goodbye::IdleTimeout); }
     void on_shutdown() override { bye(protocols::Goodbye::ShuttingDown); }
     bool busy() const override { return state_ == State::Data || state_ == State::Bdat || state_ == State::Committing; }
-    bool wants_input() const override { return !paused_ && !parked_; }
+    // Before the greeting input is still read: that is how an early talker shows itself.
+    bool wants_input() const override { return !paused_ && (!parked_ || !greeted_); }
     std::string summary() const override;
 
     // Command handlers.
@@ -218,6 +221,7 @@ private:
     bool parked_ = false;   // waiting for an async answer: input stays buffered
     bool paused_ = false;   // delivery backpressure: don't read more
     bool skipping_long_line_ = false;
+    bool greeted_ = false, early_talker_ = false, greet_paused_ = false;
     bool esmtp_ = false;
     std::optional<std::string> helo_name_;
     std::string sasl_user_, sasl_method_;
@@ -296,9 +300,29 @@ void SmtpSession::on_start() {
 }
 
 void SmtpSession::greet() {
+    // Postfix's postscreen_greet_wait: waiting a moment before the greeting catches spambots
+    // that talk first (they don't wait for 220).
+    if (s_.greet_pause.count() > 0 && !greet_paused_) {
+        greet_paused_ = true;
+        if (!parked_) park();
+        timer_.expires_after(s_.greet_pause);
+        timer_.async_wait([this, token = alive_token()](std::error_code ec) {
+            if (ec || !*token) return;
+            greet();
+        });
+        return;
+    }
+    if (early_talker_ && s_.forbid_unauth_pipelining) {
+        log::line(log::Level::Info, "smtpd", info_.id, "improper command pipelining after CONNECT from {}", client());
+        reply(554, "5.5.0", "Error: improper command pipelining");
+        io_.close();
+        state_ = State::Closed;
+        return;
+    }
     auto it = services_->policies.find(info_.config);
     if (it != services_->policies.end()) {
         policy_ = it->second;
+        greeted_ = true;
         reply(220, "", s_.banner);
         if (parked_) unpark();
         return;
@@ -324,6 +348,11 @@ void SmtpSession::greet() {
                 state_ = State::Closed;
                 return;
             }
+            if (early_talker_ && s_.forbid_unauth_pipelining) {
+                greet();  // refuses, now that the talker is known
+                return;
+            }
+            greeted_ = true;
             reply(220, "", s_.banner);
             unpark();
         });
@@ -391,6 +420,10 @@ void SmtpSession::on_tls_started() {
 
 std::size_t SmtpSession::on_input(std::string_view data) {
     if (state_ == State::Closed) return data.size();  // after QUIT/421: ignore the rest
+    // RFC 5321 4.3.1: the client waits for the greeting. One that talks first (while the name
+    // lookup runs) is a spambot that doesn't read replies (Postfix: "improper command
+    // pipelining after CONNECT").
+    if (!greeted_ && !data.empty()) early_talker_ = true;
     if (parked_ || paused_) return 0;
     switch (state_) {
     case State::Data:
