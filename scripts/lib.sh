@@ -8,7 +8,7 @@ BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
   libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
   libsodium-dev libcrypt-dev libc-ares-dev libpcre2-dev)
 # What the tests drive the server with.
-TEST_PACKAGES=(openssl python3 swaks postfix dovecot-core)
+TEST_PACKAGES=(openssl python3 swaks postfix)
 
 ensure_packages() {
   local missing=()
