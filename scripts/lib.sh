@@ -7,8 +7,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
   libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
   libsodium-dev libcrypt-dev libc-ares-dev libpcre2-dev)
-# What the tests drive the server with.
-TEST_PACKAGES=(openssl python3 swaks postfix)
+# What the tests drive the server with (swaks needs libnet-ssleay-perl for TLS, a Recommends
+# that --no-install-recommends leaves out).
+TEST_PACKAGES=(openssl python3 swaks libnet-ssleay-perl postfix)
 
 ensure_packages() {
   local missing=()
