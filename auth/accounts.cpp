@@ -17,6 +17,9 @@ namespace {
 constexpr int kSchemaVersion = 1;
 
 void migrate(storage::sqlite::Db& db) {
+    // The server and a CLI command may open a new database at the same moment: the version is
+    // read and the schema created inside one write transaction, so only one of them creates it.
+    storage::sqlite::Db::Transaction tx(db);
     db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
     int version = 0;
     {
@@ -26,7 +29,6 @@ void migrate(storage::sqlite::Db& db) {
     if (version > kSchemaVersion)
         throw std::runtime_error(fmt::format("account database schema {} is newer than this pillarbox knows ({})", version, kSchemaVersion));
     if (version < 1) {
-        storage::sqlite::Db::Transaction tx(db);
         db.exec(R"(
             CREATE TABLE domains (
                 name TEXT PRIMARY KEY,
@@ -54,8 +56,8 @@ void migrate(storage::sqlite::Db& db) {
             );
             INSERT OR REPLACE INTO meta(key, value) VALUES ('accounts_schema', '1');
         )");
-        tx.commit();
     }
+    tx.commit();
 }
 
 std::string domain_of(std::string_view address) {

@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
             smtp_services->auth = shared->auth.get();
             smtp_services->accounts = std::make_shared<auth::AccountsDb>(auth::AccountsDb::path_in(c.get("data_directory")));
             smtp_services->dns = shared->dns.get();
+            server.on_reload([smtp_services] { smtp_services->policies.clear(); });
             if (auto path = c.get("auth_socket_path"); !path.empty()) {
                 auth::DovecotAuthSocket::Settings ss;
                 ss.path = path;

@@ -437,6 +437,7 @@ void Server::reload(std::function<void(bool)> done) {
                     log::warning("master", "reload: worker_threads changes take effect after a restart");
                 log::info("master", "reload -- configuration {} in force, {} connections kept", config_path_, connections_.size());
                 ok = true;
+                for (auto& hook : reload_hooks_) hook();
             }
             if (done) done(ok);
         });

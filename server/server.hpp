@@ -66,6 +66,8 @@ public:
     // Runs when shutdown begins (SIGTERM): services close their own listeners (the auth socket)
     // so the loop can run out of work.
     void on_shutdown(std::function<void()> hook) { shutdown_hooks_.push_back(std::move(hook)); }
+    // Runs after a reload took effect: services drop what they cached from files (access tables).
+    void on_reload(std::function<void()> hook) { reload_hooks_.push_back(std::move(hook)); }
     void shutdown();
     bool stopping() const { return stopping_; }
 
@@ -88,7 +90,7 @@ private:
     bool config_must_exist_;
     SessionFactories factories_;
     std::unique_ptr<WorkerPool> workers_;
-    std::vector<std::function<void()>> shutdown_hooks_;
+    std::vector<std::function<void()>> shutdown_hooks_, reload_hooks_;
     std::shared_ptr<Runtime> runtime_;
     std::map<asio::ip::tcp::endpoint, std::shared_ptr<Acceptor>> acceptors_;
     std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;

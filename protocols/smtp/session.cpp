@@ -319,7 +319,8 @@ void SmtpSession::greet() {
         state_ = State::Closed;
         return;
     }
-    auto it = services_->policies.find(info_.config);
+    auto key = policy_key(*info_.config);
+    auto it = services_->policies.find(key);
     if (it != services_->policies.end()) {
         policy_ = it->second;
         greeted_ = true;
@@ -333,14 +334,14 @@ void SmtpSession::greet() {
     auto services = services_;
     services_->workers->run(
         [cfg] { return std::make_shared<const policy::PolicySettings>(policy::PolicySettings::from(*cfg)); },
-        [this, token = alive_token(), services, cfg](std::shared_ptr<const policy::PolicySettings> p) {
+        [this, token = alive_token(), services, key](std::shared_ptr<const policy::PolicySettings> p) {
             if (!p->errors.empty() || !p->warnings.empty()) {
                 for (auto& e : p->errors) log::error("smtpd", "{}", e);
                 for (auto& w : p->warnings) log::warning("smtpd", "{}", w);
             }
-            services->policies.emplace(cfg, p);
+            services->policies.emplace(key, p);
             if (!*token) return;
-            policy_ = services->policies[cfg];
+            policy_ = p;
             if (!policy_->errors.empty()) {
                 // A broken restriction list must not turn into an open relay: refuse service.
                 reply(421, "4.3.5", fmt::format("{} Server configuration error", s_.hostname));
@@ -1241,6 +1242,21 @@ void SmtpSession::abort_delivery() {
 }
 
 }  // namespace
+
+std::string policy_key(const config::Config& c) {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> n;
+        for (auto& d : policy::parameter_defs()) n.push_back(d.name);
+        return n;
+    }();
+    std::string key;
+    for (auto& name : names) {
+        key += c.get(name);
+        key += '\n';
+    }
+    key += c.get("recipient_delimiter");
+    return key;
+}
 
 std::unique_ptr<Session> make_session(SessionIo& io, std::shared_ptr<Services> services) {
     return std::make_unique<SmtpSession>(io, std::move(services));

@@ -29,11 +29,15 @@ struct Services {
     std::shared_ptr<auth::AccountsDb> accounts;
     dns::Resolver* dns = nullptr;  // null: DNS checks answer as temporary failures
 
-    // Restriction lists and tables per effective listener config, loaded on a worker the first
-    // time a connection needs them (they read files).
-    std::map<const config::Config*, std::shared_ptr<const policy::PolicySettings>> policies;
+    // Restriction lists and tables, loaded on a worker the first time a connection needs them
+    // (they read files). Keyed by the values of the policy parameters (listeners with the same
+    // policy share one); emptied on reload so edited tables are read again.
+    std::map<std::string, std::shared_ptr<const policy::PolicySettings>> policies;
 };
 
 std::unique_ptr<Session> make_session(SessionIo& io, std::shared_ptr<Services> services);
+
+// The cache key of a listener config's policy: its policy parameters' values.
+std::string policy_key(const config::Config& c);
 
 }  // namespace pillarbox::smtp

@@ -1,6 +1,9 @@
 // SQLite wrapper (see sqlite.hpp).
 #include "sqlite.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 namespace pillarbox::storage::sqlite {
@@ -76,8 +79,19 @@ Db::Db(const std::string& path) {
     sqlite3_busy_timeout(db_, 10'000);
     if (sqlite3_db_readonly(db_, "main") == 1) return;  // a read-only look (pillarbox index check)
     try {
-        // These are the first reads of the file: a corrupt one fails here.
-        exec("PRAGMA journal_mode=WAL");
+        // These are the first reads of the file: a corrupt one fails here. Switching a new
+        // database to WAL takes an exclusive lock that the busy handler doesn't wait for, so
+        // another process opening the same new file at that moment (the server and a CLI
+        // command) gets SQLITE_BUSY: retry for a while.
+        for (int attempt = 0;; ++attempt) {
+            try {
+                exec("PRAGMA journal_mode=WAL");
+                break;
+            } catch (const Error& e) {
+                if ((e.code != SQLITE_BUSY && e.code != SQLITE_LOCKED) || attempt >= 200) throw;
+                std::this_thread::sleep_for(std::chrono::milliseconds(25));
+            }
+        }
         exec("PRAGMA synchronous=FULL");
         exec("PRAGMA foreign_keys=ON");
     } catch (...) {
