@@ -49,6 +49,9 @@ struct ScramKeys {
     std::string stored_key;  // raw bytes: H(ClientKey)
     std::string server_key;  // raw bytes: HMAC(SaltedPassword, "Server Key")
 };
+// HMAC(key, data) and H(data) with the SCRAM variant's hash (raw bytes).
+std::string scram_hmac(ScramHash h, std::string_view key, std::string_view data);
+std::string scram_hash(ScramHash h, std::string_view data);
 // Derives the keys from a password; an empty salt means 16 random bytes.
 ScramKeys scram_keys(ScramHash h, std::string_view password, unsigned iterations, std::string salt = {});
 // Dovecot's stored form: "{SCRAM-SHA-256}4096,<b64 salt>,<b64 StoredKey>,<b64 ServerKey>".

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "auth/password.hpp"
+#include "server/ascii.hpp"
 
 namespace pillarbox::auth {
 namespace {
@@ -38,7 +39,6 @@ std::string hash(ScramHash h, std::string_view data) {
     return std::string(reinterpret_cast<const char*>(out), len);
 }
 
-char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -133,6 +133,9 @@ int b64_value(char c) {
 }
 
 }  // namespace
+
+std::string scram_hmac(ScramHash h, std::string_view key, std::string_view data) { return hmac(h, key, data); }
+std::string scram_hash(ScramHash h, std::string_view data) { return hash(h, data); }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;

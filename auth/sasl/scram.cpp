@@ -15,22 +15,9 @@ namespace {
 // No legitimate SCRAM message comes near this; it bounds the work an attacker can ask for.
 constexpr std::size_t max_message = 4096;
 
-const EVP_MD* digest_of(ScramHash h) { return h == ScramHash::Sha1 ? EVP_sha1() : EVP_sha256(); }
 
-std::string hmac(ScramHash h, std::string_view key, std::string_view data) {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    HMAC(digest_of(h), key.data(), key.size(), reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         out, &len);
-    return std::string(reinterpret_cast<const char*>(out), len);
-}
-
-std::string hash(ScramHash h, std::string_view data) {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_Digest(data.data(), data.size(), out, &len, digest_of(h), nullptr);
-    return std::string(reinterpret_cast<const char*>(out), len);
-}
+std::string hmac(ScramHash h, std::string_view key, std::string_view data) { return scram_hmac(h, key, data); }
+std::string hash(ScramHash h, std::string_view data) { return scram_hash(h, data); }
 
 // Key for fake salts: unknown users get a salt that is stable for the life of the process (a
 // second try sees the same one) but reveals nothing, as RFC 5802 section 9 suggests.
