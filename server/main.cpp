@@ -121,6 +121,18 @@ int main(int argc, char** argv) {
             auto shared = std::make_shared<Shared>();
             auto settings = storage::StoreSettings::from(c);
             settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
+            // Per-account limits from the account database override mailbox_size_limit and
+            // mailbox_message_limit, one limit at a time.
+            auto quota_db = std::make_shared<auth::AccountsDb>(auth::AccountsDb::path_in(c.get("data_directory")));
+            settings.quota_for = [quota_db, global = settings.quota](const std::string& lp, const std::string& dom)
+                -> std::optional<storage::Quota> {
+                auto a = quota_db->account(lp + "@" + dom);
+                if (!a || (!a->quota_bytes && !a->quota_messages)) return std::nullopt;
+                storage::Quota q = global;
+                if (a->quota_bytes) q.max_bytes = *a->quota_bytes;
+                if (a->quota_messages) q.max_messages = *a->quota_messages;
+                return q;
+            };
             log::info("master", "mail store in {}/mail", settings.data_directory.string());
             shared->store = std::make_unique<storage::Store>(loop, std::move(settings));
             if (auto first = auth::admin::create_first_admin(c)) {

@@ -529,6 +529,8 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::st
             }
             try {
                 Account& acc = account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain);
+                if (settings_.quota_for)
+                    acc.set_quota(settings_.quota_for((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain).value_or(settings_.quota));
                 std::vector<NewMessage> msgs;
                 for (auto i : idx) msgs.push_back((*batch)[i].message);
                 std::vector<std::uint32_t> uids;

@@ -30,7 +30,10 @@ struct StoreSettings {
     std::filesystem::path data_directory;
     std::string hostname = "localhost";  // goes into Maildir file names
     std::size_t io_threads = 4;
-    Quota quota;                       // per account, unless set otherwise for one
+    Quota quota;                       // per account, unless quota_for says otherwise for one
+    // An account's own limits (pillarbox user add --quota): asked on the writer thread before
+    // each delivery or append to that account, so a change applies at once. nullopt: `quota`.
+    std::function<std::optional<Quota>(const std::string& localpart, const std::string& domain)> quota_for;
     bool quota_full_tempfail = false;  // Dovecot's name: over quota is 452 instead of 552
     // Fills the parse cache as messages arrive (on the io threads, not the writer), so IMAP
     // never parses on its hot path. main sets it to protocols/common/message_parser; storage

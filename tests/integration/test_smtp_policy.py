@@ -41,5 +41,31 @@ class AccessTables(ServerTest):
         self.assertIn(b"go away", text)
 
 
+class AccountQuota(ServerTest):
+    def test_quota_set_with_the_cli_applies_to_the_next_delivery(self):
+        port = free_port()
+        self.start(FAST + f"listen_t = smtp none 127.0.0.1:{port}\n")
+        conf = self.path("pillarbox.conf")
+        run("-c", conf, "domain", "add", "example.com")
+        self.assertEqual(run("-c", conf, "user", "add", "bob@example.com", "--quota", "3000", stdin="pw\n").returncode, 0)
+        body = "Subject: q\r\n\r\n" + "x" * 2000 + "\r\n"
+
+        def send():
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                try:
+                    s.sendmail("a@remote.example", ["bob@example.com"], body)
+                    return 250, b""
+                except smtplib.SMTPDataError as e:
+                    return e.smtp_code, e.smtp_error
+
+        self.assertEqual(send()[0], 250)
+        code, text = send()  # the second one doesn't fit in 3000 bytes
+        self.assertEqual(code, 552, text)
+        self.assertIn(b"5.2.2", text)
+        # The admin lifts the account's limit (back to mailbox_size_limit, unlimited): at once.
+        self.assertEqual(run("-c", conf, "user", "set", "bob@example.com", "--quota", "default").returncode, 0)
+        self.assertEqual(send()[0], 250)
+
+
 if __name__ == "__main__":
     unittest.main()
