@@ -1,6 +1,7 @@
 // aliases(5) and virtual(5) parsing for the alias import.
 #include "auth/aliases_file.hpp"
 #include "server/ascii.hpp"
+#include "server/table_text.hpp"
 
 #include <fmt/format.h>
 
@@ -8,13 +9,8 @@ namespace pillarbox::auth {
 
 namespace {
 
-bool blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && blank(s.back())) s.remove_suffix(1);
-    return s;
-}
+using table::trim;
+bool blank(char c) { return table::is_space(c); }
 
 bool plausible(std::string_view a) {
     if (a.empty() || a.size() > 254) return false;
@@ -90,35 +86,13 @@ void parse_entry(int line, std::string_view text, ParsedAliases& out) {
 
 ParsedAliases parse_alias_file(std::string_view text) {
     ParsedAliases out;
-    std::string entry;
-    int entry_line = 0, line_no = 0;
-    auto finish = [&] {
-        if (!entry.empty()) parse_entry(entry_line, trim(entry), out);
-        entry.clear();
-    };
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++line_no;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        auto t = trim(line);
-        if (t.empty() || t.front() == '#') continue;  // Postfix: comments and blank lines end nothing
-        if (blank(line.front())) {
-            if (entry.empty()) {
-                out.problems.push_back(fmt::format("line {}: continuation line without an entry", line_no));
-                continue;
-            }
-            entry += ' ';
-            entry += t;
+    for (auto& line : table::logical_lines(text)) {
+        if (line.orphan_continuation) {
+            out.problems.push_back(fmt::format("line {}: continuation line without an entry", line.number));
             continue;
         }
-        finish();
-        entry = std::string(t);
-        entry_line = line_no;
+        parse_entry(line.number, line.text, out);
     }
-    finish();
     return out;
 }
 

@@ -40,15 +40,7 @@ pcre2_match_context* match_context() {
     return ctx;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
 }  // namespace
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 void split_enhanced(std::string_view in, std::string& enhanced, std::string& text) {
     auto digits = [](std::string_view d) {
@@ -80,29 +72,6 @@ std::string read_file(const std::string& path) {
     ss << in.rdbuf();
     if (in.bad()) throw std::runtime_error(fmt::format("cannot read table {}: {}", path, std::strerror(errno)));
     return ss.str();
-}
-
-std::vector<Line> logical_lines(std::string_view text) {
-    std::vector<Line> out;
-    int number = 0;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto nl = text.find('\n', pos);
-        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++number;
-        if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-        std::string_view t = trim(raw);
-        if (t.empty() || t.front() == '#') continue;
-        if (is_space(raw.front()) && !out.empty()) {
-            // Keep the leading whitespace: it separates words, and /x patterns ignore it.
-            while (!raw.empty() && is_space(raw.back())) raw.remove_suffix(1);
-            out.back().text += raw;
-            continue;
-        }
-        out.push_back(Line{number, std::string(t)});
-    }
-    return out;
 }
 
 std::optional<Regex> Regex::compile(std::string_view pattern, std::uint32_t options, std::string& error) {

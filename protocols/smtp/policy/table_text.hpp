@@ -10,20 +10,18 @@
 #include <string_view>
 #include <vector>
 
+#include "server/table_text.hpp"
+
 namespace pillarbox::smtp::policy::detail {
 
 // Blocking read of a whole table file; throws std::runtime_error naming the path.
 std::string read_file(const std::string& path);
 
-struct Line {
-    int number = 0;    // first physical line of the logical line
-    std::string text;  // continuation lines appended with their leading whitespace
-};
-// Postfix's table text: '#' comment lines and blank lines skipped, a line starting with
-// whitespace continues the previous logical line. CR before LF is dropped.
-std::vector<Line> logical_lines(std::string_view text);
-
-std::string_view trim(std::string_view s);
+// The table text grammar itself lives in server/table_text.hpp (the alias import reads it too).
+using table::is_space;
+using table::Line;
+using table::logical_lines;
+using table::trim;
 
 // "5.7.1 text" -> enhanced "5.7.1", text "text"; without a leading RFC 3463 code, enhanced is
 // empty and text is the whole input.
