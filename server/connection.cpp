@@ -202,6 +202,11 @@ asio::awaitable<void> Connection::writer() {
         bytes_out_ += chunk.size();
         reader_wake_.cancel();
         if (ec) break;
+        // A client reading a long reply is not idle: progress on output counts as activity.
+        if (!closing_ && !finished_) {
+            touch();
+            session_->on_output_written();
+        }
     }
     closing_ = true;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);

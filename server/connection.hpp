@@ -34,6 +34,7 @@ public:
     void close() override;
     void start_tls() override;
     void resume_input() override;
+    std::size_t output_queued() const override { return out_.size() + writing_; }
     const ConnectionInfo& info() const override { return info_; }
 
 private:

@@ -14,6 +14,8 @@
 #include "server/dns.hpp"
 #include "storage/queue/queue.hpp"
 #include "protocols/common/unavailable_session.hpp"
+#include "protocols/pop3/parser.hpp"
+#include "protocols/pop3/session.hpp"
 #include "protocols/common/message_parser.hpp"
 #include "server/log.hpp"
 #include "storage/index_commands.hpp"
@@ -99,12 +101,14 @@ int main(int argc, char** argv) {
     auto path = cli::ConfigPath::resolve(config_file, env);
     if (*serve) {
         SessionFactories factories;
-        // The POP3, IMAP and HTTP sessions replace these as they land.
-        for (auto p : {config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
+        // The IMAP and HTTP sessions replace these as they land.
+        for (auto p : {config::Protocol::Imap, config::Protocol::Http})
             factories[p] = protocols::make_unavailable_session;
         // Filled by `services` below before the first connection is served.
         auto smtp_services = std::make_shared<smtp::Services>();
         factories[config::Protocol::Smtp] = [smtp_services](SessionIo& io) { return smtp::make_session(io, smtp_services); };
+        auto pop3_services = std::make_shared<pop3::Services>();
+        factories[config::Protocol::Pop3] = [pop3_services](SessionIo& io) { return pop3::make_session(io, pop3_services); };
         // What the sessions share: the mail store and the authenticator (plus the Dovecot-style
         // auth socket when configured). Quota, parser and auth changes take effect on restart.
         struct Shared {
@@ -117,7 +121,7 @@ int main(int argc, char** argv) {
                 if (auth_socket) auth_socket->stop();
             }
         };
-        auto services = [smtp_services](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
+        auto services = [smtp_services, pop3_services](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
             auto shared = std::make_shared<Shared>();
             auto settings = storage::StoreSettings::from(c);
             settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
@@ -157,6 +161,12 @@ int main(int argc, char** argv) {
             smtp_services->accounts = std::make_shared<auth::AccountsDb>(auth::AccountsDb::path_in(c.get("data_directory")));
             smtp_services->dns = shared->dns.get();
             server.on_reload([smtp_services] { smtp_services->policies.clear(); });
+            pop3_services->loop = &loop;
+            pop3_services->store = shared->store.get();
+            pop3_services->auth = shared->auth.get();
+            if (!pop3::valid_uidl_format(c.get("pop3_uidl_format")))
+                log::warning("pop3", "pop3_uidl_format \"{}\" is not usable (it needs %u or %f); using %08Xu%08Xv",
+                             c.get("pop3_uidl_format"));
             if (auto path = c.get("auth_socket_path"); !path.empty()) {
                 auth::DovecotAuthSocket::Settings ss;
                 ss.path = path;

@@ -235,6 +235,33 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "unknown_virtual_mailbox_reject_code", .default_value = "550", .type = Type::Count, .per_listener = true, .min = 400, .max = 599,
          .doc = "Reply code of reject_unlisted_recipient."});
 
+    // --- POP3 server (Dovecot's names where Dovecot has the setting) ---
+    add({.name = "login_greeting", .default_value = "Pillarbox ready.", .type = Type::String, .per_listener = true,
+         .doc = "Dovecot's name: the text of the POP3 greeting (+OK ...) and, later, IMAP's."});
+    add({.name = "pop3_uidl_format", .default_value = "%08Xu%08Xv", .type = Type::String, .per_listener = true,
+         .doc = "Dovecot's name and default: the UIDL of a message, from %u (its IMAP UID), %v (the "
+                "mailbox's UIDVALIDITY) and %f (its Maildir base file name, Courier-style UIDLs), with "
+                "an optional width, zero padding and X/x for hex. UIDLs come from what the store keeps "
+                "(the UID is in the file name), so they survive restarts and index rebuilds; change the "
+                "format only to match a previous server's, or clients download everything again."});
+    add({.name = "pop3_lock_session", .default_value = "yes", .type = Type::Bool, .per_listener = true,
+         .doc = "Dovecot's name: only one POP3 session per account at a time; a second login gets "
+                "-ERR [IN-USE] (RFC 2449). Dovecot's default is no; ours is yes, because two sessions "
+                "deleting by message number from two snapshots is how mail gets lost."});
+    add({.name = "pop3_no_flag_updates", .default_value = "no", .type = Type::Bool, .per_listener = true,
+         .doc = "Dovecot's name: when no, messages retrieved with RETR and kept get \\Seen at QUIT, "
+                "so an IMAP client shows them as read."});
+    add({.name = "pop3_login_delay", .default_value = "0", .type = Type::Time, .per_listener = true,
+         .doc = "Minimum time between two POP3 logins to one account (RFC 2449 LOGIN-DELAY, announced "
+                "in CAPA); an earlier login gets -ERR [LOGIN-DELAY]. 0: no limit."});
+    add({.name = "pop3_max_bad_commands", .default_value = "20", .type = Type::Count, .per_listener = true,
+         .min = 1, .max = 100000,
+         .doc = "Unknown or malformed POP3 commands a client may send before it is disconnected."});
+    add({.name = "pop3_line_length_limit", .default_value = "1024", .type = Type::Count, .per_listener = true,
+         .min = 255, .max = 65536,
+         .doc = "Longest POP3 command line accepted, CRLF included (RFC 2449 section 4 asks for at "
+                "least 255). SASL responses during AUTH may be up to 12288 octets regardless."});
+
     // --- domains, recipients and aliases ---
     add({.name = "mydestination", .default_value = "$myhostname, localhost.$mydomain, localhost", .type = Type::List,
          .doc = "Domains delivered to local accounts (Postfix's local domains). Their accounts share one "

@@ -37,6 +37,9 @@ public:
     virtual void start_tls() = 0;
     // Offer buffered input again (a session that returned 0 from on_input while busy).
     virtual void resume_input() = 0;
+    // Bytes sent and not yet written to the socket: a session streaming a large reply (POP3
+    // RETR) sends the next piece only while this is small, so a slow reader costs bounded memory.
+    virtual std::size_t output_queued() const = 0;
     virtual const ConnectionInfo& info() const = 0;
 };
 
@@ -48,6 +51,8 @@ public:
     // buffered and are offered again when more arrive (or after SessionIo::resume_input()).
     virtual std::size_t on_input(std::string_view data) = 0;
     virtual void on_tls_started() {}
+    // A write to the socket completed (output_queued() went down).
+    virtual void on_output_written() {}
     // Instead of on_start when a connection limit is reached: send the protocol's "too many
     // connections" reply; the connection closes after it.
     virtual void on_refused(std::string_view reason) = 0;
