@@ -556,7 +556,7 @@ void Pop3Session::cmd_quit(const std::string&) {
                 log::line(log::Level::Info, "pop3", info_.id,
                           "Disconnected: Logged out user=<{}> top={}/{} retr={}/{} del={}", account_, counts_.top,
                           counts_.top_bytes, counts_.retr, counts_.retr_bytes, deleted);
-                send("+OK Logging out, messages deleted.\r\n");
+                send(deleted ? "+OK Logging out, messages deleted.\r\n" : "+OK Logging out.\r\n");
             }
             io_.close();
             state_ = State::Closed;

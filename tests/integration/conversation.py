@@ -1,15 +1,23 @@
-"""Runner for scripted SMTP conversations (tests/scripts/smtp/*.txt) against the built binary.
+"""Runner for scripted conversations (tests/scripts/smtp/*.txt, tests/scripts/pop3/*.txt) against the
+built binary.
 
 Script format, one item per line:
   # comment                 (and blank lines) ignored
   config: NAME = VALUE      extra server configuration (header lines; any position)
-  listener: mx|submission|submissions
-                            where the script connects (default mx; submissions is implicit TLS)
+  listener: mx|submission|submissions|pop3|pop3s
+                            where the script connects (default mx; submissions and pop3s are
+                            implicit TLS)
+  account: NAME@example.com a fresh account (password PASSWORD) made for this script before it
+                            connects, so scripts sharing a server don't share a mailbox
+  deliver: N                N numbered messages sent to that account over SMTP first (see
+                            message()); a line of each starts with "." (dot-stuffing)
   C: text                   text sent as is, CRLF appended
   C<raw>: text              text with escapes (\\r \\n \\t \\\\ \\xHH, and {{N*TEXT}} for TEXT repeated N
                             times), no CRLF appended
   S: regex                  the next reply line must match (full-line regex, without CRLF)
   S*: regex                 read a whole reply (up to the final "NNN " line); its last line must match
+  S.: regex                 read a POP3 multi-line response (up to the "." line); its first line
+                            must match; S+/S- then look at the lines after it (dot-unstuffed)
   S+: regex                 some line of the reply read by the last S*/S: matches
   S-: regex                 no line of the reply read by the last S*/S: matches
   S<eof>:                   the server closes the connection (no more reply lines)
@@ -43,6 +51,7 @@ if here not in sys.path:
 import pbtest  # noqa: E402
 
 SCRIPT_DIR = os.path.join(pbtest.ROOT, "tests", "scripts", "smtp")
+POP3_SCRIPT_DIR = os.path.join(pbtest.ROOT, "tests", "scripts", "pop3")
 PASSWORD = "script-pass-1"
 USERS = ["bob@example.com", "alice@example.com"]
 FAST = ("auth_argon2_time_cost = 1\nauth_argon2_memory_cost = 8M\nauth_failure_delay = 10ms\n"
@@ -65,13 +74,15 @@ class Script:
         self.name = os.path.basename(path)
         self.config = []
         self.listener = "mx"
+        self.account = None
+        self.deliver = 0
         self.steps = []
         with open(path, encoding="utf-8") as f:
             for n, raw in enumerate(f, 1):
                 line = raw.rstrip("\r\n")
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
-                m = re.match(r"^(config|listener|C|C<raw>|S|S\*|S\+|S-|S<eof>|TLS|RECONNECT):(?: (.*))?$", line)
+                m = re.match(r"^(config|listener|account|deliver|C|C<raw>|S|S\*|S\.|S\+|S-|S<eof>|TLS|RECONNECT):(?: (.*))?$", line)
                 if not m:
                     raise ScriptError(f"{path}:{n}: cannot parse {line!r}")
                 kind, arg = m.group(1), m.group(2) or ""
@@ -80,8 +91,12 @@ class Script:
                         raise ScriptError(f"{path}:{n}: config needs NAME = VALUE")
                     name, value = (x.strip() for x in arg.split("=", 1))
                     self.config.append((name, value))
+                elif kind == "account":
+                    self.account = arg.strip()
+                elif kind == "deliver":
+                    self.deliver = int(arg)
                 elif kind == "listener":
-                    if arg not in ("mx", "submission", "submissions"):
+                    if arg not in ("mx", "submission", "submissions", "pop3", "pop3s"):
                         raise ScriptError(f"{path}:{n}: unknown listener {arg!r}")
                     self.listener = arg
                 else:
@@ -156,6 +171,21 @@ class Client:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r").decode("utf-8", "replace")
 
+    def multiline(self):
+        """A POP3 multi-line response: the status line, then the dot-unstuffed lines before
+        the "." line (just the status line when it is -ERR); stops at EOF."""
+        first = self.line()
+        if first is None:
+            return []
+        lines = [first]
+        if not first.startswith("+OK"):
+            return lines
+        while True:
+            l = self.line()
+            if l is None or l == ".":
+                return lines
+            lines.append(l[1:] if l.startswith(".") else l)
+
     def reply(self):
         """Lines of one (multi-line) reply; stops at EOF."""
         lines = []
@@ -174,8 +204,28 @@ class Client:
             pass
 
 
-def run_script(script, ports):
+def message(account, i):
+    """The i-th message deliver: sends (CRLF line ends)."""
+    return (f"From: sender@example.net\r\nTo: {account}\r\nSubject: message {i}\r\n"
+            f"Message-ID: <m{i}.{account}>\r\n\r\nLine one of message {i}\r\n"
+            f".a line starting with a dot\r\n..two dots\r\nlast line of message {i}\r\n").encode()
+
+
+def prepare(script, host):
+    """account: and deliver: of a script, on the running host."""
+    if not script.account:
+        return
+    host.cli("user", "add", script.account, stdin=PASSWORD + "\n")
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", host.ports["mx"], timeout=TIMEOUT) as s:
+        for i in range(1, script.deliver + 1):
+            s.sendmail("sender@example.net", [script.account], message(script.account, i))
+
+
+def run_script(script, ports, host=None):
     """Runs one script; raises ScriptError naming file:line on the first mismatch."""
+    if host is not None:
+        prepare(script, host)
     transcript = []
 
     def fail(step, msg):
@@ -183,7 +233,7 @@ def run_script(script, ports):
         raise ScriptError(f"{script.path}:{step.line}: {msg}\n--- transcript (last lines) ---\n{tail}")
 
     def connect():
-        return Client(ports[script.listener], implicit_tls=script.listener == "submissions")
+        return Client(ports[script.listener], implicit_tls=script.listener in ("submissions", "pop3s"))
 
     c = connect()
     last = []
@@ -213,6 +263,14 @@ def run_script(script, ports):
                     last = lines
                     if not re.fullmatch(step.arg, lines[-1]):
                         fail(step, f"expected a reply ending /{step.arg}/, got {lines!r}")
+                elif step.kind == "S.":
+                    lines = c.multiline()
+                    transcript += [f"S: {l}" for l in lines[:40]]
+                    if not lines:
+                        fail(step, f"expected a response /{step.arg}/, got EOF")
+                    last = lines[1:]
+                    if not re.fullmatch(step.arg, lines[0]):
+                        fail(step, f"expected /{step.arg}/, got {lines[0]!r}")
                 elif step.kind == "S+":
                     if not any(re.fullmatch(step.arg, l) for l in last):
                         fail(step, f"no line of the reply matches /{step.arg}/: {last!r}")
@@ -257,14 +315,16 @@ class MailHost:
 
     def __init__(self, config_lines=(), start=True):
         self.dir = tempfile.mkdtemp(prefix="pillarbox-smtp-")
-        self.ports = {"mx": pbtest.free_port(), "submission": pbtest.free_port(), "submissions": pbtest.free_port()}
+        self.ports = {name: pbtest.free_port() for name in ("mx", "submission", "submissions", "pop3", "pop3s")}
         self.data = os.path.join(self.dir, "data")
         conf = pbtest.base_config(self.data) + FAST
         conf += (f"listen_tmx = smtp starttls 127.0.0.1:{self.ports['mx']}\n"
                  f"listen_tsub = smtp starttls 127.0.0.1:{self.ports['submission']} smtpd_tls_security_level=encrypt "
                  f"smtpd_client_restrictions=$mua_client_restrictions\n"
                  f"listen_tsubs = smtp implicit 127.0.0.1:{self.ports['submissions']} "
-                 f"smtpd_client_restrictions=$mua_client_restrictions\n")
+                 f"smtpd_client_restrictions=$mua_client_restrictions\n"
+                 f"listen_tpop3 = pop3 starttls 127.0.0.1:{self.ports['pop3']}\n"
+                 f"listen_tpop3s = pop3 implicit 127.0.0.1:{self.ports['pop3s']}\n")
         overridden = {name for name, _ in config_lines}
         conf = "\n".join(l for l in conf.split("\n") if l.split(" =")[0].strip() not in overridden) + "\n"
         conf += "".join(f"{n} = {v}\n" for n, v in config_lines)
@@ -360,9 +420,9 @@ ScriptServer = MailHost
 SANITY = ("BUG: blocking call", "runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer")
 
 
-def load_scripts(paths=None):
+def load_scripts(paths=None, directory=SCRIPT_DIR):
     if paths is None:
-        paths = sorted(os.path.join(SCRIPT_DIR, n) for n in os.listdir(SCRIPT_DIR) if n.endswith(".txt"))
+        paths = sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".txt"))
     return [Script(p) for p in paths]
 
 
@@ -380,7 +440,7 @@ def run_scripts(testcase, scripts):
         try:
             for s in group:
                 with testcase.subTest(script=s.name):
-                    run_script(s, srv.ports)
+                    run_script(s, srv.ports, srv)
         finally:
             log = srv.close()
             for bad in SANITY:
@@ -398,7 +458,7 @@ def main(argv):
         try:
             for s in group:
                 try:
-                    run_script(s, srv.ports)
+                    run_script(s, srv.ports, srv)
                     print(f"ok   {s.name}")
                 except ScriptError as e:
                     failed += 1
