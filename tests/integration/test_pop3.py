@@ -375,7 +375,12 @@ class Durability(unittest.TestCase):
         s.sendall(b"RETR 5\r\n")
         time.sleep(1.5)  # the server fills the socket and its output buffer, then waits
         grown = rss() - base
-        self.assertLess(grown, 4 * 1024 * 1024, f"the server grew by {grown} bytes for a client that reads nothing")
+        with open(f"/proc/{pid}/maps") as f:
+            sanitized = "libasan" in f.read()
+        # ASan keeps freed memory in quarantine (fresh pages for every allocation), so RSS only
+        # tells the truth about buffering in a normal build.
+        if not sanitized:
+            self.assertLess(grown, 4 * 1024 * 1024, f"the server grew by {grown} bytes for a client that reads nothing")
         # The client reads now: the whole message arrives intact.
         data = b""
         s.settimeout(60)
