@@ -761,7 +761,14 @@ void Pop3Session::relookup() {
                 pump();
                 return;
             }
-            if (m && out.ok()) m->expunged = true;
+            if (m && out.ok()) {
+                m->expunged = true;
+                if (!t.started) {
+                    send(fmt::format("-ERR [SYS/PERM] Message {} was expunged by another session.\r\n", t.number));
+                    end_transfer();
+                    return;
+                }
+            }
             read_done("", out.ok() ? "the message was expunged by another session" : out.reason);
         });
 }

@@ -351,6 +351,23 @@ class Durability(unittest.TestCase):
         self.assertEqual(p.uidl()[1], before)
         p.quit()
 
+    def test_changes_by_other_maildir_programs_during_a_session(self):
+        # Another program (mutt, an IMAP server) renames one file (marks it read) and deletes
+        # another while the POP3 session is open: RETR follows the rename and refuses the
+        # deleted one with [SYS/PERM]; numbering does not shift.
+        p = self.login()
+        new = os.path.join(self.host.data, "mail", "example.com", "bob", "new")
+        cur = os.path.join(self.host.data, "mail", "example.com", "bob", "cur")
+        names = sorted(os.listdir(new))
+        os.rename(os.path.join(new, names[0]), os.path.join(cur, names[0].split(":")[0] + ":2,S"))
+        os.unlink(os.path.join(new, names[1]))
+        self.assertIn(b"Subject: pop3 dur-0", b"\r\n".join(p.retr(1)[1]))
+        with self.assertRaises(poplib.error_proto) as e:
+            p.retr(2)
+        self.assertIn(b"[SYS/PERM]", e.exception.args[0])
+        self.assertIn(b"Subject: pop3 dur-2", b"\r\n".join(p.retr(3)[1]))
+        p.quit()
+
     def test_stalled_reader_of_a_large_message_costs_bounded_memory(self):
         import smtplib
         big = message("big", lines=400000)  # about 8 MB
