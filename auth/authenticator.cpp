@@ -269,6 +269,10 @@ private:
     // and fill in missing SCRAM keys, so the next login can use SCRAM (Dovecot can't do this).
     static void upgrade_secrets(std::vector<std::unique_ptr<Backend>>& backends, const AuthSettings& s,
                                 Credentials& c, const std::string& password, Verdict& v) {
+        Backend* store = nullptr;
+        for (auto& b : backends)
+            if (b->name() == v.backend && b->can_store_secrets()) store = b.get();
+        if (!store) return;
         bool rehash = s.rehash && needs_rehash(c.password, s.hash);
         bool missing_scram = c.scram_sha256.empty() || c.scram_sha1.empty();
         if (!rehash && !missing_scram) return;
@@ -276,8 +280,7 @@ private:
         if (rehash) updated.password = hash_password(password, s.hash);
         if (updated.scram_sha256.empty()) updated.scram_sha256 = format_scram(scram_keys(ScramHash::Sha256, password, s.hash.scram_iterations));
         if (updated.scram_sha1.empty()) updated.scram_sha1 = format_scram(scram_keys(ScramHash::Sha1, password, s.hash.scram_iterations));
-        for (auto& b : backends)
-            if (b->name() == v.backend) b->store_rehash(c.user, updated);
+        store->store_rehash(c.user, updated);
         if (rehash) v.detail = fmt::format("password rehashed from {} to ARGON2ID", scheme_of(c.password));
     }
 

@@ -36,8 +36,12 @@ public:
     virtual std::optional<Credentials> lookup(const std::string& login) = 0;
     // Whether this backend may hold a secret CRAM-MD5 can use ({PLAIN} or {CRAM-MD5} values).
     virtual bool may_have_cram_secrets() const = 0;
+    // Whether store_rehash keeps what it is given. When not (a read-only passwd-file), a login
+    // computes no new hash or SCRAM keys at all: they would be thrown away, at argon2id's cost
+    // on every login.
+    virtual bool can_store_secrets() const { return false; }
     // A successful login whose stored hash should be upgraded: store these values (blocking, on a
-    // worker). Backends that cannot write ignore it.
+    // worker).
     virtual void store_rehash(const std::string& user, const Credentials& updated) { (void)user; (void)updated; }
     // A successful login (blocking, on a worker): backends that keep last-login times note it.
     virtual void record_login(const std::string& user) { (void)user; }

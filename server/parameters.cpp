@@ -241,7 +241,8 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "pop3_uidl_format", .default_value = "%08Xu%08Xv", .type = Type::String, .per_listener = true,
          .doc = "Dovecot's name and default: the UIDL of a message, from %u (its IMAP UID), %v (the "
                 "mailbox's UIDVALIDITY) and %f (its Maildir base file name, Courier-style UIDLs), with "
-                "an optional width, zero padding and X/x for hex. UIDLs come from what the store keeps "
+                "an optional width (with a leading 0: zero padding; without: a cut) and X for lower-case "
+                "hex, as in Dovecot. UIDLs come from what the store keeps "
                 "(the UID is in the file name), so they survive restarts and index rebuilds; change the "
                 "format only to match a previous server's, or clients download everything again."});
     add({.name = "pop3_lock_session", .default_value = "yes", .type = Type::Bool, .per_listener = true,
@@ -299,7 +300,8 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
                 "(webmail or a local script on the same host)."});
     add({.name = "auth_rehash", .default_value = "yes", .type = Type::Bool,
          .doc = "On a successful cleartext login with an imported hash (SHA512-CRYPT, SSHA512, ...), "
-                "store an argon2id hash and SCRAM keys instead."});
+                "store an argon2id hash and SCRAM keys instead (builtin accounts; a passwd-file is never "
+                "rewritten, so its logins compute nothing extra)."});
     add({.name = "auth_argon2_time_cost", .default_value = "3", .type = Type::Count, .min = 1, .max = 100,
          .doc = "argon2id iterations for new password hashes."});
     add({.name = "auth_argon2_memory_cost", .default_value = "64M", .type = Type::Size,

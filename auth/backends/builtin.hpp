@@ -14,6 +14,7 @@ public:
     std::string name() const override { return "builtin"; }
     std::optional<Credentials> lookup(const std::string& login) override;
     bool may_have_cram_secrets() const override { return cram_; }
+    bool can_store_secrets() const override { return true; }
     void store_rehash(const std::string& user, const Credentials& updated) override;
     void record_login(const std::string& user) override;
 

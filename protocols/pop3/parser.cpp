@@ -104,13 +104,18 @@ std::string format_uidl(std::string_view format, std::uint32_t uid, std::uint32_
             if (letter == 'f') v = std::string(file_base);
             else {
                 std::uint32_t n = letter == 'u' ? uid : uidvalidity;
-                v = hex ? (up ? fmt::format("{:X}", n) : fmt::format("{:x}", n)) : fmt::format("{}", n);
+                // Dovecot's X modifier prints lower-case hex (var-expand.c: "%llx"); UIDLs are
+                // compared exactly, so any other case would make clients download everything.
+                (void)up;
+                v = hex ? fmt::format("{:x}", n) : fmt::format("{}", n);
             }
-            if (v.size() < width) v.insert(0, width - v.size(), zero ? '0' : ' ');
+            // Dovecot's var_expand: "%08Xu" pads with zeros to 8, "%2u" keeps the first 2.
+            if (zero && v.size() < width) v.insert(0, width - v.size(), '0');
+            else if (!zero && width && v.size() > width) v.resize(width);
             out += v;
         },
         [&](char c) { out += c; });
-    if (!ok) out = fmt::format("{:08X}{:08X}", uid, uidvalidity);
+    if (!ok) out = fmt::format("{:08x}{:08x}", uid, uidvalidity);
     std::string clean;
     for (char c : out)
         if (c >= 0x21 && c <= 0x7E && clean.size() < 70) clean += c;

@@ -26,9 +26,10 @@ std::vector<std::string_view> split_args(std::string_view args);
 std::optional<std::uint32_t> parse_number(std::string_view s);
 
 // Expands Dovecot's pop3_uidl_format for one message: %u the UID, %v the UIDVALIDITY, %f the
-// Maildir base file name (Courier-style UIDLs), %% a percent sign. A field may carry a width
-// with leading zero and an X (upper-case hex) or x (lower-case hex) modifier: "%08Xu%08Xv" is
-// Dovecot's default. Other characters are copied. The result is cut to 70 characters, the
+// Maildir base file name (Courier-style UIDLs), %% a percent sign. As in Dovecot's var_expand,
+// a width with a leading zero pads with zeros ("%08Xu"), one without keeps that many leading
+// characters ("%2u"), and X (or x) prints lower-case hex: "%08Xu%08Xv" is Dovecot's default.
+// Other characters are copied. The result is cut to 70 characters, the
 // unique-id limit of RFC 1939 section 7, and bytes outside 0x21..0x7E are dropped.
 std::string format_uidl(std::string_view format, std::uint32_t uid, std::uint32_t uidvalidity, std::string_view file_base);
 

@@ -24,7 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kSaslLineLimit = 12288;    // as for SMTP AUTH (RFC 4954 section 4)
-constexpr std::size_t kReadChunk = 64 * 1024;   // bytes of a message file read at a time
+constexpr std::size_t kReadChunk = 128 * 1024;  // bytes of a message file read at a time
 constexpr const char* kPlaintextRefused =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections: use STLS first, "
     "or port 995 (POP3S).\r\n";

@@ -24,7 +24,8 @@ namespace {
 
 class MapBackend : public Backend {
 public:
-    explicit MapBackend(std::map<std::string, Credentials> users, bool cram = false) : users_(std::move(users)), cram_(cram) {}
+    explicit MapBackend(std::map<std::string, Credentials> users, bool cram = false, bool writable = false)
+        : users_(std::move(users)), cram_(cram), writable_(writable) {}
     std::string name() const override { return "map"; }
     std::optional<Credentials> lookup(const std::string& login) override {
         std::lock_guard lock(mu_);
@@ -34,12 +35,19 @@ public:
         return it->second;
     }
     bool may_have_cram_secrets() const override { return cram_; }
+    bool can_store_secrets() const override { return writable_; }
+    void store_rehash(const std::string&, const Credentials& updated) override {
+        std::lock_guard lock(mu_);
+        stored.push_back(updated);
+    }
     int lookups = 0;
+    std::vector<Credentials> stored;
 
 private:
     std::mutex mu_;
     std::map<std::string, Credentials> users_;
     bool cram_;
+    bool writable_;
 };
 
 Credentials user(std::string name, std::string password, bool enabled = true) {
@@ -285,6 +293,31 @@ TEST_CASE("a successful cleartext login rehashes an imported scheme and stores S
     CHECK_FALSE(after->scram_sha256.empty());
     CHECK_FALSE(after->scram_sha1.empty());
     CHECK(after->last_login > 0);
+}
+
+TEST_CASE("a backend that cannot store secrets gets no rehash, and a writable one does") {
+    for (bool writable : {false, true}) {
+        asio::io_context loop;
+        WorkerPool workers(loop, 2);
+        auto backend = std::make_unique<MapBackend>(std::map<std::string, Credentials>{{"old@example.com", user("old@example.com", "{PLAIN}hunter2")}},
+                                                    false, writable);
+        MapBackend* raw = backend.get();
+        std::vector<std::unique_ptr<Backend>> v;
+        v.push_back(std::move(backend));
+        Authenticator auth(loop, workers, fast_settings(), std::move(v));
+        std::optional<Result> got;
+        auto handle = auth.login(tls_client(), "old@example.com", "hunter2", [&](Result r) { got = r; });
+        loop.run();
+        REQUIRE(got);
+        CHECK(got->status == Status::Ok);
+        if (writable) {
+            REQUIRE(raw->stored.size() == 1);
+            CHECK(scheme_of(raw->stored[0].password) == "ARGON2ID");
+            CHECK_FALSE(raw->stored[0].scram_sha256.empty());
+        } else {
+            CHECK(raw->stored.empty());
+        }
+    }
 }
 
 TEST_CASE("destroying an exchange before its answer cancels the callback") {
