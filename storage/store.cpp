@@ -453,6 +453,10 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
         if (fd < 0) {
             error = fmt::format("open {}: {}", path.string(), std::strerror(errno));
         } else {
+            // Not more than the file holds: a 2 KiB message needs no zeroed 128 KiB buffer.
+            struct stat st {};
+            if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset + length)
+                length = static_cast<std::uint64_t>(st.st_size) > offset ? static_cast<std::size_t>(st.st_size - offset) : 0;
             data.resize(length);
             std::size_t got = 0;
             while (got < length) {

@@ -1,6 +1,8 @@
 // POP3 response encoding of a message (see message_stream.hpp).
 #include "protocols/pop3/message_stream.hpp"
 
+#include <cstring>
+
 namespace pillarbox::pop3 {
 
 void MessageStream::end_line(std::string& out) {
@@ -30,32 +32,30 @@ void MessageStream::feed(std::string_view in, std::string& out) {
             at_line_start_ = false;
         }
     }
+    // Line by line with memchr for LF (a CR not followed by LF is content). This loop is the
+    // per-byte cost of RETR, so no per-character searches.
     while (i < in.size() && !stopped_) {
         if (at_line_start_ && in[i] == '.') out += '.';  // RFC 1939 section 3: byte-stuffing
-        std::size_t end = in.find_first_of("\r\n", i);
-        if (end == std::string_view::npos) {
-            out.append(in.substr(i));
-            at_line_start_ = false;
+        const char* base = in.data() + i;
+        const void* hit = std::memchr(base, '\n', in.size() - i);
+        if (!hit) {
+            std::string_view rest = in.substr(i);
+            if (rest.back() == '\r') {
+                pending_cr_ = true;  // CRLF or a bare CR: the next chunk tells
+                rest.remove_suffix(1);
+            }
+            if (!rest.empty()) at_line_start_ = false;
+            out.append(rest);
             return;
         }
+        std::size_t nl = static_cast<std::size_t>(static_cast<const char*>(hit) - in.data());
+        std::size_t end = nl > i && in[nl - 1] == '\r' ? nl - 1 : nl;  // CRLF or bare LF
         if (end > i) {
             out.append(in.substr(i, end - i));
             at_line_start_ = false;
         }
-        if (in[end] == '\n') {
-            end_line(out);
-            i = end + 1;
-        } else if (end + 1 >= in.size()) {
-            pending_cr_ = true;  // CR at the end of this chunk
-            return;
-        } else if (in[end + 1] == '\n') {
-            end_line(out);
-            i = end + 2;
-        } else {
-            out += '\r';
-            at_line_start_ = false;
-            i = end + 1;
-        }
+        end_line(out);
+        i = nl + 1;
     }
 }
 
