@@ -336,6 +336,18 @@ class Durability(unittest.TestCase):
         r = self.host.cli("index", "check", "bob@example.com", check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_sigterm_says_goodbye_and_keeps_the_mail(self):
+        import signal
+        p = self.login()
+        p.dele(1)
+        self.host.server.signal(signal.SIGTERM)
+        self.assertTrue(p.file.readline().startswith(b"-ERR [SYS/TEMP] Server shutting down"))
+        self.assertEqual(self.host.server.proc.wait(30), 0)
+        self.host.start()
+        p = self.login()
+        self.assertEqual(p.stat()[0], 4)
+        p.quit()
+
     def test_uidls_survive_restart_and_index_rebuild(self):
         p = self.login()
         p.dele(2)
