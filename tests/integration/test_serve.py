@@ -31,7 +31,7 @@ class Listeners(ServerTest):
         ports = {p: free_port() for p in ("smtp", "pop3", "imap", "http")}
         self.start("".join(f"listen_t{p} = {p} none 127.0.0.1:{port}\n" for p, port in ports.items()))
         self.assertRegex(greeting(ports["smtp"]), rf"^220 {HOSTNAME} ESMTP Pillarbox\r\n$")
-        self.assertRegex(greeting(ports["pop3"]), r"^-ERR \[SYS/PERM\] .*\r\n$")
+        self.assertRegex(greeting(ports["pop3"]), r"^\+OK Pillarbox ready\.\r\n$")
         self.assertRegex(greeting(ports["imap"]), r"^\* BYE \[UNAVAILABLE\] .*\r\n$")
         self.assertRegex(greeting(ports["http"]), r"^HTTP/1\.1 503 ")
 
@@ -113,7 +113,7 @@ class Signals(ServerTest):
         server.signal(signal.SIGHUP)
         server.wait_log(r"reload -- configuration .* in force")
         self.assertRegex(s_client(p1).stdout, r"CN ?= ?own\.example")
-        self.assertTrue(greeting(p2).startswith("-ERR"))
+        self.assertTrue(greeting(p2).startswith("+OK "))
 
     def test_sighup_with_bad_config_keeps_the_old_one(self):
         port = free_port()
