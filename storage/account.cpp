@@ -221,15 +221,10 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
     std::vector<fs::path> placed;
     std::uint64_t bytes = 0;
     for (auto& m : msgs) bytes += m.size;
-    try {
-        check_quota(bytes, msgs.size());
-    } catch (...) {
-        for (auto& m : msgs) ::unlink(m.tmp_path.c_str());
-        throw;
-    }
+    check_quota(bytes, msgs.size());  // OverQuota leaves the files to the caller
     auto undo = [&] {
         for (auto& p : placed) ::unlink(p.c_str());
-        for (auto& m : msgs) ::unlink(m.tmp_path.c_str());
+        for (auto& m : msgs) discard_message_file(m);
         try {
             if (!placed.empty()) fsync_dir(dir / "new"), fsync_dir(dir / "cur");
         } catch (...) {
@@ -245,13 +240,8 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             // The file's mtime is the internal date (as Dovecot does), so a rebuilt index gets
             // it back. Set here, not when the tmp file is written: tmp/ files with old mtimes
             // are taken for a dead delivery's leftovers when an account is opened.
-            if (m.internal_date > 0) {
-                const timespec times[2] = {{m.internal_date, 0}, {m.internal_date, 0}};
-                if (::utimensat(AT_FDCWD, m.tmp_path.c_str(), times, 0) != 0)
-                    throw std::system_error(errno, std::generic_category(), "utimensat " + m.tmp_path);
-            }
-            if (::rename(m.tmp_path.c_str(), target.c_str()) != 0)
-                throw std::system_error(errno, std::generic_category(), "rename into " + target.string());
+            if (m.internal_date > 0) set_message_mtime(m, m.internal_date);
+            place_message_file(m, target);
             placed.push_back(target);
             uids.push_back(uid++);
         }

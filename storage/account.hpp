@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/index/sqlite.hpp"
+#include "storage/message_file.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/keywords.hpp"
 
@@ -31,9 +32,11 @@ struct MailboxInfo {
     bool subscribed = false;
 };
 
-// A message already written (and made durable) in the account's tmp/ directory.
+// A message already written (and made durable), not yet in a mailbox: an unnamed file (file)
+// or a named one in the account's tmp/ directory (tmp_path). See message_file.hpp.
 struct NewMessage {
     std::string tmp_path;
+    std::shared_ptr<OpenFile> file;
     std::string base;  // Maildir base name chosen when the tmp file was created
     std::uint64_t size = 0;
     std::uint64_t rfc822_size = 0;
@@ -113,10 +116,11 @@ public:
     std::vector<MailboxInfo> mailboxes();
     MailboxInfo mailbox(std::string_view name);  // throws when missing
 
-    // Moves the messages into the mailbox with new UIDs: rename into place, fsync the directory,
-    // then one index transaction. All or nothing: on failure nothing stays in the mailbox and the
-    // tmp files are removed. Throws StoreError OverQuota when they don't fit the quota. Returns
-    // the UIDs in order.
+    // Moves the messages into the mailbox with new UIDs: link or rename into place, fsync the
+    // directory, then one index transaction. All or nothing: on failure nothing stays in the
+    // mailbox and the files are discarded, except when they don't fit the quota: StoreError
+    // OverQuota leaves them to the caller (to try fewer, or discard them). Returns the UIDs in
+    // order.
     std::vector<std::uint32_t> add_messages(const std::string& mailbox, std::vector<NewMessage>& msgs);
 
     // Reconciles one mailbox's index with its new/ and cur/ directories: files added by other

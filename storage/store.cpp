@@ -50,10 +50,10 @@ std::uint64_t bare_lf_count(std::string_view s) {
 
 // Reads a just-written message back (from the page cache) and runs the parser on it. A failure
 // only means no cache entry: IMAP fills it later.
-std::string parse_file(const std::function<std::string(std::string_view)>& parse, const std::string& path,
+std::string parse_file(const std::function<std::string(std::string_view)>& parse, const NewMessage& m,
                        std::uint64_t size) {
     std::string data(size, '\0');
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = m.file ? ::dup(m.file->fd()) : ::open(m.tmp_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return "";
     std::size_t got = 0;
     while (got < data.size()) {
@@ -75,9 +75,9 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 // Makes the data of files written earlier durable. One syncfs() covers a whole batch, which is
 // where group commit gets its speed; a single file is cheaper with fdatasync().
-void make_durable(const std::vector<std::string>& paths, const fs::path& data_dir) {
+void make_durable(const std::vector<const NewMessage*>& msgs, const fs::path& data_dir) {
     blocking_call("make_durable");
-    if (paths.size() >= 4) {
+    if (msgs.size() >= 4) {
         int fd = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + data_dir.string());
         int rc = ::syncfs(fd);
@@ -86,13 +86,18 @@ void make_durable(const std::vector<std::string>& paths, const fs::path& data_di
         if (rc != 0) throw std::system_error(err, std::generic_category(), "syncfs");
         return;
     }
-    for (auto& p : paths) {
-        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + p);
+    for (auto* m : msgs) {
+        if (m->file) {
+            if (::fdatasync(m->file->fd()) != 0)
+                throw std::system_error(errno, std::generic_category(), "fdatasync " + message_file_label(*m));
+            continue;
+        }
+        int fd = ::open(m->tmp_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + m->tmp_path);
         int rc = ::fdatasync(fd);
         int err = errno;
         ::close(fd);
-        if (rc != 0) throw std::system_error(err, std::generic_category(), "fdatasync " + p);
+        if (rc != 0) throw std::system_error(err, std::generic_category(), "fdatasync " + m->tmp_path);
     }
 }
 
@@ -188,7 +193,7 @@ public:
 
     ~Delivery() {
         for (auto& r : rcpts_)
-            if (r.fd >= 0) ::close(r.fd);
+            if (r.fd >= 0 && !r.msg.file) ::close(r.fd);  // an unnamed file's descriptor is r.msg.file's
     }
 
 private:
@@ -238,26 +243,27 @@ private:
             std::error_code ec;
             fs::create_directories(tmp, ec);
             r.msg.base = unique_base(host);
-            r.msg.tmp_path = (tmp / r.msg.base).string();
-            r.fd = ::open(r.msg.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-            if (r.fd < 0) return fail("create " + r.msg.tmp_path);
-            if (!write_fully(r.fd, prefix)) return fail("write " + r.msg.tmp_path);
+            r.fd = create_message_file(tmp, r.msg);
+            if (r.fd < 0) return fail("create a file in " + tmp.string());
+            if (!write_fully(r.fd, prefix)) return fail("write " + message_file_label(r.msg));
             r.msg.size += prefix.size();
         }
-        if (!write_fully(r.fd, data)) return fail("write " + r.msg.tmp_path);
+        if (!write_fully(r.fd, data)) return fail("write " + message_file_label(r.msg));
         r.msg.size += data.size();
         if (final) {
             // Sync now, on this io thread, while other deliveries sync theirs: the kernel merges
             // concurrent flushes into one journal commit, and the message doesn't wait for the
             // batch in front of it to finish before its data flush even starts.
-            if (::fdatasync(r.fd) != 0) return fail("fdatasync " + r.msg.tmp_path);
+            if (::fdatasync(r.fd) != 0) return fail("fdatasync " + message_file_label(r.msg));
             r.msg.durable = true;
-            if (::close(r.fd) != 0) {
+            if (r.msg.file) {
+                r.fd = -1;  // the unnamed file stays open (r.msg.file) until it is linked
+            } else {
+                int rc = ::close(r.fd);
                 r.fd = -1;
-                return fail("close " + r.msg.tmp_path);
+                if (rc != 0) return fail("close " + message_file_label(r.msg));
             }
-            r.fd = -1;
-            if (store_.settings().parse) r.msg.parsed = parse_file(store_.settings().parse, r.msg.tmp_path, r.msg.size);
+            if (store_.settings().parse) r.msg.parsed = parse_file(store_.settings().parse, r.msg, r.msg.size);
         }
     }
 
@@ -299,6 +305,9 @@ private:
                 res.temporary = true;
                 res.reason = fmt::format("{}: {}", r.what, errno_text(r.error));
                 if (!r.msg.tmp_path.empty()) to_remove.push_back(r.msg.tmp_path);
+                if (r.fd >= 0 && !r.msg.file) ::close(r.fd);
+                r.fd = -1;
+                r.msg.file.reset();
                 finish_one(i, std::move(res));
                 continue;
             }
@@ -318,8 +327,9 @@ private:
         auto work = asio::make_work_guard(store_.loop_);  // the loop outlives the clean-up
         asio::post(store_.io_, [self, work] {
             for (auto& r : self->rcpts_) {
-                if (r.fd >= 0) ::close(r.fd), r.fd = -1;
-                if (!r.msg.tmp_path.empty()) ::unlink(r.msg.tmp_path.c_str());
+                if (r.fd >= 0 && !r.msg.file) ::close(r.fd);
+                r.fd = -1;
+                discard_message_file(r.msg);
             }
         });
     }
@@ -413,14 +423,13 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
             std::error_code ec;
             fs::create_directories(tmp, ec);
             m.base = unique_base(settings_.hostname);
-            m.tmp_path = (tmp / m.base).string();
-            int fd = ::open(m.tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            int fd = create_message_file(tmp, m);
             bool ok = fd >= 0 && write_fully(fd, *msg);
             int err = errno;
-            if (fd >= 0 && ::close(fd) != 0 && ok) ok = false, err = errno;
+            if (fd >= 0 && !m.file && ::close(fd) != 0 && ok) ok = false, err = errno;
             if (!ok) {
-                error = fmt::format("write {}: {}", m.tmp_path, std::strerror(err));
-                ::unlink(m.tmp_path.c_str());
+                error = fmt::format("write {}: {}", message_file_label(m), std::strerror(err));
+                discard_message_file(m);
             }
         }
         m.size = msg->size();
@@ -492,9 +501,9 @@ void Store::start_batch() {
     queue_.clear();
     auto work = asio::make_work_guard(loop_);
     asio::post(io_, [this, batch, work] {
-        std::vector<std::string> paths;
+        std::vector<const NewMessage*> paths;
         for (auto& it : *batch)
-            if (!it.message.durable) paths.push_back(it.message.tmp_path);
+            if (!it.message.durable) paths.push_back(&it.message);
         std::string sync_error;
         try {
             if (!paths.empty()) make_durable(paths, settings_.data_directory);
@@ -524,7 +533,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::st
                     r.over_quota = over_quota;
                     r.temporary = !over_quota || settings_.quota_full_tempfail;
                     r.reason = why;
-                    ::unlink((*batch)[i].message.tmp_path.c_str());
+                    discard_message_file((*batch)[i].message);
                 }
             };
             if (!sync_error.empty()) {
@@ -550,6 +559,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::st
                             (*results)[idx[k]].ok = true;
                             (*results)[idx[k]].uid = u[0];
                         } catch (const StoreError& e1) {
+                            discard_message_file((*batch)[idx[k]].message);
                             auto& r = (*results)[idx[k]];
                             r.over_quota = e1.kind == StoreError::Kind::OverQuota;
                             r.temporary = !r.over_quota || settings_.quota_full_tempfail;

@@ -1,0 +1,53 @@
+// How a new message file comes to be: written unnamed (O_TMPFILE) in the account's tmp/ and
+// linked into new/ or cur/ under its final name once it is durable, or, where the file system
+// or /proc can't do that, written as a named tmp/ file and renamed (the classic Maildir way).
+// The unnamed way makes one directory change per message instead of three (create in tmp/,
+// then a rename that locks tmp/ and new/), and a crash leaves no tmp/ leftovers: the kernel
+// frees an unlinked inode. Blocking; io and writer threads only.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace pillarbox::storage {
+
+struct NewMessage;
+
+// An open, still unnamed message file. Closing it without a link discards it.
+class OpenFile {
+public:
+    explicit OpenFile(int fd) : fd_(fd) {}
+    ~OpenFile();
+    OpenFile(const OpenFile&) = delete;
+    OpenFile& operator=(const OpenFile&) = delete;
+    int fd() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+// Creates the file for m (m.base set) below tmp_dir for writing (an unnamed one is also readable,
+// for the parse cache): an unnamed file when possible
+// (m.file then owns the descriptor, and the return value is the same descriptor), else
+// tmp_dir/base (m.tmp_path set; the caller owns and closes the returned descriptor). -1 with
+// errno on failure.
+int create_message_file(const std::filesystem::path& tmp_dir, NewMessage& m);
+
+// Gives the written file its name: links the unnamed file, or renames the tmp/ file. Throws
+// std::system_error.
+void place_message_file(NewMessage& m, const std::filesystem::path& target);
+
+// Sets the file's mtime (the IMAP internal date). Throws std::system_error.
+void set_message_mtime(const NewMessage& m, std::int64_t secs);
+
+// Drops a file that will not be placed (the unnamed one simply closes when the last copy of m
+// goes; a named one is unlinked now).
+void discard_message_file(NewMessage& m);
+
+// For logs: the tmp/ path, or "unnamed file for BASE".
+std::string message_file_label(const NewMessage& m);
+
+// Tests: false forces the named way; true lets the next creation try unnamed files again.
+void use_unnamed_message_files(bool on);
+
+}  // namespace pillarbox::storage
