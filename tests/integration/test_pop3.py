@@ -239,6 +239,15 @@ class Curl(Pop3Host):
                 self.curl(f"{scheme}://127.0.0.1:{port}/2", "-X", "DELE", "-I", *extra)
                 self.assertEqual(len(self.curl(f"{scheme}://127.0.0.1:{port}/", *extra).strip().split(b"\r\n")), 2)
 
+    def test_sasl_logins(self):
+        # curl's own SASL client (RFC 5034 AUTH) with each mechanism it shares with us.
+        self._addr, sent = self.account(1)
+        for mech in ("PLAIN", "LOGIN"):
+            with self.subTest(mech=mech):
+                got = self.curl(f"pop3s://127.0.0.1:{self.host.ports['pop3s']}/1", "-k", "--login-options", f"AUTH={mech}")
+                self.check_download(self._addr, sent, [got])
+        self.assertRegex(self.host.log(), rf"Login: user=<{re.escape(self._addr)}>, method=LOGIN")
+
 
 @unittest.skipUnless(FETCHMAIL, "fetchmail is not installed")
 class Fetchmail(Pop3Host):
