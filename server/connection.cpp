@@ -94,7 +94,7 @@ asio::awaitable<bool> Connection::handshake() {
     co_await tls_->async_handshake(asio::ssl::stream_base::server, redirect_error(use_awaitable, ec));
     in_handshake_ = false;
     if (ec) {
-        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from unknown[{}]: {}",
+        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from {}[{}]: {}", info_.peer_name,
                   info_.peer_ip, ec.message());
         co_return false;
     }
@@ -104,8 +104,8 @@ asio::awaitable<bool> Connection::handshake() {
     info_.tls_cipher = SSL_get_cipher_name(ssl);
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info_.tls_sni = sni;
     log::line(log::Level::Info, service_name(info_.protocol), info_.id,
-              "{} TLS connection established from unknown[{}]: {} with cipher {}{}",
-              info_.tls_mode == config::TlsMode::Implicit ? "Implicit" : "STARTTLS", info_.peer_ip, info_.tls_version,
+              "{} TLS connection established from {}[{}]: {} with cipher {}{}",
+              info_.tls_mode == config::TlsMode::Implicit ? "Implicit" : "STARTTLS", info_.peer_name, info_.peer_ip, info_.tls_version,
               info_.tls_cipher, info_.tls_sni.empty() ? "" : " sni=" + info_.tls_sni);
     co_return true;
 }
@@ -141,7 +141,7 @@ asio::awaitable<void> Connection::reader() {
             if (closing_) break;
             if (!in_.empty()) {
                 log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
-                          "discarded {} bytes of plaintext sent after STARTTLS by unknown[{}]", in_.size(), info_.peer_ip);
+                          "discarded {} bytes of plaintext sent after STARTTLS by {}[{}]", in_.size(), info_.peer_name, info_.peer_ip);
                 in_.clear();
             }
             tls_requested_ = false;
@@ -165,7 +165,7 @@ asio::awaitable<void> Connection::reader() {
         process_input();
         if (in_.size() > listener_->input_limit && !closing_) {
             log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
-                      "input buffer limit {} exceeded by unknown[{}]; disconnecting", listener_->input_limit, info_.peer_ip);
+                      "input buffer limit {} exceeded by {}[{}]; disconnecting", listener_->input_limit, info_.peer_name, info_.peer_ip);
             break;
         }
     }
@@ -230,8 +230,8 @@ asio::awaitable<void> Connection::watchdog() {
             break;
         }
         timed_out_ = true;
-        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from unknown[{}]",
-                  std::chrono::duration_cast<std::chrono::seconds>(listener_->idle_timeout).count(), info_.peer_ip);
+        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from {}[{}]",
+                  std::chrono::duration_cast<std::chrono::seconds>(listener_->idle_timeout).count(), info_.peer_name, info_.peer_ip);
         session_->on_timeout();
         close();
         deadline_ = std::chrono::steady_clock::now() + kCloseGrace;
@@ -295,8 +295,8 @@ void Connection::finish() {
     if (finished_) return;
     finished_ = true;
     std::string summary = session_->summary();
-    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "disconnect from unknown[{}]:{} in={} out={}{}{}",
-              info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
+    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "disconnect from {}[{}]:{} in={} out={}{}{}",
+              info_.peer_name, info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
     if (on_closed_) on_closed_();
 }
 

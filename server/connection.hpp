@@ -35,6 +35,7 @@ public:
     void start_tls() override;
     void resume_input() override;
     std::size_t output_queued() const override { return out_.size() + writing_; }
+    void set_peer_name(const std::string& name) override { info_.peer_name = name; }
     const ConnectionInfo& info() const override { return info_; }
 
 private:

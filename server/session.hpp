@@ -20,6 +20,7 @@ struct ConnectionInfo {
     config::Protocol protocol = config::Protocol::Smtp;
     config::TlsMode tls_mode = config::TlsMode::None;
     std::string peer_ip, local_ip;
+    std::string peer_name = "unknown";  // the client's verified host name, once a session learns it
     std::uint16_t peer_port = 0, local_port = 0;
     bool tls_active = false;
     std::string tls_version, tls_cipher, tls_sni;
@@ -40,6 +41,9 @@ public:
     // Bytes sent and not yet written to the socket: a session streaming a large reply (POP3
     // RETR) sends the next piece only while this is small, so a slow reader costs bounded memory.
     virtual std::size_t output_queued() const = 0;
+    // The client's forward-confirmed host name (SMTP's peername lookup): later connection log
+    // lines (TLS, timeout, disconnect) say name[ip] instead of unknown[ip].
+    virtual void set_peer_name(const std::string& name) = 0;
     virtual const ConnectionInfo& info() const = 0;
 };
 

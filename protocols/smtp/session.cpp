@@ -289,6 +289,7 @@ void SmtpSession::on_start() {
                                                                   if (!*token) return;
                                                                   for (auto& ip : f.records)
                                                                       if (ip == info_.peer_ip) client_name_ = ascii_lower(name);
+                                                                  if (client_name_ != "unknown") io_.set_peer_name(client_name_);
                                                                   name_tempfail_ = f.status == dns::Answer::Status::TempFail;
                                                                   greet();
                                                               });
