@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "storage/message_file.hpp"
@@ -116,4 +117,44 @@ TEST_CASE("the store delivers and appends through the named fallback too") {
     CHECK(entries(root / "bob" / "new") == 1);
     CHECK(entries(root / "alice" / ".Sent" / "cur") == 1);
     for (auto* who : {"alice", "bob"}) CHECK(entries(root / who / "tmp") == 0);
+}
+
+TEST_CASE("a batch over quota is retried message by message, and the ones that fit arrive") {
+    Restore restore;
+    for (bool unnamed : {true, false}) {
+        DYNAMIC_SECTION((unnamed ? "unnamed" : "named")) {
+            use_unnamed_message_files(unnamed);
+            test::TempDir dir;
+            asio::io_context io;
+            StoreSettings settings(dir.path, "mx.example.org");
+            settings.quota.max_messages = 3;
+            Store store(io, settings);
+            // Four deliveries committed at once: the first two go in batches of their own (two
+            // batches may be in flight), the other two queue up behind them and form one batch,
+            // which is over the quota as a whole; one by one, the first of them still fits.
+            std::vector<std::optional<RecipientResult>> got(4);
+            std::vector<std::unique_ptr<DeliveryTarget>> ds;
+            for (int i = 0; i < 4; ++i) {
+                auto d = store.delivery();
+                d->start("s@example.net", false);
+                d->add_recipient("alice", "example.org", "");
+                d->body("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n");
+                d->commit([&got, i](std::vector<RecipientResult> r) { got[static_cast<std::size_t>(i)] = r.at(0); });
+                ds.push_back(std::move(d));
+            }
+            io.run();
+            int ok = 0, over = 0;
+            for (auto& r : got) {
+                REQUIRE(r);
+                if (r->ok) ++ok;
+                else if (r->over_quota) ++over;
+                else FAIL("a failure that is not over quota: " << r->reason);
+            }
+            CHECK(ok == 3);
+            CHECK(over == 1);
+            auto root = dir.path / "mail" / "example.org" / "alice";
+            CHECK(entries(root / "new") == 3);
+            CHECK(entries(root / "tmp") == 0);
+        }
+    }
 }
