@@ -20,6 +20,7 @@ import uuid
 
 import conversation as conv
 import pbtest
+import scram
 
 PW = conv.PASSWORD
 CLIENT_CONFIG = [("auth_allow_cleartext_loopback", "yes")]
@@ -189,6 +190,23 @@ class Poplib(Pop3Host):
         second.user(addr)
         self.assertTrue(second.pass_(PW).startswith(b"+OK"))
         second.quit()
+
+    def test_scram_sha256_with_and_without_initial_response(self):
+        # SCRAM is not a plaintext mechanism: offered before TLS too. RFC 5034 challenges are "+ ".
+        addr, sent = self.account(1)
+        for initial in (True, False):
+            with self.subTest(initial_response=initial):
+                c = conv.Client(self.host.ports["pop3"])
+                self.assertTrue(c.line().startswith("+OK"))
+                self.assertEqual(scram.login(c, addr, PW, initial, prefix="+ "), "+OK Logged in, 1 messages "
+                                 f"({len(self.stored(addr)[next(iter(self.stored(addr)))])} octets).")
+                c.send(b"QUIT\r\n")
+                self.assertTrue(c.line().startswith("+OK"))
+                c.close()
+        c = conv.Client(self.host.ports["pop3"])
+        c.line()
+        self.assertTrue(scram.login(c, addr, "wrong-password", True, prefix="+ ").startswith("-ERR [AUTH]"))
+        c.close()
 
     def test_bad_password_is_auth_error_and_not_logged(self):
         addr, _ = self.account(0)

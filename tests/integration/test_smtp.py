@@ -13,8 +13,6 @@ DATA finish, and `pillarbox index check` agrees with the Maildir afterwards."""
 import base64
 import email.message
 import email.policy
-import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ import unittest
 import uuid
 
 import conversation as conv
+import scram
 import storecheck as sc
 
 SWAKS = shutil.which("swaks")
@@ -121,55 +120,7 @@ class DeliveryChecks:
 def scram_sha256(c, user, password, initial_response=True):
     """AUTH SCRAM-SHA-256 (RFC 5802, 7677) on a conv.Client; returns the final reply line, or
     what went wrong."""
-    try:
-        return scram_exchange(c, user, password, initial_response)
-    except (socket.timeout, TimeoutError) as e:
-        return f"no reply from the server ({e}) in step {c.scram_step}"
-
-
-def scram_exchange(c, user, password, initial_response):
-    def b64(b):
-        return base64.b64encode(b).decode()
-
-    nonce = b64(os.urandom(18))
-    first_bare = f"n={user},r={nonce}"
-    first = "n,," + first_bare
-    c.scram_step = "client-first"
-    if initial_response:
-        c.send(f"AUTH SCRAM-SHA-256 {b64(first.encode())}\r\n".encode())
-    else:
-        c.send(b"AUTH SCRAM-SHA-256\r\n")
-        l = c.line()
-        if not l or not l.startswith("334"):
-            return l
-        c.send(b64(first.encode()).encode() + b"\r\n")
-    l = c.line()
-    if not l or not l.startswith("334 "):
-        return l
-    server_first = base64.b64decode(l[4:]).decode()
-    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-    if not attrs["r"].startswith(nonce):
-        return f"bad server nonce in {server_first}"
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    without_proof = f"c=biws,r={attrs['r']}"
-    auth_message = f"{first_bare},{server_first},{without_proof}".encode()
-    signature = hmac.new(stored_key, auth_message, "sha256").digest()
-    proof = bytes(a ^ b for a, b in zip(client_key, signature))
-    c.scram_step = "client-final"
-    c.send(b64(f"{without_proof},p={b64(proof)}".encode()).encode() + b"\r\n")
-    l = c.line()
-    if l and l.startswith("334 "):
-        server_final = base64.b64decode(l[4:]).decode()
-        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-        want = "v=" + b64(hmac.new(server_key, auth_message, "sha256").digest())
-        if server_final != want:
-            return f"bad server signature {server_final}"
-        c.scram_step = "the empty response to the server-final message (v=...)"
-        c.send(b"\r\n")
-        l = c.line()
-    return l
+    return scram.login(c, user, password, initial_response, prefix="334 ")
 
 
 def swaks(*args, timeout=30):
