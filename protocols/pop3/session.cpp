@@ -105,7 +105,11 @@ public:
         if (transfer_ && !transfer_->reading) pump();
     }
     void on_refused(std::string_view) override { bye(protocols::Goodbye::TooManyConnections); }
-    void on_timeout() override { bye(protocols::Goodbye::IdleTimeout); }
+    void on_timeout() override {
+        // In the middle of a RETR nothing more may be said: it would be read as message text.
+        if (transfer_) state_ = State::Closed;
+        else bye(protocols::Goodbye::IdleTimeout);
+    }
     void on_shutdown() override { bye(protocols::Goodbye::ShuttingDown); }
     bool busy() const override { return transfer_.has_value() || state_ == State::Update; }
     bool wants_input() const override { return !parked_ && !transfer_ && state_ != State::Update; }

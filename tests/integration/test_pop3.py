@@ -451,5 +451,31 @@ class Durability(unittest.TestCase):
         self.assertTrue(unstuffed.endswith(big))
 
 
+class TimeoutDuringRetr(unittest.TestCase):
+    def test_a_reader_that_stalls_mid_retr_is_cut_off_without_an_error_line_in_the_message(self):
+        host = conv.MailHost(CLIENT_CONFIG + [("pop3_idle_timeout", "1s")])
+        self.addCleanup(host.close)
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", host.ports["mx"], timeout=60) as s:
+            s.sendmail("sender@ext.example", ["bob@example.com"], message("stall", lines=300000))
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", host.ports["pop3"]))
+        s.sendall(f"USER bob@example.com\r\nPASS {PW}\r\nRETR 1\r\n".encode())
+        time.sleep(3)  # reads nothing: no progress for longer than the idle timeout
+        data = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertIn(b"+OK Logged in", data)
+        self.assertFalse(data.endswith(b"\r\n.\r\n"), "the whole message went out; the test did not stall the server")
+        self.assertNotIn(b"Disconnected for inactivity", data)
+        self.assertRegex(host.log(), r"timeout after 1s from unknown\[127\.0\.0\.1\]")
+
+
 if __name__ == "__main__":
     unittest.main()
