@@ -430,6 +430,14 @@ std::vector<std::string> Authenticator::mechanisms(const ClientInfo& client) con
     return r;
 }
 
+Authenticator::Offer Authenticator::offer(std::string_view mechanism, const ClientInfo& client) const {
+    auto offered = mechanisms(client);
+    if (std::find(offered.begin(), offered.end(), mechanism) != offered.end()) return Offer::Yes;
+    auto& all = sasl::implemented_mechanisms();
+    bool known = std::find(all.begin(), all.end(), mechanism) != all.end();
+    return known && sasl::is_plaintext(mechanism) && !cleartext_allowed(client) ? Offer::NeedsTls : Offer::No;
+}
+
 std::unique_ptr<Exchange> Authenticator::begin(std::string_view mechanism, ClientInfo client) {
     return std::make_unique<ExchangeHandle>(std::make_shared<ExchangeImpl>(*this, std::move(client), ascii_upper(mechanism)));
 }

@@ -92,6 +92,10 @@ public:
     std::vector<std::string> mechanisms(const ClientInfo& client) const;
     // Whether USER/PASS, IMAP LOGIN and AUTH PLAIN may be used by this client now.
     bool cleartext_allowed(const ClientInfo& client) const;
+    // Whether a mechanism a client asks for is offered to it; if not, whether only because it
+    // is a cleartext one before TLS (the protocols answer "encryption required" for that).
+    enum class Offer { Yes, NeedsTls, No };
+    Offer offer(std::string_view mechanism, const ClientInfo& client) const;
     // Begins an exchange; an unknown or refused mechanism answers Refused on start().
     std::unique_ptr<Exchange> begin(std::string_view mechanism, ClientInfo client);
     // A plain login (POP3 USER/PASS, IMAP LOGIN): same checks, throttle and logs as PLAIN.

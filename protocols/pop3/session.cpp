@@ -363,23 +363,18 @@ void Pop3Session::cmd_auth(const std::string& args) {
         send("-ERR [SYS/TEMP] Authentication is not available\r\n");
         return;
     }
-    auto offered = services_->auth->mechanisms(auth_client());
     auto space = args.find(' ');
     std::string mech = ascii_upper(args.substr(0, space));
     if (mech.empty()) {
         // Not in RFC 5034, but what Outlook and older clients send to learn the mechanisms.
         std::string out = "+OK\r\n";
-        for (auto& m : offered) out += m + "\r\n";
+        for (auto& m : services_->auth->mechanisms(auth_client())) out += m + "\r\n";
         send(out + ".\r\n");
         return;
     }
-    if (std::find(offered.begin(), offered.end(), mech) == offered.end()) {
-        auto& all = auth::sasl::implemented_mechanisms();
-        bool known = std::find(all.begin(), all.end(), mech) != all.end();
-        if (known && auth::sasl::is_plaintext(mech) && !services_->auth->cleartext_allowed(auth_client()))
-            send(kPlaintextRefused);
-        else
-            bad("-ERR Unsupported authentication mechanism");
+    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authenticator::Offer::Yes) {
+        if (o == auth::Authenticator::Offer::NeedsTls) send(kPlaintextRefused);
+        else bad("-ERR Unsupported authentication mechanism");
         return;
     }
     std::optional<std::string> initial;

@@ -639,11 +639,8 @@ void SmtpSession::cmd_auth(const std::string& args) {
         error_reply(501, "5.5.4", "Syntax: AUTH mechanism");
         return;
     }
-    auto offered = services_->auth->mechanisms(auth_client());
-    if (std::find(offered.begin(), offered.end(), mech) == offered.end()) {
-        auto& all = auth::sasl::implemented_mechanisms();
-        bool known = std::find(all.begin(), all.end(), mech) != all.end();
-        if (known && auth::sasl::is_plaintext(mech) && !services_->auth->cleartext_allowed(auth_client()))
+    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authenticator::Offer::Yes) {
+        if (o == auth::Authenticator::Offer::NeedsTls)
             error_reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
         else
             error_reply(504, "5.5.4", "Unsupported authentication mechanism");

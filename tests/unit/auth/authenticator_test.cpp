@@ -336,3 +336,18 @@ TEST_CASE("destroying an exchange before its answer cancels the callback") {
     h.loop.run();
     CHECK_FALSE(called);
 }
+
+TEST_CASE("offer: offered, cleartext before TLS, or not at all") {
+    Harness h;
+    auto plain = tls_client();
+    plain.tls = false;
+    using O = Authenticator::Offer;
+    CHECK(h.auth->offer("PLAIN", tls_client()) == O::Yes);
+    CHECK(h.auth->offer("PLAIN", plain) == O::NeedsTls);
+    CHECK(h.auth->offer("LOGIN", plain) == O::NeedsTls);
+    CHECK(h.auth->offer("SCRAM-SHA-256", plain) == O::Yes);
+    CHECK(h.auth->offer("GSSAPI", tls_client()) == O::No);
+    CHECK(h.auth->offer("CRAM-MD5", tls_client()) == O::No);  // this backend has no CRAM secrets
+    plain.ip = "127.0.0.1";
+    CHECK(h.auth->offer("PLAIN", plain) == O::NeedsTls);  // loopback only when the admin allows it
+}
