@@ -397,7 +397,8 @@ class Durability(unittest.TestCase):
         p = self.login()
         new = os.path.join(self.host.data, "mail", "example.com", "bob", "new")
         cur = os.path.join(self.host.data, "mail", "example.com", "bob", "cur")
-        names = sorted(os.listdir(new))
+        # In UID order (the U= field); base names don't sort by time (M<usecs> is not padded).
+        names = sorted(os.listdir(new), key=lambda n: int(re.search(r",U=(\d+)", n).group(1)))
         os.rename(os.path.join(new, names[0]), os.path.join(cur, names[0].split(":")[0] + ":2,S"))
         os.unlink(os.path.join(new, names[1]))
         self.assertIn(b"Subject: pop3 dur-0", b"\r\n".join(p.retr(1)[1]))
