@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "storage/message_file.hpp"
 #include "storage/store.hpp"
@@ -19,13 +18,6 @@ using namespace pillarbox::storage;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 std::size_t entries(const fs::path& dir) {
     return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
@@ -61,7 +53,7 @@ TEST_CASE("message files: written, timed and placed, the unnamed and the named w
             CHECK(m.tmp_path.empty());
             CHECK(entries(dir.path / "tmp") == 0);
             auto placed = dir.path / "new" / (m.base + ",S=20");
-            CHECK(slurp(placed) == "Subject: x\r\n\r\nbody\r\n");
+            CHECK(test::read_file(placed) == "Subject: x\r\n\r\nbody\r\n");
             CHECK(std::chrono::duration_cast<std::chrono::seconds>(
                       fs::last_write_time(placed).time_since_epoch() -
                       std::chrono::file_clock::from_sys(std::chrono::sys_seconds(std::chrono::seconds(1600000000)))

@@ -28,12 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test::read_file;
 
 void write_file(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());

@@ -6,7 +6,6 @@
 #include <set>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "protocols/common/message_parser.hpp"
 #include "storage/store.hpp"
@@ -18,12 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+using test::read_file;
 
 std::vector<fs::path> files_in(const fs::path& dir) {
     std::vector<fs::path> out;
