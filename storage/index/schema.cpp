@@ -42,6 +42,31 @@ CREATE TABLE expunged(
   modseq INTEGER NOT NULL,              -- for QRESYNC VANISHED (RFC 7162)
   PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;
 )sql",
+    // 2: message rows in a rowid table. A WITHOUT ROWID table keeps rows in an index b-tree,
+    // where a row over ~1000 bytes (at 4 KiB pages) spills into an overflow page of its own
+    // (https://sqlite.org/withoutrowid.html, section 4). With the parse cache nearly every
+    // row is that big, so each message cost 4-5 KiB of index and WAL writes; a rowid table
+    // keeps rows up to ~4 KiB inline.
+    R"sql(
+CREATE TABLE message_v2(
+  mailbox_id INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+  uid INTEGER NOT NULL,
+  base TEXT NOT NULL,
+  file TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  rfc822_size INTEGER NOT NULL,
+  internal_date INTEGER NOT NULL,
+  flags INTEGER NOT NULL DEFAULT 0,
+  keywords TEXT NOT NULL DEFAULT '',
+  modseq INTEGER NOT NULL,
+  parsed TEXT,
+  UNIQUE (mailbox_id, uid));
+INSERT INTO message_v2(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, parsed)
+  SELECT mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, parsed FROM message ORDER BY mailbox_id, uid;
+DROP TABLE message;
+ALTER TABLE message_v2 RENAME TO message;
+CREATE UNIQUE INDEX message_base ON message(mailbox_id, base);
+)sql",
 };
 
 int current_version(sqlite::Db& db) {
