@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <asio/post.hpp>
+#include <functional>
 #include <future>
 #include <cerrno>
 #include <chrono>
@@ -75,6 +77,24 @@ std::string message_file_name(const NewMessage& m, std::uint32_t uid) {
     n.set_system_flags(static_cast<maildir::SystemFlags>(m.flags));
     return maildir::format_file_name(n);
 }
+
+namespace {
+// Runs fn on pool's thread (or a new one) and hands back its outcome.
+std::future<void> run_beside(asio::thread_pool* pool, std::function<void()> fn) {
+    if (!pool) return std::async(std::launch::async, std::move(fn));
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    asio::post(*pool, [done, fn = std::move(fn)] {
+        try {
+            fn();
+            done->set_value();
+        } catch (...) {
+            done->set_exception(std::current_exception());
+        }
+    });
+    return f;
+}
+}  // namespace
 
 void fsync_dir(const fs::path& dir) {
     blocking_call("fsync_dir");
@@ -250,7 +270,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
         // handles anyway (an index row without its file is dropped, a U= file without a row is
         // added back with its UID).
         bool any_cur = std::any_of(msgs.begin(), msgs.end(), [](const NewMessage& m) { return m.flags != 0; });
-        auto dir_sync = std::async(std::launch::async, [&dir, any_cur] {
+        auto dir_sync = run_beside(side_, [&dir, any_cur] {
             fsync_dir(dir / "new");
             if (any_cur) fsync_dir(dir / "cur");
         });

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <asio/thread_pool.hpp>
+
 #include "storage/index/sqlite.hpp"
 #include "storage/message_file.hpp"
 #include "storage/maildir/filename.hpp"
@@ -159,6 +161,9 @@ public:
     void set_parsed(const std::string& mailbox, std::uint32_t uid, const std::string& blob);
     void set_quota(const Quota& q) { quota_ = q; }
     const Quota& quota() const { return quota_; }
+    // Where add_messages runs its directory fsync beside the index commit: a long-lived
+    // thread (the Store's) instead of a new thread per call. Without one, std::async.
+    void set_side_thread(asio::thread_pool* pool) { side_ = pool; }
 
     std::vector<Change> take_changes() { return std::exchange(changes_, {}); }
 
@@ -180,6 +185,7 @@ private:
     std::unique_ptr<sqlite::Db> db_;
     Quota quota_;
     std::vector<Change> changes_;
+    asio::thread_pool* side_ = nullptr;
 };
 
 // Maildir file name with the fields this store keeps in it: S= (size on disk), W= (size with

@@ -392,6 +392,7 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
     if (!a) {
         a = Account::open(account_root(localpart, domain), settings_.hostname);
         a->set_quota(settings_.quota);
+        a->set_side_thread(&side_);
     }
     return *a;
 }

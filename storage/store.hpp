@@ -141,6 +141,7 @@ private:
     StoreSettings settings_;
     asio::thread_pool io_;
     asio::thread_pool writer_;
+    asio::thread_pool side_{1};  // each batch's directory fsync, beside its index commit
     std::deque<Item> queue_;  // loop thread
     // Batches between their data sync and their completion. Two in flight let one batch's data
     // sync (on an io thread) overlap the previous batch's renames, directory fsync and index
