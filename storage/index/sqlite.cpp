@@ -19,8 +19,34 @@ Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
     if (rc != SQLITE_OK) fail(db, rc, fmt::format("prepare \"{}\"", sql));
 }
 
+Stmt::Stmt(Db& owner, std::string sql, sqlite3_stmt* st) : db_(owner.db_), st_(st), owner_(&owner), sql_(std::move(sql)) {}
+
 Stmt::~Stmt() {
-    if (st_) sqlite3_finalize(st_);
+    if (!st_) return;
+    if (owner_) owner_->give_back(std::move(sql_), st_);
+    else sqlite3_finalize(st_);
+}
+
+Stmt Db::prepare(std::string_view sql) {
+    std::string key(sql);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+        sqlite3_stmt* st = it->second;
+        cache_.erase(it);
+        return Stmt(*this, std::move(key), st);
+    }
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+    if (rc != SQLITE_OK) fail(db_, rc, fmt::format("prepare \"{}\"", sql));
+    return Stmt(*this, std::move(key), st);
+}
+
+void Db::give_back(std::string sql, sqlite3_stmt* st) {
+    // Reset ends the statement's read transaction: an idle cached statement must not pin an
+    // old snapshot of the WAL.
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (cache_.size() < kCacheLimit && !cache_.count(sql)) cache_.emplace(std::move(sql), st);
+    else sqlite3_finalize(st);
 }
 
 Stmt& Stmt::bind(int i, std::int64_t v) {
@@ -101,7 +127,10 @@ Db::Db(const std::string& path) {
     }
 }
 
-Db::~Db() { sqlite3_close(db_); }
+Db::~Db() {
+    for (auto& [sql, st] : cache_) sqlite3_finalize(st);
+    sqlite3_close(db_);
+}
 
 void Db::exec(std::string_view sql) {
     std::string s(sql);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace pillarbox::storage::sqlite {
 
@@ -16,11 +17,13 @@ struct Error : std::runtime_error {
     Error(int c, const std::string& what) : std::runtime_error(what), code(c) {}
 };
 
+class Db;
+
 class Stmt {
 public:
     Stmt(sqlite3* db, std::string_view sql);
     ~Stmt();
-    Stmt(Stmt&& o) noexcept : db_(o.db_), st_(o.st_) { o.st_ = nullptr; }
+    Stmt(Stmt&& o) noexcept : db_(o.db_), st_(o.st_), owner_(o.owner_), sql_(std::move(o.sql_)) { o.st_ = nullptr; }
     Stmt(const Stmt&) = delete;
     Stmt& operator=(const Stmt&) = delete;
 
@@ -35,8 +38,13 @@ public:
     bool is_null(int col) const;
 
 private:
+    friend class Db;
+    Stmt(Db& owner, std::string sql, sqlite3_stmt* st);
+
     sqlite3* db_;
     sqlite3_stmt* st_ = nullptr;
+    Db* owner_ = nullptr;  // set: goes back to owner_'s statement cache instead of finalize
+    std::string sql_;
 };
 
 class Db {
@@ -50,19 +58,21 @@ public:
     Db& operator=(const Db&) = delete;
 
     void exec(std::string_view sql);
-    Stmt prepare(std::string_view sql) { return Stmt(db_, sql); }
+    // A compiled statement for sql, from this connection's cache when it has one: the same
+    // few queries run for every message, and compiling them cost more than running them.
+    Stmt prepare(std::string_view sql);
     std::int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
     sqlite3* handle() { return db_; }
 
     // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit().
     class Transaction {
     public:
-        explicit Transaction(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+        explicit Transaction(Db& db) : db_(db) { db_.prepare("BEGIN IMMEDIATE").run(); }
         ~Transaction() {
             if (!done_) try { db_.exec("ROLLBACK"); } catch (...) {}
         }
         void commit() {
-            db_.exec("COMMIT");
+            db_.prepare("COMMIT").run();
             done_ = true;
         }
 
@@ -72,7 +82,12 @@ public:
     };
 
 private:
+    friend class Stmt;
+    void give_back(std::string sql, sqlite3_stmt* st);
+
+    static constexpr std::size_t kCacheLimit = 64;  // SQL built per call (IN lists) stays uncached past this
     sqlite3* db_ = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;  // idle statements, reset, no bindings
 };
 
 }  // namespace pillarbox::storage::sqlite
