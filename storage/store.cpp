@@ -501,6 +501,12 @@ void Store::start_batch() {
     auto batch = std::make_shared<std::vector<Item>>(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     queue_.clear();
     auto work = asio::make_work_guard(loop_);
+    // SMTP deliveries arrive durable (each flushed on its io thread): straight to the writer,
+    // without a hop through the io pool.
+    if (std::all_of(batch->begin(), batch->end(), [](const Item& it) { return it.message.durable; })) {
+        asio::post(writer_, [this, batch, work] { finish_batch(batch, ""); });
+        return;
+    }
     asio::post(io_, [this, batch, work] {
         std::vector<const NewMessage*> paths;
         for (auto& it : *batch)
