@@ -180,15 +180,23 @@ void Connection::process_input() {
         if (used == 0) break;
         in_.erase(0, std::min(used, in_.size()));
     }
+    // RFC 2920 section 3.2 (4): all pending responses go out whenever the input buffer is
+    // emptied. A partial line counts as empty: the client may be waiting for them.
+    if (held_ && in_.find('\n') == std::string::npos) flush_held();
     check_drain();
+}
+
+void Connection::flush_held() {
+    held_ = false;
+    writer_wake_.cancel();
 }
 
 asio::awaitable<void> Connection::writer() {
     std::error_code ec;
     std::string chunk;
     for (;;) {
-        if (out_.empty()) {
-            if (closing_ || finished_) break;
+        if (out_.empty() || (held_ && !closing_)) {
+            if (out_.empty() && (closing_ || finished_)) break;
             writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
             co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
             continue;
@@ -242,7 +250,16 @@ asio::awaitable<void> Connection::watchdog() {
 void Connection::send(std::string_view bytes) {
     if (finished_ || !socket_.is_open()) return;
     out_.append(bytes);
-    writer_wake_.cancel();
+    flush_held();
+}
+
+void Connection::send_grouped(std::string_view bytes) {
+    if (finished_ || !socket_.is_open()) return;
+    out_.append(bytes);
+    // Held only while a complete command line is still to be read (in_ still holds the line
+    // being answered when this is called from on_input) and the group stays small.
+    if (in_.find('\n') != std::string::npos && out_.size() < listener_->output_limit / 2) held_ = true;
+    else flush_held();
 }
 
 void Connection::close() {

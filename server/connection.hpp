@@ -31,6 +31,7 @@ public:
 
     // SessionIo
     void send(std::string_view bytes) override;
+    void send_grouped(std::string_view bytes) override;
     void close() override;
     void start_tls() override;
     void resume_input() override;
@@ -44,6 +45,7 @@ private:
     asio::awaitable<void> watchdog();
     asio::awaitable<bool> handshake();
     void process_input();
+    void flush_held();
     void check_drain();
     void finish();
     void touch();
@@ -66,6 +68,7 @@ private:
     bool finished_ = false;
     bool timed_out_ = false;
     bool refused_ = false;
+    bool held_ = false;        // out_ waits for the replies to pipelined commands (send_grouped)
     std::size_t writing_ = 0;  // bytes handed to the socket and not yet confirmed written
     int spawns_ = 0;           // coroutines still running; finish() when the last one ends
     std::string pending_refusal_;

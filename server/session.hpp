@@ -31,6 +31,10 @@ class SessionIo {
 public:
     virtual ~SessionIo() = default;
     virtual void send(std::string_view bytes) = 0;
+    // A reply that may wait for the replies to the commands pipelined behind it, so a group
+    // goes out in one segment (RFC 2920 section 3.2: responses to RSET, MAIL and RCPT). It is
+    // sent with the next send(), or as soon as no complete command line is left unread.
+    virtual void send_grouped(std::string_view bytes) { send(bytes); }
     // Close once queued output is written.
     virtual void close() = 0;
     // Once queued output is written: drop any input already buffered (a client may not pipeline

@@ -219,6 +219,7 @@ private:
 
     State state_ = State::Command;
     bool parked_ = false;   // waiting for an async answer: input stays buffered
+    bool grouped_replies_ = false;  // replies to the command being handled may wait (send_grouped)
     bool paused_ = false;   // delivery backpressure: don't read more
     bool skipping_long_line_ = false;
     bool greeted_ = false, early_talker_ = false, greet_paused_ = false;
@@ -371,7 +372,8 @@ void SmtpSession::bye(protocols::Goodbye why) {
 }
 
 void SmtpSession::reply(int code, std::string_view enhanced, std::string_view text) {
-    io_.send(reply_line(code, enhanced, text));
+    if (grouped_replies_) io_.send_grouped(reply_line(code, enhanced, text));
+    else io_.send(reply_line(code, enhanced, text));
 }
 
 void SmtpSession::reply_raw(std::string text) { io_.send(text); }
@@ -467,6 +469,7 @@ std::size_t SmtpSession::on_command_input(std::string_view data) {
 }
 
 void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
+    grouped_replies_ = false;
     if (state_ == State::Auth) {
         // Parked before asking: the answer may come at once (from inside respond()).
         park();
@@ -497,6 +500,10 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
     }
     if (!counts_.count(def->verb)) count_order_.push_back(def->verb);
     ++counts_[def->verb];
+    // RFC 2920 section 3.2 (1): responses to RSET, MAIL and RCPT may wait for the rest of a
+    // pipelined group and go out with it (DATA's 354, at the latest) in one segment.
+    std::string_view verb(def->verb);
+    grouped_replies_ = verb == "MAIL" || verb == "RCPT" || verb == "RSET";
     // Postfix's smtpd_forbid_unauth_pipelining: a client that sends commands ahead where RFC
     // 2920 (or, before EHLO, RFC 5321) doesn't allow it is a spambot or a smuggling attempt.
     if (s_.forbid_unauth_pipelining && more_buffered && (def->last_in_group || !esmtp_) &&

@@ -252,6 +252,46 @@ class SmtpClients(DeliveryChecks, unittest.TestCase):
         for a in (BOB, ALICE):
             self.assert_delivery(self.delivered(a, mark)[0], a, "sender@ext.example", sent)
 
+    def data_segments_in(self, c):
+        """Segments with data this client socket has received (struct tcp_info's
+        tcpi_data_segs_in, Linux 4.6+): each reply write of the server is one on loopback."""
+        info = c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        if len(info) < 156:
+            self.skipTest("tcp_info without tcpi_data_segs_in")
+        return int.from_bytes(info[152:156], "little")
+
+    def test_pipelined_group_answered_in_one_segment(self):
+        """RFC 2920 section 3.2: the replies to MAIL and RCPT wait for the rest of the group and
+        go out with DATA's 354 in one write; and they are never held while the client waits:
+        a group cut off in the middle of a line gets its replies at once."""
+        mark = marker()
+        sent = message(mark, body=f"grouped replies {mark}\r\n")
+        c = conv.Client(self.port("mx"))
+        try:
+            self.assertTrue(c.line().startswith("220 "))
+            c.send(b"EHLO client.example\r\n")
+            self.assertIn("250 CHUNKING", c.reply())
+            before = self.data_segments_in(c)
+            c.send(f"MAIL FROM:<sender@ext.example>\r\nRCPT TO:<{BOB}>\r\nRCPT TO:<{ALICE}>\r\nDATA\r\n".encode())
+            replies = [c.reply() for _ in range(4)]
+            self.assertEqual([r[0][:3] for r in replies], ["250", "250", "250", "354"])
+            self.assertEqual(self.data_segments_in(c) - before, 1, "the four replies came in more than one write")
+            c.send(sent + b".\r\n")
+            self.assertTrue(c.reply()[0].startswith("250 2.0.0 Ok: queued as"))
+            # A group whose last line is still incomplete: the client may be waiting for the
+            # replies so far (rule 4: flush whenever the input buffer is emptied).
+            c.send(b"RSET\r\nMAIL FROM:<sender@ext.example>\r\nRCPT TO:<bob@exa")
+            self.assertEqual(c.reply()[0][:3], "250")
+            self.assertEqual(c.reply()[0][:3], "250")
+            c.send(b"mple.com>\r\n")
+            self.assertEqual(c.reply()[0][:3], "250")
+            c.send(b"QUIT\r\n")
+            self.assertEqual(c.reply()[0][:3], "221")
+        finally:
+            c.close()
+        for a in (BOB, ALICE):
+            self.assert_delivery(self.delivered(a, mark)[0], a, "sender@ext.example", sent)
+
     def test_bdat_chunks_are_stored_verbatim(self):
         """BDAT content is not dot-stuffed: a "." line inside a chunk is data (RFC 3030)."""
         mark = marker()
