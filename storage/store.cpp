@@ -4,6 +4,7 @@
 #include <asio/post.hpp>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,14 +113,20 @@ StoreSettings StoreSettings::from(const config::Config& c) {
     return s;
 }
 
-bool write_fully(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
+bool write_fully(int fd, std::string_view data) { return write_fully(fd, data, {}); }
+
+bool write_fully(int fd, std::string_view first, std::string_view second) {
+    while (!first.empty() || !second.empty()) {
+        iovec iov[2] = {{const_cast<char*>(first.data()), first.size()}, {const_cast<char*>(second.data()), second.size()}};
+        ssize_t n = first.empty() ? ::write(fd, second.data(), second.size()) : ::writev(fd, iov, 2);
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;
         }
-        data.remove_prefix(static_cast<std::size_t>(n));
+        auto done = static_cast<std::size_t>(n);
+        auto from_first = std::min(done, first.size());
+        first.remove_prefix(from_first);
+        second.remove_prefix(done - from_first);
     }
     return true;
 }
@@ -238,18 +245,21 @@ private:
             r.error = errno ? errno : EIO;
             r.what = what;
         };
+        std::string_view head;  // the added header lines, before the first chunk
         if (r.fd < 0) {
             fs::path tmp = r.root / "tmp";
-            std::error_code ec;
-            fs::create_directories(tmp, ec);
             r.msg.base = unique_base(host);
             r.fd = create_message_file(tmp, r.msg);
+            if (r.fd < 0 && errno == ENOENT) {  // a new account: its folders come with the first message
+                std::error_code ec;
+                fs::create_directories(tmp, ec);
+                r.fd = create_message_file(tmp, r.msg);
+            }
             if (r.fd < 0) return fail("create a file in " + tmp.string());
-            if (!write_fully(r.fd, prefix)) return fail("write " + message_file_label(r.msg));
-            r.msg.size += prefix.size();
+            head = prefix;
         }
-        if (!write_fully(r.fd, data)) return fail("write " + message_file_label(r.msg));
-        r.msg.size += data.size();
+        if (!write_fully(r.fd, head, data)) return fail("write " + message_file_label(r.msg));
+        r.msg.size += head.size() + data.size();
         if (final) {
             // Sync now, on this io thread, while other deliveries sync theirs: the kernel merges
             // concurrent flushes into one journal commit, and the message doesn't wait for the

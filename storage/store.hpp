@@ -181,6 +181,7 @@ void Store::run(const std::string& localpart, const std::string& domain, Fn fn, 
 
 // write(2) until all of data is written (EINTR and short writes handled); false with errno set.
 bool write_fully(int fd, std::string_view data);
+bool write_fully(int fd, std::string_view first, std::string_view second);  // one writev
 
 // Checks a localpart or domain before it becomes a directory name.
 bool safe_path_component(std::string_view s);
