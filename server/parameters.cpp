@@ -117,12 +117,6 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
                 "Postfix's parameter of this name limits one mbox file; here it is the account."});
     add({.name = "mailbox_message_limit", .default_value = "0", .type = Type::Count,
          .doc = "Message count limit per account (0 = no limit)."});
-    add({.name = "store_syncfs_dirty_limit", .default_value = "8M", .type = Type::Size,
-         .doc = "Group commit flushes a batch of new messages with one syncfs() of the data_directory "
-                "file system while the whole system has at most this much written data not yet on disk "
-                "(/proc/meminfo Dirty + Writeback); above it, and for a single message, each file gets "
-                "its own fdatasync(), so another program's large writes never hold up deliveries. "
-                "0 = always one fdatasync() per file."});
     add({.name = "quota_full_tempfail", .default_value = "no", .type = Type::Bool,
          .doc = "Dovecot's name: yes makes over-quota a temporary failure (SMTP 452 4.2.2, the "
                 "sender retries) instead of a permanent one (552 5.2.2)."});

@@ -6,7 +6,6 @@
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -36,13 +35,6 @@ struct StoreSettings {
     // each delivery or append to that account, so a change applies at once. nullopt: `quota`.
     std::function<std::optional<Quota>(const std::string& localpart, const std::string& domain)> quota_for;
     bool quota_full_tempfail = false;  // Dovecot's name: over quota is 452 instead of 552
-    // Batches of new messages are made durable with one syncfs() while the system's unwritten
-    // data (Dirty + Writeback) is at most this; otherwise, and always when 0, one fdatasync()
-    // per file as soon as it is written.
-    std::uint64_t syncfs_dirty_limit = 8 << 20;
-    // How much written data the system has not put on disk yet; reads /proc/meminfo unless a
-    // test sets it. UINT64_MAX when unknown.
-    std::function<std::uint64_t()> unwritten_bytes;
     // Fills the parse cache as messages arrive (on the io threads, not the writer). Empty (what
     // serve does): the cache is filled on first need, by whoever needs it; parsing every
     // delivery cost SMTP a sixth of its throughput (bench/README.md). storage does not depend
@@ -50,7 +42,7 @@ struct StoreSettings {
     std::function<std::string(std::string_view message)> parse;
 
     // data_directory, myhostname, worker_threads, mailbox_size_limit, mailbox_message_limit,
-    // quota_full_tempfail, store_syncfs_dirty_limit.
+    // quota_full_tempfail.
     static StoreSettings from(const config::Config& c);
 };
 
@@ -133,13 +125,6 @@ public:
 
     const StoreSettings& settings() const { return settings_; }
 
-    // How new messages were made durable, for tests and benchmarks: batches covered by one
-    // syncfs(), and files flushed one by one with fdatasync().
-    struct SyncStats {
-        std::uint64_t syncfs_batches = 0, file_syncs = 0;
-    };
-    SyncStats sync_stats() const { return {syncfs_batches_.load(), file_syncs_.load()}; }
-
 private:
     friend class Delivery;
     struct Item {
@@ -152,10 +137,6 @@ private:
     void start_batch();
     void finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::string& sync_error);  // writer thread
     Account& account(const std::string& localpart, const std::string& domain);  // writer thread
-    // Whether a batch may be made durable with syncfs() (see StoreSettings::syncfs_dirty_limit);
-    // any thread, re-reads the system's unwritten data at most every 100 ms.
-    bool syncfs_allowed();
-    void make_durable(const std::vector<const NewMessage*>& msgs);  // an io thread
 
     asio::io_context& loop_;
     StoreSettings settings_;
@@ -167,9 +148,6 @@ private:
     // sync (on an io thread) overlap the previous batch's renames, directory fsync and index
     // commit (on the writer thread).
     int batches_in_flight_ = 0;
-    std::atomic<bool> syncfs_ok_{false};
-    std::atomic<std::int64_t> syncfs_checked_{0};  // steady_clock ticks of the last look; 0 = never
-    std::atomic<std::uint64_t> syncfs_batches_{0}, file_syncs_{0};
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
     ChangeBus bus_;                                              // loop thread
 };

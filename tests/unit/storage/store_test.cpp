@@ -6,7 +6,6 @@
 #include <set>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "protocols/common/message_parser.hpp"
 #include "storage/store.hpp"
@@ -194,69 +193,6 @@ TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") 
     CHECK(files_in(dir.path / "mail" / "example.org" / "alice" / "new").size() == static_cast<std::size_t>(n));
 }
 
-namespace {
-// Starts n deliveries to alice at once and runs them all; their results.
-std::vector<RecipientResult> deliver_many(asio::io_context& io, Store& store, int n) {
-    std::vector<std::unique_ptr<DeliveryTarget>> ds;
-    std::vector<RecipientResult> out;
-    for (int i = 0; i < n; ++i) {
-        auto d = store.delivery();
-        d->add_recipient("alice", "example.org", "");
-        d->body(fmt::format("Message-ID: <{}@test>\r\n\r\nbody {}\r\n", i, i));
-        d->commit([&](std::vector<RecipientResult> r) { out.push_back(r.at(0)); });
-        ds.push_back(std::move(d));
-    }
-    io.run();
-    io.restart();
-    return out;
-}
-}  // namespace
-
-TEST_CASE("batches are made durable with one syncfs while the system has little unwritten data") {
-    test::TempDir dir;
-    asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
-    std::atomic<std::uint64_t> unwritten{0};
-    settings.unwritten_bytes = [&] { return unwritten.load(); };
-    Store store(io, settings);
-    // A first delivery opens the account, so the next ones queue up behind its batch.
-    REQUIRE(deliver(io, store, {{"alice", "example.org"}}, "Subject: first\r\n\r\nx\r\n").at(0).ok);
-    auto before = store.sync_stats();
-    auto res = deliver_many(io, store, 40);
-    REQUIRE(res.size() == 40);
-    for (auto& r : res) CHECK(r.ok);
-    auto after = store.sync_stats();
-    CHECK(after.syncfs_batches > before.syncfs_batches);
-    CHECK(after.syncfs_batches - before.syncfs_batches < 40);  // shared by several messages each
-    CHECK(files_in(dir.path / "mail" / "example.org" / "alice" / "new").size() == 41);
-
-    SECTION("above the limit every message gets its own fdatasync") {
-        unwritten = settings.syncfs_dirty_limit + 1;
-        std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the 100 ms re-check
-        auto b = store.sync_stats();
-        auto r2 = deliver_many(io, store, 20);
-        for (auto& r : r2) CHECK(r.ok);
-        auto a = store.sync_stats();
-        CHECK(a.syncfs_batches == b.syncfs_batches);
-        CHECK(a.file_syncs - b.file_syncs == 20);
-        CHECK(files_in(dir.path / "mail" / "example.org" / "alice" / "new").size() == 61);
-    }
-}
-
-TEST_CASE("store_syncfs_dirty_limit = 0 never uses syncfs") {
-    test::TempDir dir;
-    asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
-    settings.syncfs_dirty_limit = 0;
-    settings.unwritten_bytes = [] { return std::uint64_t{0}; };
-    Store store(io, settings);
-    auto res = deliver_many(io, store, 30);
-    REQUIRE(res.size() == 30);
-    for (auto& r : res) CHECK(r.ok);
-    CHECK(store.sync_stats().syncfs_batches == 0);
-    CHECK(store.sync_stats().file_syncs == 30);
-}
-
 TEST_CASE("with a parser, deliveries and appends arrive with their parse cache filled") {
     test::TempDir dir;
     asio::io_context io;
@@ -291,7 +227,6 @@ TEST_CASE("store settings come from pillarbox.conf") {
     CHECK(s.quota.max_messages == 50000);
     CHECK(s.quota_full_tempfail);
     auto d = StoreSettings::from(config::Config::defaults(config::Environment{false, "h.example"}));
-    CHECK(d.syncfs_dirty_limit == 8u << 20);
     CHECK(d.quota.max_bytes == 0);
     CHECK_FALSE(d.quota_full_tempfail);
 }
