@@ -118,7 +118,7 @@ bool write_fully(int fd, std::string_view data) { return write_fully(fd, data, {
 bool write_fully(int fd, std::string_view first, std::string_view second) {
     while (!first.empty() || !second.empty()) {
         iovec iov[2] = {{const_cast<char*>(first.data()), first.size()}, {const_cast<char*>(second.data()), second.size()}};
-        ssize_t n = first.empty() ? ::write(fd, second.data(), second.size()) : ::writev(fd, iov, 2);
+        ssize_t n = ::writev(fd, iov, 2);
         if (n < 0) {
             if (errno == EINTR) continue;
             return false;
