@@ -45,7 +45,6 @@ struct NewMessage {
     std::int64_t internal_date = 0;
     std::uint32_t flags = 0;
     std::string parsed;  // the parse cache, when the store was given a parser
-    bool durable = false;  // the tmp file's data is already fdatasync'd (the group commit skips it)
 };
 
 struct MessageInfo {

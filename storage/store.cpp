@@ -74,34 +74,6 @@ std::string parse_file(const std::function<std::string(std::string_view)>& parse
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-// Makes the data of files written earlier durable. One syncfs() covers a whole batch, which is
-// where group commit gets its speed; a single file is cheaper with fdatasync().
-void make_durable(const std::vector<const NewMessage*>& msgs, const fs::path& data_dir) {
-    blocking_call("make_durable");
-    if (msgs.size() >= 4) {
-        int fd = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + data_dir.string());
-        int rc = ::syncfs(fd);
-        int err = errno;
-        ::close(fd);
-        if (rc != 0) throw std::system_error(err, std::generic_category(), "syncfs");
-        return;
-    }
-    for (auto* m : msgs) {
-        if (m->file) {
-            if (::fdatasync(m->file->fd()) != 0)
-                throw std::system_error(errno, std::generic_category(), "fdatasync " + message_file_label(*m));
-            continue;
-        }
-        int fd = ::open(m->tmp_path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + m->tmp_path);
-        int rc = ::fdatasync(fd);
-        int err = errno;
-        ::close(fd);
-        if (rc != 0) throw std::system_error(err, std::generic_category(), "fdatasync " + m->tmp_path);
-    }
-}
-
 }  // namespace
 
 StoreSettings StoreSettings::from(const config::Config& c) {
@@ -233,7 +205,10 @@ private:
         auto work = asio::make_work_guard(store_.loop_);
         asio::post(store_.io_, [self, data, final, prefixes, host, work] {
             for (std::size_t i = 0; i < self->rcpts_.size(); ++i) self->write_job(self->rcpts_[i], prefixes[i], *data, final, host);
-            asio::post(self->store_.loop_, [self, final, work] { self->write_done(final); });
+            // The last job hands the synced files to the writer from here: no hop through the
+            // loop between a message's data sync and its commit. abort() is ignored by now.
+            if (final) return self->submit();
+            asio::post(self->store_.loop_, [self, work] { self->write_done(); });
         });
     }
 
@@ -265,7 +240,6 @@ private:
             // concurrent flushes into one journal commit, and the message doesn't wait for the
             // batch in front of it to finish before its data flush even starts.
             if (::fdatasync(r.fd) != 0) return fail("fdatasync " + message_file_label(r.msg));
-            r.msg.durable = true;
             if (r.msg.file) {
                 r.fd = -1;  // the unnamed file stays open (r.msg.file) until it is linked
             } else {
@@ -277,15 +251,11 @@ private:
         }
     }
 
-    void write_done(bool final) {
+    void write_done() {
         writing_ = false;
         in_flight_ = 0;
         if (aborted_) {
             cleanup();
-            return;
-        }
-        if (final) {
-            submit();
             return;
         }
         if (drained_ && buffered() < kWriteChunk) std::exchange(drained_, nullptr)();
@@ -293,6 +263,8 @@ private:
         else if (commit_requested_) flush(true);
     }
 
+    // On the io thread that ran the last write job. The callbacks run on the loop: the writer
+    // posts the committed ones there, and failed writes are posted from here.
     void submit() {
         auto results = std::make_shared<std::vector<RecipientResult>>(rcpts_.size());
         auto remaining = std::make_shared<std::size_t>(rcpts_.size());
@@ -301,33 +273,35 @@ private:
             (*results)[i] = std::move(r);
             if (--*remaining == 0 && *done) (*done)(std::move(*results));
         };
+        auto work = asio::make_work_guard(store_.loop_);
         if (rcpts_.empty()) {
-            if (*done) (*done)({});
+            asio::post(store_.loop_, [done, work] {
+                if (*done) (*done)({});
+            });
             return;
         }
         std::vector<Store::Item> items;
+        std::vector<std::pair<std::size_t, RecipientResult>> failed;
         auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-        std::vector<std::string> to_remove;
         for (std::size_t i = 0; i < rcpts_.size(); ++i) {
             auto& r = rcpts_[i];
             if (r.error) {
                 RecipientResult res;
                 res.temporary = true;
                 res.reason = fmt::format("{}: {}", r.what, errno_text(r.error));
-                if (!r.msg.tmp_path.empty()) to_remove.push_back(r.msg.tmp_path);
                 if (r.fd >= 0 && !r.msg.file) ::close(r.fd);
                 r.fd = -1;
-                r.msg.file.reset();
-                finish_one(i, std::move(res));
+                discard_message_file(r.msg);
+                failed.emplace_back(i, std::move(res));
                 continue;
             }
             r.msg.rfc822_size = r.msg.size + bare_lf_;
             r.msg.internal_date = now;
             items.push_back({r.localpart, r.domain, "INBOX", r.msg, [finish_one, i](RecipientResult res) { finish_one(i, std::move(res)); }});
         }
-        if (!to_remove.empty())
-            asio::post(store_.io_, [to_remove] {
-                for (auto& p : to_remove) ::unlink(p.c_str());
+        if (!failed.empty())
+            asio::post(store_.loop_, [finish_one, failed = std::move(failed), work]() mutable {
+                for (auto& [i, res] : failed) finish_one(i, std::move(res));
             });
         if (!items.empty()) store_.submit(std::move(items));
     }
@@ -435,7 +409,8 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
             fs::create_directories(tmp, ec);
             m.base = unique_base(settings_.hostname);
             int fd = create_message_file(tmp, m);
-            bool ok = fd >= 0 && write_fully(fd, *msg);
+            // Synced here, on the io thread, like a delivery's copy: the writer only links it.
+            bool ok = fd >= 0 && write_fully(fd, *msg) && ::fdatasync(fd) == 0;
             int err = errno;
             if (fd >= 0 && !m.file && ::close(fd) != 0 && ok) ok = false, err = errno;
             if (!ok) {
@@ -448,17 +423,17 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
         if (error.empty() && settings_.parse) m.parsed = settings_.parse(*msg);
         m.flags = flags;
         m.internal_date = internal_date;
-        asio::post(loop_, [this, item = std::move(item), error, work]() mutable {
-            if (!error.empty()) {
+        if (!error.empty()) {
+            asio::post(loop_, [done = std::move(item.done), error, work] {
                 RecipientResult r;
                 r.reason = error;
-                item.done(r);
-                return;
-            }
-            std::vector<Item> items;
-            items.push_back(std::move(item));
-            submit(std::move(items));
-        });
+                done(r);
+            });
+            return;
+        }
+        std::vector<Item> items;
+        items.push_back(std::move(item));
+        submit(std::move(items));
     });
 }
 
@@ -497,41 +472,38 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
 }
 
 void Store::submit(std::vector<Item> items) {
-    for (auto& i : items) queue_.push_back(std::move(i));
-    start_batch();
-}
-
-// Group commit: everything queued while earlier batches ran goes in one batch. One durable
-// sync for all the files (on an io thread), then on the writer thread per account one
-// directory fsync and one index transaction. Up to two batches are in flight, so the next
-// batch's data sync overlaps this one's directory and index work.
-void Store::start_batch() {
-    if (queue_.empty() || batches_in_flight_ >= 2) return;
-    ++batches_in_flight_;
-    auto batch = std::make_shared<std::vector<Item>>(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    queue_.clear();
-    auto work = asio::make_work_guard(loop_);
-    // SMTP deliveries arrive durable (each flushed on its io thread): straight to the writer,
-    // without a hop through the io pool.
-    if (std::all_of(batch->begin(), batch->end(), [](const Item& it) { return it.message.durable; })) {
-        asio::post(writer_, [this, batch, work] { finish_batch(batch, ""); });
-        return;
+    bool wake = false;
+    {
+        std::lock_guard lock(queue_mutex_);
+        for (auto& i : items) queue_.push_back(std::move(i));
+        wake = !std::exchange(writer_busy_, true);
     }
-    asio::post(io_, [this, batch, work] {
-        std::vector<const NewMessage*> paths;
-        for (auto& it : *batch)
-            if (!it.message.durable) paths.push_back(&it.message);
-        std::string sync_error;
-        try {
-            if (!paths.empty()) make_durable(paths, settings_.data_directory);
-        } catch (const std::exception& e) {
-            sync_error = e.what();
-        }
-        asio::post(writer_, [this, batch, work, sync_error] { finish_batch(batch, sync_error); });
-    });
+    if (!wake) return;  // the running drain() takes them with its next batch
+    auto work = asio::make_work_guard(loop_);
+    asio::post(writer_, [this, work] { drain(); });
 }
 
-void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::string& sync_error) {
+// Group commit: every message that became durable while the writer committed the previous
+// batch goes in the next one: per mailbox, the links into new/, one directory fsync and one
+// index transaction, whatever the batch's size. The writer goes straight on to the next batch;
+// the loop only gets the results.
+void Store::drain() {
+    for (;;) {
+        auto batch = std::make_shared<std::vector<Item>>();
+        {
+            std::lock_guard lock(queue_mutex_);
+            if (queue_.empty()) {
+                writer_busy_ = false;
+                return;
+            }
+            batch->assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+            queue_.clear();
+        }
+        finish_batch(batch);
+    }
+}
+
+void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
     {
         auto results = std::make_shared<std::vector<RecipientResult>>(batch->size());
         auto work = asio::make_work_guard(loop_);
@@ -553,10 +525,6 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::st
                     discard_message_file((*batch)[i].message);
                 }
             };
-            if (!sync_error.empty()) {
-                fail_all(sync_error, false);
-                continue;
-            }
             try {
                 Account& acc = account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain);
                 if (settings_.quota_for)
@@ -596,10 +564,8 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::st
             }
         }
         asio::post(loop_, [this, batch, results, changes, work] {
-            --batches_in_flight_;
             for (auto& [key, c] : *changes) bus_.publish(key, c);
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
-            start_batch();
         });
     }
 }

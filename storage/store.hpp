@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -133,9 +134,10 @@ private:
         NewMessage message;
         std::function<void(RecipientResult)> done;
     };
+    // Any thread: queues durable messages for the writer, waking it if it is idle.
     void submit(std::vector<Item> items);
-    void start_batch();
-    void finish_batch(std::shared_ptr<std::vector<Item>> batch, const std::string& sync_error);  // writer thread
+    void drain();                                                 // writer thread
+    void finish_batch(std::shared_ptr<std::vector<Item>> batch);  // writer thread
     Account& account(const std::string& localpart, const std::string& domain);  // writer thread
 
     asio::io_context& loop_;
@@ -143,11 +145,11 @@ private:
     asio::thread_pool io_;
     asio::thread_pool writer_;
     asio::thread_pool side_{1};  // each batch's directory fsync, beside its index commit
-    std::deque<Item> queue_;  // loop thread
-    // Batches between their data sync and their completion. Two in flight let one batch's data
-    // sync (on an io thread) overlap the previous batch's renames, directory fsync and index
-    // commit (on the writer thread).
-    int batches_in_flight_ = 0;
+    // Messages whose data is durable, waiting for the writer. Filled straight from the io
+    // threads, so a message makes one thread hop from its data sync to its commit.
+    std::mutex queue_mutex_;
+    std::deque<Item> queue_;       // under queue_mutex_
+    bool writer_busy_ = false;     // under queue_mutex_: drain() is posted or running
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
     ChangeBus bus_;                                              // loop thread
 };
