@@ -13,6 +13,8 @@
 #include "protocols/smtp/session.hpp"
 #include "server/dns.hpp"
 #include "storage/queue/queue.hpp"
+#include "storage/queue/queue_commands.hpp"
+#include "protocols/smtp/pickup.hpp"
 #include "protocols/common/unavailable_session.hpp"
 #include "protocols/pop3/parser.hpp"
 #include "protocols/pop3/session.hpp"
@@ -50,6 +52,17 @@ int main(int argc, char** argv) {
     std::vector<std::string> alias_targets;
     auth::admin::UserOptions uopt;
     std::string quota, message_quota;
+    auto* queue = app.add_subcommand("queue", "show, release and delete queued mail, like mailq and postsuper");
+    queue->require_subcommand(1);
+    std::string queue_id;
+    std::vector<std::string> queue_ids;
+    auto* queue_list = queue->add_subcommand("list", "list the queue, like mailq (! held, > released, not yet routed)");
+    auto* queue_show = queue->add_subcommand("show", "print a queued message's envelope and contents, like postcat -q");
+    queue_show->add_option("ID", queue_id, "queue id")->required();
+    auto* queue_release = queue->add_subcommand("release", "release held messages (postsuper -H): the server delivers them again");
+    queue_release->add_option("ID", queue_ids, "queue ids, or ALL")->required();
+    auto* queue_delete = queue->add_subcommand("delete", "delete queued or held messages (postsuper -d)");
+    queue_delete->add_option("ID", queue_ids, "queue ids, or ALL")->required();
     auto* user = app.add_subcommand("user", "manage accounts (passwords are read from a prompt or standard input)");
     user->require_subcommand(1);
     auto* user_add = user->add_subcommand("add", "add an account");
@@ -116,8 +129,10 @@ int main(int argc, char** argv) {
             std::unique_ptr<dns::Resolver> dns;
             std::unique_ptr<auth::Authenticator> auth;
             std::unique_ptr<auth::DovecotAuthSocket> auth_socket;
+            std::shared_ptr<smtp::Pickup> pickup;
             ~Shared() {
                 if (auth_socket) auth_socket->stop();
+                if (pickup) pickup->stop();
             }
         };
         auto services = [smtp_services, pop3_services](asio::io_context& loop, Server& server, const config::Config& c) -> std::shared_ptr<void> {
@@ -161,6 +176,12 @@ int main(int argc, char** argv) {
             smtp_services->accounts = std::make_shared<auth::AccountsDb>(auth::AccountsDb::path_in(c.get("data_directory")));
             smtp_services->dns = shared->dns.get();
             server.on_reload([smtp_services] { smtp_services->policies.clear(); });
+            // Messages released from hold (pillarbox queue release) are routed again by the server.
+            shared->pickup = std::make_shared<smtp::Pickup>(smtp_services, auth::RecipientSettings::from(c), std::chrono::seconds(60));
+            shared->pickup->start();
+            server.on_shutdown([s = std::weak_ptr<Shared>(shared)] {
+                if (auto p = s.lock(); p && p->pickup) p->pickup->stop();
+            });
             pop3_services->loop = &loop;
             pop3_services->store = shared->store.get();
             pop3_services->auth = shared->auth.get();
@@ -227,6 +248,16 @@ int main(int argc, char** argv) {
             fmt::print(stderr, "pillarbox: {}\n", e.what());
             return 1;
         }
+        return 2;
+    }
+    if (*queue) {
+        auto data = cli::data_directory(path, env);
+        if (!data) return 1;
+        namespace q = storage::queue;
+        if (*queue_list) return q::list_command(*data);
+        if (*queue_show) return q::show_command(*data, queue_id);
+        if (*queue_release) return q::release_command(*data, queue_ids);
+        if (*queue_delete) return q::delete_command(*data, queue_ids);
         return 2;
     }
     if (*index) {

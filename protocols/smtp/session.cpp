@@ -115,7 +115,7 @@ struct Transaction {
     Clock::time_point started = Clock::now();
     std::optional<std::vector<std::string>> sender_owners;
     bool discard = false;  // an access table said DISCARD
-    bool hold = false;     // an access table said HOLD (no hold queue yet: logged, delivered)
+    bool hold = false;     // an access table said HOLD: the message goes to the hold queue
 };
 
 class SmtpSession;
@@ -198,6 +198,8 @@ private:
     void auth_reply(auth::Exchange::Reply r);
     // DATA / BDAT.
     bool open_delivery();
+    bool open_hold();
+    storage::queue::Envelope envelope() const;
     void deliver_bytes(std::string_view bytes);
     std::size_t on_data_input(std::string_view data);
     std::size_t on_bdat_input(std::string_view data);
@@ -247,6 +249,9 @@ private:
     std::optional<std::string> commit_error_;
     std::vector<std::string> delivery_log_;
     std::vector<std::string> local_accounts_;  // in add_recipient order, to read commit results
+    std::string received_;        // our Received: line, written first into every copy
+    bool held_ = false;           // remote_ writes the whole message to the hold queue
+    bool hold_failed_ = false;    // HOLD from header_checks, but the hold queue can't be written
 };
 
 const std::vector<CommandDef>& SmtpSession::commands() {
@@ -941,7 +946,11 @@ bool SmtpSession::open_delivery() {
             if (std::find(remote.begin(), remote.end(), x) == remote.end()) remote.push_back(x);
     }
     local_accounts_.assign(accounts.begin(), accounts.end());
-    if (!accounts.empty()) {
+    held_ = hold_failed_ = false;
+    if (tx_->hold) {
+        // An access table said HOLD: nothing is delivered, the message waits in the hold queue.
+        if (!open_hold()) return false;
+    } else if (!accounts.empty()) {
         if (!services_->store) return false;
         local_ = services_->store->delivery();
         local_->start(tx_->sender.null ? std::string() : tx_->sender.address(), true);
@@ -950,11 +959,10 @@ bool SmtpSession::open_delivery() {
             local_->add_recipient(a.substr(0, at), a.substr(at + 1), a);
         }
     }
-    if (!remote.empty()) {
+    if (!remote.empty() && !tx_->hold) {
         if (!services_->queue) return false;
         remote_ = services_->queue->writer();
-        storage::queue::Envelope env;
-        env.sender = tx_->sender.null ? std::string() : tx_->sender.address();
+        auto env = envelope();
         for (auto& r : tx_->recipients)
             for (auto& x : r.remote) {
                 storage::queue::Recipient qr;
@@ -963,14 +971,6 @@ bool SmtpSession::open_delivery() {
                 qr.orcpt = r.params.orcpt.empty() ? std::string() : r.params.orcpt_type + ";" + r.params.orcpt;
                 env.recipients.push_back(qr);
             }
-        env.ret = tx_->params.ret;
-        env.envid = tx_->params.envid;
-        env.smtputf8 = tx_->params.smtputf8;
-        env.eightbit = tx_->params.body != MailParams::Body::SevenBit;
-        env.requiretls = tx_->params.requiretls;
-        env.client_ip = info_.peer_ip;
-        env.helo = helo_name_.value_or("");
-        env.sasl_user = sasl_user_;
         remote_->start(std::move(env));
     }
     HeaderProcessor::Options ho;
@@ -997,12 +997,58 @@ bool SmtpSession::open_delivery() {
     ri.protocol = received_protocol(esmtp_, tls_active(), !sasl_user_.empty(), tx_->params.smtputf8);
     ri.queue_id = tx_->queue_id;
     if (tx_->recipients.size() == 1) ri.for_recipient = tx_->recipients.front().address;
-    deliver_bytes(received_header(ri));
+    received_ = received_header(ri);
+    deliver_bytes(received_);
+    return true;
+}
+
+// The transaction's envelope without recipients, for the queue.
+storage::queue::Envelope SmtpSession::envelope() const {
+    storage::queue::Envelope env;
+    env.sender = tx_->sender.null ? std::string() : tx_->sender.address();
+    env.ret = tx_->params.ret;
+    env.envid = tx_->params.envid;
+    env.smtputf8 = tx_->params.smtputf8;
+    env.eightbit = tx_->params.body != MailParams::Body::SevenBit;
+    env.requiretls = tx_->params.requiretls;
+    env.client_ip = info_.peer_ip;
+    env.helo = helo_name_.value_or("");
+    env.sasl_user = sasl_user_;
+    return env;
+}
+
+// Postfix's hold queue: the whole message, with every recipient as the client gave it, goes to
+// the queue's hold/ and nothing is delivered. Released (pillarbox queue release), it is routed
+// again from scratch, as Postfix's qmgr resolves a released message's recipients again.
+bool SmtpSession::open_hold() {
+    if (!services_->queue) return false;
+    remote_ = services_->queue->writer(storage::queue::Place::Hold);
+    auto env = envelope();
+    for (auto& r : tx_->recipients) {
+        storage::queue::Recipient qr;
+        qr.address = r.address;
+        qr.notify = r.params.notify;
+        qr.orcpt = r.params.orcpt.empty() ? std::string() : r.params.orcpt_type + ";" + r.params.orcpt;
+        env.recipients.push_back(qr);
+    }
+    remote_->start(std::move(env));
+    held_ = true;
     return true;
 }
 
 void SmtpSession::deliver_bytes(std::string_view bytes) {
     if (bytes.empty()) return;
+    if (!held_ && !hold_failed_ && headers_ && headers_->hold() && tx_) {
+        // header_checks said HOLD. The header section is held until all of it was checked, so
+        // only our Received: line went out so far: start over into the hold queue.
+        if (local_) local_->abort();
+        if (remote_) remote_->abort();
+        local_.reset();
+        remote_.reset();
+        if (open_hold()) deliver_bytes(received_);
+        else hold_failed_ = true;
+    }
+    if (hold_failed_) return;
     if (local_) local_->body(bytes);
     if (remote_) remote_->body(bytes);
 }
@@ -1152,6 +1198,7 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
     deliver_bytes(headers_->finish());
     for (auto& l : headers_->log()) log::line(log::Level::Info, "cleanup", tx_->queue_id, "{}", l);
     if (!refusal && headers_->reject().kind == policy::HeaderVerdict::Kind::Reject) refusal = headers_->reject().reply();
+    if (!refusal && hold_failed_ && !headers_->discard() && !tx_->discard) refusal = "451 4.3.0 Error: queue file write error";
     if (refusal) {
         abort_delivery();
         log::line(log::Level::Info, "smtpd", tx_->queue_id, "reject: END-OF-MESSAGE from {}: {}; from=<{}> proto={} helo=<{}>", client(),
@@ -1162,8 +1209,6 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
         reset_transaction();
         return;
     }
-    if (headers_->hold() || tx_->hold)
-        log::line(log::Level::Warning, "cleanup", tx_->queue_id, "HOLD requested, but there is no hold queue yet: delivering");
     if (headers_->discard() || tx_->discard) {
         abort_delivery();
         log::line(log::Level::Info, "smtpd", tx_->queue_id, "discarded by {}: from=<{}>", tx_->discard ? "an access table" : "header_checks",
@@ -1208,6 +1253,9 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
             if (!ok) {
                 log::line(log::Level::Error, "smtpd", tx_->queue_id, "queue write failed: {}", id_or_error);
                 commit_error_ = "451 4.3.0 Error: queue file write error";
+            } else if (held_) {
+                for (auto& r : tx_->recipients)
+                    delivery_log_.push_back(fmt::format("to=<{}>, relay=none, status=held (hold queue id {})", r.address, id_or_error));
             } else {
                 for (auto& r : tx_->recipients)
                     for (auto& x : r.remote)

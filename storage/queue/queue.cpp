@@ -279,6 +279,7 @@ class Message;
 struct Core {
     Core(asio::io_context& l, const fs::path& data_directory)
         : loop(l), root(data_directory / "queue"), tmp(root / "tmp"), messages(root / "messages") {
+        for (Place p : {Place::Messages, Place::Hold, Place::Incoming}) dirs[static_cast<int>(p)] = root / place_name(p);
         std::random_device rd;
         salt = (static_cast<std::uint64_t>(rd()) ^ static_cast<std::uint64_t>(::getpid())) & 0xFFF;
     }
@@ -297,6 +298,9 @@ struct Core {
 
     asio::io_context& loop;
     const fs::path root, tmp, messages;
+    fs::path dirs[3];                  // by Place
+    std::atomic<bool> made[3] = {};    // this process made sure tmp/ and that place exist
+    const fs::path& dir(Place p) const { return dirs[static_cast<int>(p)]; }
     asio::thread_pool* io = nullptr;         // loop thread; null once the Queue is going away
     asio::thread_pool* committer = nullptr;  // set for the Queue's whole life
     std::uint64_t salt = 0, last_id = 0;     // loop thread
@@ -312,7 +316,7 @@ struct Core {
 // stay in order), the .env joins it at commit, then the committer moves both into messages/.
 class Message : public std::enable_shared_from_this<Message> {
 public:
-    explicit Message(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+    Message(std::shared_ptr<Core> core, Place where) : core_(std::move(core)), place_(where) {}
     ~Message() {
         if (fd_eml_ >= 0) ::close(fd_eml_);
         if (fd_env_ >= 0) ::close(fd_env_);
@@ -329,8 +333,8 @@ public:
         id_ = env_.id;
         tmp_eml_ = (core_->tmp / (id_ + ".eml")).string();
         tmp_env_ = (core_->tmp / (id_ + ".env")).string();
-        eml_ = (core_->messages / (id_ + ".eml")).string();
-        env_path_ = (core_->messages / (id_ + ".env")).string();
+        eml_ = (core_->dir(place_) / (id_ + ".eml")).string();
+        env_path_ = (core_->dir(place_) / (id_ + ".env")).string();
         // Checked now so a bad envelope never costs a body write.
         if (auto why = validate(env_); !why.empty()) failed_ = "invalid envelope: " + why;
     }
@@ -452,12 +456,13 @@ private:
     // ---- io / committer thread: one at a time, handed over by posts ----
 
     bool open_tmp(const std::string& path, int& fd, bool& created) {
-        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT) {
-            // The first message: the layout's own entries must be as durable as the renames into it.
+        auto& made = core_->made[static_cast<int>(place_)];
+        if (!made.load()) {
+            // The first message for this place: the layout's own entries must be as durable as
+            // the renames into them.
             std::error_code ec;
             fs::create_directories(core_->tmp, ec);
-            fs::create_directories(core_->messages, ec);
+            fs::create_directories(core_->dir(place_), ec);
             try {
                 fsync_dir(core_->root);
                 fsync_dir(core_->root.parent_path());
@@ -466,8 +471,9 @@ private:
                 discard_files();
                 return false;
             }
-            fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            made.store(true);
         }
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) return fail("create", path);
         created = true;
         return true;
@@ -518,6 +524,7 @@ private:
     }
 
     std::shared_ptr<Core> core_;
+    const Place place_;
     std::string id_;
     std::string tmp_eml_, tmp_env_, eml_, env_path_;
 
@@ -564,6 +571,7 @@ void Core::run_batches() {
         for (auto& m : batch) files.emplace_back(m->fd_eml_, m->tmp_eml_), files.emplace_back(m->fd_env_, m->tmp_env_);
         std::string sync_error = sync_files(files);
         std::vector<Message*> renamed;
+        bool into[3] = {};  // the places this batch renamed into: one fsync each
         for (auto& m : batch) {
             if (::close(m->fd_eml_) != 0 && sync_error.empty() && m->error_.empty())
                 m->error_ = fmt::format("close {}: {}", m->tmp_eml_, errno_text(errno));
@@ -580,6 +588,7 @@ void Core::run_batches() {
                 } else {
                     m->eml_created_ = m->env_created_ = false;
                     renamed.push_back(m.get());
+                    into[static_cast<int>(m->place_)] = true;
                 }
             }
             if (!m->error_.empty()) m->discard_files();
@@ -587,7 +596,8 @@ void Core::run_batches() {
         if (!renamed.empty()) {
             ++dir_fsyncs;
             try {
-                fsync_dir(messages);
+                for (int p = 0; p < 3; ++p)
+                    if (into[p]) fsync_dir(dirs[p]);
             } catch (const std::exception& e) {
                 // Not durable, so not queued: take the files back; the client will retry. (A
                 // crash now could still bring one back: delivered twice, never lost.)
@@ -642,21 +652,23 @@ Queue::~Queue() {
     core_->committer = nullptr;
 }
 
-std::unique_ptr<Writer> Queue::writer() { return std::make_unique<WriterHandle>(std::make_shared<detail::Message>(core_)); }
+std::unique_ptr<Writer> Queue::writer(Place where) {
+    return std::make_unique<WriterHandle>(std::make_shared<detail::Message>(core_, where));
+}
 
-fs::path Queue::message_path(const std::string& id) const { return core_->messages / (id + ".eml"); }
-fs::path Queue::envelope_path(const std::string& id) const { return core_->messages / (id + ".env"); }
+fs::path Queue::message_path(const std::string& id, Place where) const { return core_->dir(where) / (id + ".eml"); }
+fs::path Queue::envelope_path(const std::string& id, Place where) const { return core_->dir(where) / (id + ".env"); }
 
 Queue::Stats Queue::stats() const { return {core_->commits.load(), core_->batches.load(), core_->dir_fsyncs.load()}; }
 
-std::optional<Envelope> Queue::read_envelope(const std::string& id, std::string* why) {
+std::optional<Envelope> Queue::read_envelope(const std::string& id, Place where, std::string* why) {
     blocking_call("queue::Queue::read_envelope");
     auto fail = [&](std::string reason) -> std::optional<Envelope> {
         if (why) *why = std::move(reason);
         return std::nullopt;
     };
     if (!valid_id(id)) return fail("not a queue id");
-    auto path = envelope_path(id).string();
+    auto path = envelope_path(id, where).string();
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return fail(fmt::format("open {}: {}", path, errno_text(errno)));
     struct stat st {};
@@ -687,7 +699,7 @@ std::optional<Envelope> Queue::read_envelope(const std::string& id, std::string*
     auto env = from_json(text, &parse_error);
     if (!env) return fail("malformed envelope: " + parse_error);
     if (env->id != id) return fail(fmt::format("the envelope names another id ({})", env->id));
-    auto eml = message_path(id).string();
+    auto eml = message_path(id, where).string();
     struct stat mst {};
     if (::stat(eml.c_str(), &mst) != 0) return fail(fmt::format("message file {}: {}", eml, errno_text(errno)));
     if (static_cast<std::uint64_t>(mst.st_size) != env->size)
@@ -695,16 +707,16 @@ std::optional<Envelope> Queue::read_envelope(const std::string& id, std::string*
     return env;
 }
 
-std::vector<std::string> Queue::list(std::vector<Skipped>* skipped) {
+std::vector<std::string> Queue::list(Place where, std::vector<Skipped>* skipped) {
     blocking_call("queue::Queue::list");
     std::vector<std::string> ids;
     std::error_code ec;
-    for (fs::directory_iterator it(core_->messages, ec), end; !ec && it != end; it.increment(ec)) {
+    for (fs::directory_iterator it(core_->dir(where), ec), end; !ec && it != end; it.increment(ec)) {
         auto name = it->path().filename().string();
         if (name.size() < 4 || name.compare(name.size() - 4, 4, ".env") != 0) continue;
         auto id = name.substr(0, name.size() - 4);
         std::string why;
-        if (read_envelope(id, &why)) {
+        if (read_envelope(id, where, &why)) {
             ids.push_back(std::move(id));
             continue;
         }
@@ -729,19 +741,72 @@ RecoverReport Queue::recover(std::chrono::seconds min_age) {
         auto p = it->path().string();
         if (stale(p) && ::unlink(p.c_str()) == 0) ++report.tmp_removed;
     }
-    for (fs::directory_iterator it(core_->messages, ec), end; !ec && it != end; it.increment(ec)) {
-        auto name = it->path().filename().string();
-        if (name.size() < 4 || name.compare(name.size() - 4, 4, ".eml") != 0) continue;
-        auto env = core_->messages / (name.substr(0, name.size() - 4) + ".env");
-        struct stat st {};
-        if (::lstat(env.c_str(), &st) == 0 || errno != ENOENT) continue;
-        auto p = it->path().string();
-        if (stale(p) && ::unlink(p.c_str()) == 0) ++report.lone_removed;
-    }
+    for (auto& dir : core_->dirs)
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+            auto name = it->path().filename().string();
+            if (name.size() < 4 || name.compare(name.size() - 4, 4, ".eml") != 0) continue;
+            auto env = dir / (name.substr(0, name.size() - 4) + ".env");
+            struct stat st {};
+            if (::lstat(env.c_str(), &st) == 0 || errno != ENOENT) continue;
+            auto p = it->path().string();
+            if (stale(p) && ::unlink(p.c_str()) == 0) ++report.lone_removed;
+        }
     if (report.tmp_removed || report.lone_removed)
         log::info("queue", "recovery removed {} unfinished files and {} messages without an envelope", report.tmp_removed,
                   report.lone_removed);
     return report;
+}
+
+std::string Queue::move(const std::string& id, Place from, Place to) {
+    blocking_call("queue::Queue::move");
+    if (!valid_id(id)) return "not a queue id";
+    if (from == to) return "";
+    auto eml_from = message_path(id, from).string(), env_from = envelope_path(id, from).string();
+    auto eml_to = message_path(id, to).string(), env_to = envelope_path(id, to).string();
+    struct stat st {};
+    if (::stat(env_from.c_str(), &st) != 0) return fmt::format("no message {} in {}", id, place_name(from));
+    std::error_code ec;
+    fs::create_directories(core_->dir(to), ec);
+    // The .eml is linked, not renamed: until the .env moves, the message stays whole where it was.
+    if (::link(eml_from.c_str(), eml_to.c_str()) != 0 && errno != EEXIST)
+        return fmt::format("link {} to {}: {}", eml_from, eml_to, errno_text(errno));
+    if (!rename_noreplace(env_from, env_to)) {
+        std::string why = fmt::format("rename {} to {}: {}", env_from, env_to, errno_text(errno));
+        ::unlink(eml_to.c_str());
+        return why;
+    }
+    try {
+        fsync_dir(core_->dir(to));
+        ::unlink(eml_from.c_str());
+        fsync_dir(core_->dir(from));
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string Queue::remove(const std::string& id, Place where) {
+    blocking_call("queue::Queue::remove");
+    if (!valid_id(id)) return "not a queue id";
+    auto env = envelope_path(id, where).string();
+    if (::unlink(env.c_str()) != 0)
+        return errno == ENOENT ? fmt::format("no message {} in {}", id, place_name(where)) : fmt::format("unlink {}: {}", env, errno_text(errno));
+    ::unlink(message_path(id, where).c_str());
+    try {
+        fsync_dir(core_->dir(where));
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
+const char* place_name(Place p) {
+    switch (p) {
+        case Place::Hold: return "hold";
+        case Place::Incoming: return "incoming";
+        case Place::Messages: break;
+    }
+    return "messages";
 }
 
 }  // namespace pillarbox::storage::queue

@@ -14,11 +14,13 @@
 #include <string_view>
 #include <vector>
 
-// On disk, under DATA/queue/:
+// On disk, under DATA/queue/ (each message lives in one of three places, see Place):
 //   tmp/<ID>.eml, tmp/<ID>.env   a message being written (never read by anyone else)
 //   messages/<ID>.eml            the message as received: bytes exactly as the session passed
 //                                them (CRLF line ends, its Received: header on top)
 //   messages/<ID>.env            the envelope as JSON (see to_json)
+//   hold/<ID>.eml, hold/<ID>.env         held (a HOLD action): nobody delivers it until released
+//   incoming/<ID>.eml, incoming/<ID>.env released from hold: the server routes it again
 // Commit order: both tmp files written and made durable, then rename .eml, rename .env (both
 // without replacing anything), then one fsync of messages/ shared by every commit of the batch.
 // A message is queued exactly when messages/<ID>.env exists: the .env rename comes last, so a
@@ -26,6 +28,14 @@
 // nobody reads (tmp files, a lone messages/<ID>.eml) and that recover() deletes.
 
 namespace pillarbox::storage::queue {
+
+// Where a queued message is. messages/: the outbound queue, for the delivery agent. hold/:
+// Postfix's hold queue, messages a HOLD action stopped, with the recipients as given at RCPT;
+// nobody touches them until an admin releases (incoming/) or deletes them. incoming/: released
+// messages, which the running server routes again like new mail (local recipients to their
+// mailboxes, the rest to messages/).
+enum class Place { Messages, Hold, Incoming };
+const char* place_name(Place p);  // "messages", "hold", "incoming": also the directory name
 
 // DSN NOTIFY (RFC 3461) bits of a recipient; 0 means NOTIFY was not given.
 namespace notify {
@@ -112,23 +122,34 @@ public:
     Queue(const Queue&) = delete;
     Queue& operator=(const Queue&) = delete;
 
-    std::unique_ptr<Writer> writer();
+    std::unique_ptr<Writer> writer(Place where = Place::Messages);
 
     // Blocking, for startup and tools (never on the loop thread):
     // The queued messages' ids in id (arrival) order. An .env that does not parse, whose id
     // does not match its name, or whose .eml is missing or of another size is left out, and
     // reported in *skipped (and the log).
-    std::vector<std::string> list(std::vector<Skipped>* skipped = nullptr);
+    std::vector<std::string> list(std::vector<Skipped>* skipped = nullptr) { return list(Place::Messages, skipped); }
+    std::vector<std::string> list(Place where, std::vector<Skipped>* skipped = nullptr);
     // The envelope of a queued message, with the same checks as list().
-    std::optional<Envelope> read_envelope(const std::string& id, std::string* why = nullptr);
-    // Deletes the garbage a crash leaves: every file in tmp/ and every lone messages/*.eml whose
+    std::optional<Envelope> read_envelope(const std::string& id, std::string* why = nullptr) {
+        return read_envelope(id, Place::Messages, why);
+    }
+    std::optional<Envelope> read_envelope(const std::string& id, Place where, std::string* why = nullptr);
+    // Moves a message from one place to another (postsuper -H is hold -> incoming), crash-safe:
+    // the .eml is hard-linked first, then the .env renamed, the target directory fsync'd, then
+    // the old .eml unlinked; a crash leaves the message in one place or the other plus at most a
+    // lone .eml that recover() removes. "" or why not (no such message, I/O error).
+    std::string move(const std::string& id, Place from, Place to);
+    // Deletes a message (postsuper -d): the .env first, so it is no longer queued at once.
+    std::string remove(const std::string& id, Place where);
+    // Deletes the garbage a crash leaves: every file in tmp/ and every lone *.eml (in any place) whose
     // ctime is at least min_age old (a rename sets the ctime, so a commit in flight is never
     // hit). At startup, before any writer exists, the default 0 removes all of it; a tool
     // running next to a live server must pass an age longer than any SMTP transaction.
     RecoverReport recover(std::chrono::seconds min_age = std::chrono::seconds(0));
 
-    std::filesystem::path message_path(const std::string& id) const;   // messages/<ID>.eml
-    std::filesystem::path envelope_path(const std::string& id) const;  // messages/<ID>.env
+    std::filesystem::path message_path(const std::string& id, Place where = Place::Messages) const;   // <place>/<ID>.eml
+    std::filesystem::path envelope_path(const std::string& id, Place where = Place::Messages) const;  // <place>/<ID>.env
 
     // Counters for tests and benchmarks: commits that succeeded, batches that ran, and the
     // messages/ fsyncs they took (one per batch with at least one rename).

@@ -81,9 +81,10 @@ struct Result {
 };
 
 // Writes one message in chunks and runs the loop until the commit callback.
-Result enqueue(asio::io_context& io, Queue& q, Envelope env, const std::string& body, std::size_t chunk = 1000) {
+Result enqueue(asio::io_context& io, Queue& q, Envelope env, const std::string& body, std::size_t chunk = 1000,
+               Place where = Place::Messages) {
     Result r;
-    auto w = q.writer();
+    auto w = q.writer(where);
     w->start(std::move(env));
     for (std::size_t off = 0; off < body.size(); off += chunk) w->body(std::string_view(body).substr(off, chunk));
     w->commit([&](bool ok, std::string text) { r = {true, ok, std::move(text)}; });
@@ -407,6 +408,54 @@ TEST_CASE("recover() removes unfinished files and lone .eml, nothing that is que
         auto none = e.recover();
         CHECK(none.tmp_removed + none.lone_removed == 0);
         CHECK(e.list().empty());
+    }
+}
+
+TEST_CASE("hold: a held message is in hold/ only; release moves it whole to incoming/; delete drops it") {
+    test::TempDir dir;
+    asio::io_context io;
+    Queue q(io, dir.path);
+    std::string body = make_body(7, 3000);
+    auto held = enqueue(io, q, sample_envelope(), body, 1000, Place::Hold);
+    REQUIRE(held.ok);
+    auto queued = enqueue(io, q, sample_envelope(), make_body(8, 100));
+    REQUIRE(queued.ok);
+    // The outbound queue (what a delivery agent reads) never sees a held message.
+    CHECK(q.list() == std::vector<std::string>{queued.text});
+    CHECK(q.list(Place::Hold) == std::vector<std::string>{held.text});
+    CHECK(q.list(Place::Incoming).empty());
+    CHECK_FALSE(q.read_envelope(held.text));
+    REQUIRE(q.read_envelope(held.text, Place::Hold));
+    CHECK(q.stats().batches >= 2);
+
+    CHECK(q.move(held.text, Place::Hold, Place::Incoming) == "");
+    CHECK(q.list(Place::Hold).empty());
+    CHECK(names_in(dir.path / "queue" / "hold").empty());  // no lone .eml left behind
+    CHECK(q.list(Place::Incoming) == std::vector<std::string>{held.text});
+    CHECK(read_file(q.message_path(held.text, Place::Incoming)) == body);
+    auto env = q.read_envelope(held.text, Place::Incoming);
+    REQUIRE(env);
+    CHECK(env->recipients.size() == 3);
+
+    CHECK_THAT(q.move(held.text, Place::Hold, Place::Incoming), Catch::Contains("no message"));
+    CHECK_THAT(q.move("not-an-id", Place::Hold, Place::Incoming), Catch::Contains("not a queue id"));
+    CHECK(q.remove(held.text, Place::Incoming) == "");
+    CHECK(q.list(Place::Incoming).empty());
+    CHECK(names_in(dir.path / "queue" / "incoming").empty());
+    CHECK_THAT(q.remove(held.text, Place::Incoming), Catch::Contains("no message"));
+    CHECK(q.list() == std::vector<std::string>{queued.text});
+
+    SECTION("a move cut short by a crash leaves the message in one place; recover() removes the lone copy") {
+        auto h = enqueue(io, q, sample_envelope(), body, 1000, Place::Hold);
+        REQUIRE(h.ok);
+        // The .eml linked into incoming/, the .env not moved yet.
+        fs::create_hard_link(q.message_path(h.text, Place::Hold), q.message_path(h.text, Place::Incoming));
+        CHECK(q.list(Place::Hold) == std::vector<std::string>{h.text});
+        CHECK(q.list(Place::Incoming).empty());
+        auto rep = q.recover();
+        CHECK(rep.lone_removed == 1);
+        CHECK(names_in(dir.path / "queue" / "incoming").empty());
+        CHECK(read_file(q.message_path(h.text, Place::Hold)) == body);
     }
 }
 

@@ -1,0 +1,256 @@
+// Pickup of released messages (see pickup.hpp).
+#include "protocols/smtp/pickup.hpp"
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+#include <set>
+
+#include "auth/accounts.hpp"
+#include "server/log.hpp"
+#include "server/worker_pool.hpp"
+#include "storage/queue/queue.hpp"
+#include "storage/store.hpp"
+
+namespace pillarbox::smtp {
+
+namespace fs = std::filesystem;
+using storage::queue::Place;
+
+// One released message, routed.
+struct Pickup::Routed {
+    std::string id;
+    storage::queue::Envelope env;
+    std::string data;                                 // the .eml, as held
+    std::vector<std::string> accounts;                // local accounts reached, deduplicated
+    std::vector<storage::queue::Recipient> remote;    // addresses for the outbound queue
+    std::vector<std::pair<std::string, std::string>> refused;  // recipient, why (permanent)
+    std::string error;                                // reading or resolving failed: try later
+    // After delivery.
+    std::vector<std::string> log;
+    bool temporary = false;
+    int pending = 0;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+Pickup::Pickup(std::shared_ptr<Services> services, auth::RecipientSettings recipients, std::chrono::seconds interval)
+    : services_(std::move(services)), recipients_(std::move(recipients)), interval_(interval), timer_(*services_->loop) {}
+
+void Pickup::start() {
+    auto dir = services_->queue->message_path("0000000000000000", Place::Incoming).parent_path();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0 && ::inotify_add_watch(fd, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) >= 0) {
+        inotify_ = std::make_unique<asio::posix::stream_descriptor>(*services_->loop, fd);
+        event_buf_.resize(4096);
+        watch();
+    } else {
+        if (fd >= 0) ::close(fd);
+        log::warning("pickup", "cannot watch {} ({}): released messages wait for the next scan", dir.string(), std::strerror(errno));
+    }
+    scan();
+}
+
+void Pickup::stop() {
+    stopped_ = true;
+    timer_.cancel();
+    if (inotify_) inotify_->close();
+}
+
+void Pickup::watch() {
+    inotify_->async_read_some(asio::buffer(event_buf_), [self = shared_from_this()](std::error_code ec, std::size_t) {
+        if (ec || self->stopped_) return;
+        self->scan();
+        self->watch();
+    });
+}
+
+// Lists incoming/ and routes the messages one at a time; a scan asked for meanwhile runs after.
+void Pickup::scan() {
+    if (stopped_) return;
+    if (busy_) {
+        again_ = true;
+        return;
+    }
+    busy_ = true;
+    again_ = false;
+    auto* queue = services_->queue;
+    services_->workers->run([queue] { return queue->list(Place::Incoming); },
+                            [self = shared_from_this()](std::vector<std::string> ids) {
+                                self->todo_ = std::move(ids);
+                                std::reverse(self->todo_.begin(), self->todo_.end());  // oldest first, from the back
+                                self->next();
+                            });
+}
+
+void Pickup::next() {
+    if (stopped_) return;
+    if (todo_.empty()) {
+        busy_ = false;
+        if (again_) return scan();
+        timer_.expires_after(interval_);
+        timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+            if (!ec) self->scan();
+        });
+        return;
+    }
+    auto id = std::move(todo_.back());
+    todo_.pop_back();
+    auto* queue = services_->queue;
+    auto db = services_->accounts;
+    auto rs = recipients_;
+    services_->workers->run(
+        [queue, db, rs, id] {
+            auto r = std::make_shared<Routed>();
+            r->id = id;
+            std::string why;
+            auto env = queue->read_envelope(id, Place::Incoming, &why);
+            if (!env) {
+                r->error = why;
+                return r;
+            }
+            r->env = *env;
+            auto path = queue->message_path(id, Place::Incoming);
+            int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                r->error = fmt::format("open {}: {}", path.string(), std::strerror(errno));
+                return r;
+            }
+            r->data.resize(env->size);
+            std::size_t got = 0;
+            while (got < r->data.size()) {
+                ssize_t n = ::pread(fd, r->data.data() + got, r->data.size() - got, static_cast<off_t>(got));
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                got += static_cast<std::size_t>(n);
+            }
+            ::close(fd);
+            if (got != r->data.size()) {
+                r->error = fmt::format("read {}: short read", path.string());
+                return r;
+            }
+            // Routed again from scratch, like new mail: aliases or accounts may have changed
+            // while the message was held.
+            auth::RecipientResolver resolver(*db, rs);
+            std::set<std::string> seen_remote;
+            try {
+                for (auto& rcpt : env->recipients) {
+                    auto res = resolver.resolve(rcpt.address);
+                    using S = auth::Resolution::Status;
+                    if (res.status == S::NotLocal) res.remote = {rcpt.address};
+                    if (res.status == S::Unknown) {
+                        r->refused.emplace_back(rcpt.address, "5.1.1 unknown user");
+                        continue;
+                    }
+                    if (res.status == S::Loop) {
+                        r->refused.emplace_back(rcpt.address, "5.4.6 alias loop or too many expansions");
+                        continue;
+                    }
+                    for (auto& a : res.accounts)
+                        if (std::find(r->accounts.begin(), r->accounts.end(), a) == r->accounts.end()) r->accounts.push_back(a);
+                    for (auto& x : res.remote) {
+                        if (!seen_remote.insert(x).second) continue;
+                        auto q = rcpt;
+                        q.address = x;
+                        r->remote.push_back(q);
+                    }
+                }
+            } catch (const std::exception& e) {
+                r->error = fmt::format("recipient lookup: {}", e.what());
+            }
+            return r;
+        },
+        [self = shared_from_this()](std::shared_ptr<Routed> r) {
+            if (!r->error.empty()) {
+                // The message stays in incoming/ and is tried again at the next scan.
+                log::line(log::Level::Warning, "pickup", r->id, "not routed, will try again: {}", r->error);
+                return self->next();
+            }
+            self->deliver(std::move(r));
+        });
+}
+
+void Pickup::deliver(std::shared_ptr<Routed> r) {
+    log::line(log::Level::Info, "pickup", r->id, "from=<{}>, size={}, nrcpt={} (released from hold)", r->env.sender, r->env.size,
+              r->env.recipients.size());
+    auto self = shared_from_this();
+    std::unique_ptr<storage::DeliveryTarget> local;
+    std::unique_ptr<storage::queue::Writer> remote;
+    auto delay = [r] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - r->started).count(); };
+    r->pending = (r->accounts.empty() ? 0 : 1) + (r->remote.empty() ? 0 : 1);
+    if (!r->accounts.empty()) {
+        local = services_->store->delivery();
+        local->start(r->env.sender, true);
+        for (auto& a : r->accounts) {
+            auto at = a.rfind('@');
+            local->add_recipient(a.substr(0, at), a.substr(at + 1), a);
+        }
+        local->body(r->data);
+    }
+    if (!r->remote.empty()) {
+        remote = services_->queue->writer();
+        auto env = r->env;
+        env.id.clear();
+        env.received = 0;
+        env.next_attempt = 0;
+        env.recipients = r->remote;
+        remote->start(std::move(env));
+        remote->body(r->data);
+    }
+    // The targets live until their callbacks ran; the callbacks own them through these.
+    auto local_keep = std::shared_ptr<storage::DeliveryTarget>(std::move(local));
+    auto remote_keep = std::shared_ptr<storage::queue::Writer>(std::move(remote));
+    if (local_keep)
+        local_keep->commit([self, r, local_keep, delay](std::vector<storage::RecipientResult> results) {
+            for (std::size_t i = 0; i < results.size() && i < r->accounts.size(); ++i) {
+                auto& res = results[i];
+                if (!res.ok && (res.temporary || !res.over_quota)) r->temporary = true;
+                r->log.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})", r->accounts[i], delay(),
+                                             res.ok ? "2.0.0" : (res.temporary ? "4.3.0" : "5.2.2"),
+                                             res.ok ? "sent" : (res.temporary ? "deferred" : "bounced"),
+                                             res.ok ? "delivered to maildir" : res.reason));
+            }
+            if (--r->pending == 0) self->finished(r);
+        });
+    if (remote_keep)
+        remote_keep->commit([self, r, remote_keep](bool ok, std::string id_or_error) {
+            if (!ok) {
+                r->temporary = true;
+                r->log.push_back(fmt::format("outbound queue write failed: {}", id_or_error));
+            } else {
+                for (auto& x : r->remote)
+                    r->log.push_back(fmt::format("to=<{}>, relay=none, status=queued (outbound queue id {})", x.address, id_or_error));
+            }
+            if (--r->pending == 0) self->finished(r);
+        });
+    if (r->pending == 0) finished(r);
+}
+
+void Pickup::finished(std::shared_ptr<Routed> r) {
+    for (auto& [rcpt, why] : r->refused)
+        log::line(log::Level::Info, "pickup", r->id, "to=<{}>, relay=none, dsn={}, status=bounced ({})", rcpt, why.substr(0, 5),
+                  why.substr(6));
+    for (auto& l : r->log) log::line(log::Level::Info, "pickup", r->id, "{}", l);
+    if (r->temporary) {
+        // Like an SMTP 451: the whole message is tried again later; mailboxes that did get it may
+        // get it twice, nothing is lost.
+        log::line(log::Level::Warning, "pickup", r->id, "kept in incoming/, will try again in {}s", interval_.count());
+        return next();
+    }
+    auto* queue = services_->queue;
+    services_->workers->run([queue, id = r->id] { return queue->remove(id, Place::Incoming); },
+                            [self = shared_from_this(), id = r->id](std::string err) {
+                                if (!err.empty()) log::line(log::Level::Error, "pickup", id, "remove from incoming/: {}", err);
+                                else log::line(log::Level::Info, "pickup", id, "removed");
+                                self->next();
+                            });
+}
+
+}  // namespace pillarbox::smtp
