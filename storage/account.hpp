@@ -2,6 +2,7 @@
 // SQLite index beside it. Blocking; used only on the store's writer thread, which makes it the
 // single writer of the index and the only place UIDs are handed out.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -160,8 +161,8 @@ public:
     void set_parsed(const std::string& mailbox, std::uint32_t uid, const std::string& blob);
     void set_quota(const Quota& q) { quota_ = q; }
     const Quota& quota() const { return quota_; }
-    // Where add_messages runs its directory fsync beside the index commit: a long-lived
-    // thread (the Store's) instead of a new thread per call. Without one, std::async.
+    // Where add_messages runs its directory fsync beside the index commit when flushes are slow:
+    // a long-lived thread (the Store's) instead of a new thread per call. Without one, std::async.
     void set_side_thread(asio::thread_pool* pool) { side_ = pool; }
 
     std::vector<Change> take_changes() { return std::exchange(changes_, {}); }
@@ -185,6 +186,9 @@ private:
     Quota quota_;
     std::vector<Change> changes_;
     asio::thread_pool* side_ = nullptr;
+    // How long the last directory fsync of add_messages took (written by whichever thread ran
+    // it, read after joining it): at 1 ms or more, the next one runs beside the index commit.
+    std::chrono::microseconds last_dir_sync_{0};
 };
 
 // Maildir file name with the fields this store keeps in it: S= (size on disk), W= (size with
