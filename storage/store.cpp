@@ -177,11 +177,18 @@ public:
 
 private:
     void count_line_ends(std::string_view s) {
-        // RFC822.SIZE counts CRLF line ends; a bare LF on disk will be sent as CRLF.
-        for (char c : s) {
-            if (c == '\n' && prev_ != '\r') ++bare_lf_;
-            prev_ = c;
+        // RFC822.SIZE counts CRLF line ends; a bare LF on disk will be sent as CRLF. memchr from
+        // one LF to the next: this runs on the loop for every byte of every message.
+        if (s.empty()) return;
+        for (std::size_t i = 0;;) {
+            const void* lf = std::memchr(s.data() + i, '\n', s.size() - i);
+            if (!lf) break;
+            auto at = static_cast<std::size_t>(static_cast<const char*>(lf) - s.data());
+            if ((at == 0 ? prev_ : s[at - 1]) != '\r') ++bare_lf_;
+            i = at + 1;
+            if (i == s.size()) break;
         }
+        prev_ = s.back();
     }
 
     std::string prefix_for(const Rcpt& r) const {

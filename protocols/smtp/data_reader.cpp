@@ -2,6 +2,8 @@
 // SMTP smuggling (CVE-2023-51764 class): only CRLF "." CRLF ends the data, never a variant.
 #include "protocols/smtp/data_reader.hpp"
 
+#include <cstring>
+
 namespace pillarbox::smtp {
 
 std::string bare_line_ending_reply(std::string_view myhostname) {
@@ -10,6 +12,21 @@ std::string bare_line_ending_reply(std::string_view myhostname) {
     r += " Error: bare <LF> received";
     return r;
 }
+
+namespace {
+// The first CR or LF at or after i, or npos. Two memchr scans of one line instead of
+// find_first_of("\r\n"), which calls memchr once for every byte of the body.
+std::size_t find_line_end(std::string_view s, std::size_t i) {
+    if (i >= s.size()) return std::string_view::npos;
+    const char* from = s.data() + i;
+    std::size_t n = s.size() - i;
+    const void* lf = std::memchr(from, '\n', n);
+    std::size_t upto = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - from) : n;
+    const void* cr = std::memchr(from, '\r', upto);
+    if (cr) return i + static_cast<std::size_t>(static_cast<const char*>(cr) - from);
+    return lf ? i + upto : std::string_view::npos;
+}
+}  // namespace
 
 DataReader::DataReader(DataLimits limits, BareLineEndings mode) : limits_(limits), mode_(mode) {}
 
@@ -98,7 +115,7 @@ DataReader::Result DataReader::feed(std::string_view in) {
             }
             break;
         case State::Mid: {
-            std::size_t j = in.find_first_of("\r\n", i);
+            std::size_t j = find_line_end(in, i);
             std::size_t end = j == std::string_view::npos ? in.size() : j;
             if (end > i) emit(r.body, in.substr(i, end - i));
             i = end;

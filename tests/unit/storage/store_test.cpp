@@ -99,6 +99,30 @@ TEST_CASE("delivery writes one copy per account with its own Delivered-To, then 
     CHECK(inbox.highestmodseq == 3);
 }
 
+TEST_CASE("W= counts every bare LF however the body is cut into chunks") {
+    // A bare LF at a chunk's start, a CRLF cut between its CR and LF, LF LF, and one at the end.
+    const std::string body = "Subject: w\r\n\r\na\nb\r\nc\n\nd\r\ne\n";
+    const std::size_t bare = 4;
+    for (std::size_t cut : {1, 2, 3, 7, 16, 19, 20, 21, 25}) {
+        test::TempDir dir;
+        asio::io_context io;
+        Store store(io, {dir.path, "mx.example.org"});
+        std::vector<RecipientResult> out;
+        auto d = store.delivery();
+        d->start("", false);
+        d->add_recipient("alice", "example.org", "");
+        for (std::size_t off = 0; off < body.size(); off += cut) d->body(std::string_view(body).substr(off, cut));
+        d->commit([&](std::vector<RecipientResult> r) { out = std::move(r); });
+        io.run();
+        REQUIRE(out.size() == 1);
+        REQUIRE(out[0].ok);
+        auto files = files_in(dir.path / "mail" / "example.org" / "alice" / "new");
+        REQUIRE(files.size() == 1);
+        INFO("chunks of " << cut);
+        CHECK_THAT(files[0].filename().string(), Catch::Contains(fmt::format(",S={},W={},", body.size(), body.size() + bare)));
+    }
+}
+
 TEST_CASE("large bodies are streamed in chunks and arrive intact") {
     test::TempDir dir;
     asio::io_context io;
