@@ -291,4 +291,12 @@ void AccountsDb::transaction(const std::function<void()>& fn) {
     tx.commit();
 }
 
+void AccountsDb::read(const std::function<void()>& fn) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    storage::sqlite::Db::Transaction tx(*db_, true);
+    fn();
+    tx.commit();
+}
+
 }  // namespace pillarbox::auth

@@ -62,6 +62,12 @@ std::string RecipientResolver::account_for(const std::string& local, const std::
 }
 
 Resolution RecipientResolver::resolve(std::string_view address) {
+    Resolution r;
+    db_.read([&] { r = resolve_now(address); });
+    return r;
+}
+
+Resolution RecipientResolver::resolve_now(std::string_view address) {
     Walk w;
     auto a = ascii_lower(address);
     auto at = a.rfind('@');

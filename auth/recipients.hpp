@@ -46,6 +46,7 @@ public:
 
 private:
     struct Walk;
+    Resolution resolve_now(std::string_view address);  // inside resolve()'s read transaction
     void expand(const std::string& address, std::size_t depth, Walk& w);
     bool in_mydestination(std::string_view domain) const;
     std::string account_for(const std::string& local, const std::string& domain);

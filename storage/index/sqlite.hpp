@@ -64,10 +64,14 @@ public:
     std::int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
     sqlite3* handle() { return db_; }
 
-    // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit().
+    // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit(). With read_only,
+    // a deferred BEGIN: several queries share one snapshot and one set of locks, and writers
+    // are not held up.
     class Transaction {
     public:
-        explicit Transaction(Db& db) : db_(db) { db_.prepare("BEGIN IMMEDIATE").run(); }
+        explicit Transaction(Db& db, bool read_only = false) : db_(db) {
+            db_.prepare(read_only ? "BEGIN" : "BEGIN IMMEDIATE").run();
+        }
         ~Transaction() {
             if (!done_) try { db_.exec("ROLLBACK"); } catch (...) {}
         }
