@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import smtplib
+import socket
 import time
 import unittest
 
@@ -115,6 +116,39 @@ class HoldQueue(ServerTest):
         self.assertIn("Mail queue is empty", self.cli("list"))
         self.assertIn("no such message", self.cli("show", qid, expect=1))
         self.assertEqual(self.mailbox(), [])
+
+    def test_header_checks_hold_through_bdat(self):
+        """BDAT (CHUNKING) with the Subject in the second chunk: held all the same."""
+        hc = self.write("header_checks.pcre", "/^Subject: chunked hold/ HOLD\n")
+        self.setup_server(f"header_checks = pcre:{hc}\n")
+        chunks = [b"From: a@remote.example\r\nTo: bob@example.com\r\n", b"Subject: chunked hold\r\n\r\nbody\r\n"]
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as c:
+            f = c.makefile("rb")
+
+            def reply():
+                lines = []
+                while True:
+                    line = f.readline().decode()
+                    lines.append(line)
+                    if line[3:4] != "-":
+                        return "".join(lines)
+
+            reply()
+            c.sendall(b"EHLO client.example\r\n")
+            self.assertIn("CHUNKING", reply())
+            c.sendall(b"MAIL FROM:<a@remote.example>\r\n")
+            self.assertTrue(reply().startswith("250"))
+            c.sendall(b"RCPT TO:<bob@example.com>\r\n")
+            self.assertTrue(reply().startswith("250"))
+            for i, chunk in enumerate(chunks):
+                last = " LAST" if i == len(chunks) - 1 else ""
+                c.sendall(f"BDAT {len(chunk)}{last}\r\n".encode() + chunk)
+                self.assertTrue(reply().startswith("250"))
+            c.sendall(b"QUIT\r\n")
+            reply()
+        qid = self.held_id()
+        self.assertEqual(self.mailbox(), [])
+        self.assertIn("Subject: chunked hold", self.cli("show", qid))
 
     def test_release_while_the_server_is_down_is_delivered_at_start(self):
         hc = self.write("header_checks.pcre", "/^Subject: hold/ HOLD\n")
