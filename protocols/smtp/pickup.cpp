@@ -36,7 +36,6 @@ struct Pickup::Routed {
     std::vector<std::string> log;
     bool temporary = false;
     int pending = 0;
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 Pickup::Pickup(std::shared_ptr<Services> services, auth::RecipientSettings recipients, std::chrono::seconds interval)
@@ -183,7 +182,11 @@ void Pickup::deliver(std::shared_ptr<Routed> r) {
     auto self = shared_from_this();
     std::unique_ptr<storage::DeliveryTarget> local;
     std::unique_ptr<storage::queue::Writer> remote;
-    auto delay = [r] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - r->started).count(); };
+    // Postfix's delay=: since the message arrived, time on hold included.
+    auto delay = [r] {
+        auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        return std::max(0.0, now - static_cast<double>(r->env.received));
+    };
     r->pending = (r->accounts.empty() ? 0 : 1) + (r->remote.empty() ? 0 : 1);
     if (!r->accounts.empty()) {
         local = services_->store->delivery();
