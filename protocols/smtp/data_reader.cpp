@@ -149,25 +149,31 @@ LineEndingChecker::LineEndingChecker(BareLineEndings mode) : mode_(mode) {}
 std::string LineEndingChecker::feed(std::string_view chunk) {
     const bool normalise = mode_ == BareLineEndings::Normalise;
     std::string out;
-    out.reserve(normalise ? chunk.size() + 1 : chunk.size());
-    for (char c : chunk) {
-        if (pending_cr_) {
-            pending_cr_ = false;
-            if (c == '\n') {
-                if (normalise) out += "\r\n";
-                continue;
-            }
-            bare_ = true;
-            if (normalise) out += "\r\n";
+    out.reserve(normalise ? chunk.size() + 1 : 0);
+    std::size_t i = 0;
+    if (pending_cr_ && !chunk.empty()) {
+        // The CR that ended the previous chunk: a CRLF split in two, or a bare CR.
+        pending_cr_ = false;
+        if (chunk[0] == '\n') i = 1;
+        else bare_ = true;
+        if (normalise) out += "\r\n";
+    }
+    // From line end to line end (memchr), not byte by byte.
+    while (i < chunk.size()) {
+        std::size_t j = find_line_end(chunk, i);
+        if (j == std::string_view::npos) {
+            if (normalise) out.append(chunk.substr(i));
+            break;
         }
-        if (c == '\r') {
-            pending_cr_ = true;
-        } else if (c == '\n') {
-            bare_ = true;
-            if (normalise) out += "\r\n";
-        } else if (normalise) {
-            out += c;
+        if (normalise) out.append(chunk.substr(i, j - i));
+        if (chunk[j] == '\r' && j + 1 == chunk.size()) {
+            pending_cr_ = true;  // decided by the next chunk's first byte
+            break;
         }
+        bool crlf = chunk[j] == '\r' && chunk[j + 1] == '\n';
+        if (!crlf) bare_ = true;
+        if (normalise) out += "\r\n";
+        i = j + (crlf ? 2 : 1);
     }
     if (!normalise) out.assign(chunk);
     return out;

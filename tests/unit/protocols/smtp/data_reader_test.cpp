@@ -2,6 +2,8 @@
 // any split, SMTP smuggling variants in both modes, size limit; every case whole and byte by byte.
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "protocols/smtp/data_reader.hpp"
 
 using namespace pillarbox::smtp;
@@ -306,6 +308,42 @@ TEST_CASE("LineEndingChecker", "[smtp][data]") {
     CHECK(bare);
     CHECK(run(BareLineEndings::Reject, {""}, bare).empty());
     CHECK_FALSE(bare);
+
+    // Random bodies of CR, LF, "." and letters, cut at random places: the same as a plain
+    // byte-by-byte model of the rules.
+    auto model = [](BareLineEndings mode, const std::string& in, bool& bare) {
+        std::string out;
+        bare = false;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            bool crlf = in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n';
+            if (in[i] == '\r' || in[i] == '\n') {
+                if (!crlf) bare = true;
+                out += "\r\n";
+                if (crlf) ++i;
+            } else {
+                out += in[i];
+            }
+        }
+        return mode == BareLineEndings::Normalise ? out : in;
+    };
+    std::mt19937 rng(5);
+    for (int round = 0; round < 2000; ++round) {
+        std::string in;
+        auto len = rng() % 40;
+        for (std::size_t k = 0; k < len; ++k) in += "\r\n.ab"[rng() % 5];
+        std::vector<std::string> chunks;
+        for (std::size_t off = 0; off < in.size();) {
+            auto n = 1 + rng() % 8;
+            chunks.push_back(in.substr(off, n));
+            off += n;
+        }
+        for (auto mode : kModes) {
+            bool want_bare = false, got_bare = false;
+            INFO("round " << round);
+            CHECK(run(mode, chunks, got_bare) == model(mode, in, want_bare));
+            CHECK(got_bare == want_bare);
+        }
+    }
 
     // Byte by byte equals whole.
     std::string in = "x\r\ny\nz\r\r\nw\r";
