@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
+#include <map>
 #include <set>
 
 #include "auth/accounts.hpp"
@@ -32,9 +33,16 @@ struct Pickup::Routed {
     std::vector<storage::queue::Recipient> remote;    // addresses for the outbound queue
     std::vector<std::pair<std::string, std::string>> refused;  // recipient, why (permanent)
     std::string error;                                // reading or resolving failed: try later
+    // Per envelope recipient (same order): what it reached, or why it was refused.
+    struct Target {
+        std::vector<std::string> accounts, remote;
+        bool refused = false;
+    };
+    std::vector<Target> targets;
     // After delivery.
     std::vector<std::string> log;
-    bool temporary = false;
+    std::map<std::string, int> account_state;  // 0 delivered, 1 temporary failure, 2 permanent
+    bool remote_failed = false;
     int pending = 0;
 };
 
@@ -143,15 +151,16 @@ void Pickup::next() {
                 for (auto& rcpt : env->recipients) {
                     auto res = resolver.resolve(rcpt.address);
                     using S = auth::Resolution::Status;
+                    auto& t = r->targets.emplace_back();
                     if (res.status == S::NotLocal) res.remote = {rcpt.address};
-                    if (res.status == S::Unknown) {
-                        r->refused.emplace_back(rcpt.address, "5.1.1 unknown user");
+                    if (res.status == S::Unknown || res.status == S::Loop) {
+                        t.refused = true;
+                        r->refused.emplace_back(rcpt.address, res.status == S::Unknown ? "5.1.1 unknown user"
+                                                                                        : "5.4.6 alias loop or too many expansions");
                         continue;
                     }
-                    if (res.status == S::Loop) {
-                        r->refused.emplace_back(rcpt.address, "5.4.6 alias loop or too many expansions");
-                        continue;
-                    }
+                    t.accounts = res.accounts;
+                    t.remote = res.remote;
                     for (auto& a : res.accounts)
                         if (std::find(r->accounts.begin(), r->accounts.end(), a) == r->accounts.end()) r->accounts.push_back(a);
                     for (auto& x : res.remote) {
@@ -214,7 +223,7 @@ void Pickup::deliver(std::shared_ptr<Routed> r) {
         local_keep->commit([self, r, local_keep, delay](std::vector<storage::RecipientResult> results) {
             for (std::size_t i = 0; i < results.size() && i < r->accounts.size(); ++i) {
                 auto& res = results[i];
-                if (!res.ok && (res.temporary || !res.over_quota)) r->temporary = true;
+                r->account_state[r->accounts[i]] = res.ok ? 0 : (res.temporary ? 1 : 2);
                 r->log.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})", r->accounts[i], delay(),
                                              res.ok ? "2.0.0" : (res.temporary ? "4.3.0" : "5.2.2"),
                                              res.ok ? "sent" : (res.temporary ? "deferred" : "bounced"),
@@ -225,7 +234,7 @@ void Pickup::deliver(std::shared_ptr<Routed> r) {
     if (remote_keep)
         remote_keep->commit([self, r, remote_keep](bool ok, std::string id_or_error) {
             if (!ok) {
-                r->temporary = true;
+                r->remote_failed = true;
                 r->log.push_back(fmt::format("outbound queue write failed: {}", id_or_error));
             } else {
                 for (auto& x : r->remote)
@@ -241,19 +250,52 @@ void Pickup::finished(std::shared_ptr<Routed> r) {
         log::line(log::Level::Info, "pickup", r->id, "to=<{}>, relay=none, dsn={}, status=bounced ({})", rcpt, why.substr(0, 5),
                   why.substr(6));
     for (auto& l : r->log) log::line(log::Level::Info, "pickup", r->id, "{}", l);
-    if (r->temporary) {
-        // Like an SMTP 451: the whole message is tried again later; mailboxes that did get it may
-        // get it twice, nothing is lost.
-        log::line(log::Level::Warning, "pickup", r->id, "kept in incoming/, will try again in {}s", interval_.count());
-        return next();
+    // The recipients not done yet stay with the message: a temporary failure is tried again
+    // from incoming/; a permanent one (unknown now, over quota) sends the message back to the
+    // hold queue for the admin, as there are no bounce messages yet. Nothing is dropped.
+    std::vector<storage::queue::Recipient> keep;
+    bool permanent = false;
+    for (std::size_t i = 0; i < r->targets.size() && i < r->env.recipients.size(); ++i) {
+        auto& t = r->targets[i];
+        int state = t.refused ? 2 : 0;
+        for (auto& a : t.accounts) state = std::max(state, r->account_state.count(a) ? r->account_state[a] : 1);
+        if (!t.remote.empty() && r->remote_failed) state = std::max(state, 1);
+        if (state == 0) continue;
+        keep.push_back(r->env.recipients[i]);
+        if (state == 2) permanent = true;
     }
     auto* queue = services_->queue;
-    services_->workers->run([queue, id = r->id] { return queue->remove(id, Place::Incoming); },
-                            [self = shared_from_this(), id = r->id](std::string err) {
-                                if (!err.empty()) log::line(log::Level::Error, "pickup", id, "remove from incoming/: {}", err);
-                                else log::line(log::Level::Info, "pickup", id, "removed");
-                                self->next();
-                            });
+    auto self = shared_from_this();
+    if (keep.empty()) {
+        services_->workers->run([queue, id = r->id] { return queue->remove(id, Place::Incoming); },
+                                [self, id = r->id](std::string err) {
+                                    if (!err.empty()) log::line(log::Level::Error, "pickup", id, "remove from incoming/: {}", err);
+                                    else log::line(log::Level::Info, "pickup", id, "removed");
+                                    self->next();
+                                });
+        return;
+    }
+    auto env = r->env;
+    env.recipients = keep;
+    services_->workers->run(
+        [queue, env, permanent] {
+            auto err = queue->rewrite_envelope(env, Place::Incoming);
+            if (err.empty() && permanent) err = queue->move(env.id, Place::Incoming, Place::Hold);
+            return err;
+        },
+        [self, id = r->id, n = keep.size(), permanent, interval = interval_](std::string err) {
+            if (!err.empty())
+                log::line(log::Level::Error, "pickup", id, "keeping {} recipient(s) failed, the message stays as it was: {}", n, err);
+            else if (permanent)
+                log::line(log::Level::Warning, "pickup", id,
+                          "back in the hold queue with {} recipient(s) that could not be delivered (no bounce messages yet): "
+                          "release it again once fixed, or delete it",
+                          n);
+            else
+                log::line(log::Level::Warning, "pickup", id, "kept in incoming/ with {} recipient(s), will try again in {}s", n,
+                          interval.count());
+            self->next();
+        });
 }
 
 }  // namespace pillarbox::smtp

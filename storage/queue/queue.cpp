@@ -785,6 +785,39 @@ std::string Queue::move(const std::string& id, Place from, Place to) {
     return "";
 }
 
+std::string Queue::rewrite_envelope(const Envelope& env, Place where) {
+    blocking_call("queue::Queue::rewrite_envelope");
+    if (!valid_id(env.id)) return "not a queue id";
+    std::string text;
+    try {
+        text = to_json(env);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    auto target = envelope_path(env.id, where).string();
+    struct stat st {};
+    if (::stat(target.c_str(), &st) != 0) return fmt::format("no message {} in {}", env.id, place_name(where));
+    std::error_code ec;
+    fs::create_directories(core_->tmp, ec);
+    auto tmp = (core_->tmp / (env.id + ".env")).string();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return fmt::format("create {}: {}", tmp, errno_text(errno));
+    bool ok = write_fully(fd, text) && ::fdatasync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
+        if (ok) err = errno;
+        ::unlink(tmp.c_str());
+        return fmt::format("write {}: {}", target, errno_text(err));
+    }
+    try {
+        fsync_dir(core_->dir(where));
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
 std::string Queue::remove(const std::string& id, Place where) {
     blocking_call("queue::Queue::remove");
     if (!valid_id(id)) return "not a queue id";

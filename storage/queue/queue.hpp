@@ -140,6 +140,10 @@ public:
     // the old .eml unlinked; a crash leaves the message in one place or the other plus at most a
     // lone .eml that recover() removes. "" or why not (no such message, I/O error).
     std::string move(const std::string& id, Place from, Place to);
+    // Replaces a queued message's envelope (fewer recipients once some were delivered): the new
+    // .env is written and synced under tmp/, then renamed over the old one, and the directory
+    // fsync'd; a crash leaves the old envelope or the new one. env.id names the message.
+    std::string rewrite_envelope(const Envelope& env, Place where);
     // Deletes a message (postsuper -d): the .env first, so it is no longer queued at once.
     std::string remove(const std::string& id, Place where);
     // Deletes the garbage a crash leaves: every file in tmp/ and every lone *.eml (in any place) whose

@@ -107,6 +107,33 @@ class HoldQueue(ServerTest):
         self.assertIn("carol@remote.example", listing)
         self.assertNotIn("bob@example.com", listing)
 
+    def test_recipient_gone_while_held_sends_the_rest_back_to_hold(self):
+        """Released after one of its two recipients was deleted: the other gets it, and the
+        message goes back to the hold queue for the one that can't (no bounce messages yet), so
+        nothing is dropped and nobody gets it twice."""
+        senders = self.write("senders", "suspect.example HOLD\n")
+        self.setup_server(f"smtpd_sender_restrictions = check_sender_access hash:{senders}\n")
+        run("-c", self.conf, "user", "add", "alice@example.com", stdin="pw\n")
+        self.send("x@suspect.example", ["bob@example.com", "alice@example.com"], "for two")
+        qid = self.held_id()
+        self.assertEqual(run("-c", self.conf, "user", "del", "alice@example.com").returncode, 0)
+        self.cli("release", qid)
+        self.server.wait_log(rf"pickup\[\d+\]: {qid}: to=<bob@example.com>, relay=local.*status=sent")
+        self.server.wait_log(rf"pickup\[\d+\]: {qid}: to=<alice@example.com>, relay=none, dsn=5.1.1, status=bounced")
+        self.server.wait_log(rf"pickup\[\d+\]: {qid}: warning: back in the hold queue with 1 recipient")
+        self.assertEqual(len(self.mailbox()), 1)
+        listing = self.cli("list")
+        self.assertIn(qid + "!", listing)
+        self.assertIn("alice@example.com", listing)
+        self.assertNotIn("bob@example.com", listing)
+        # The admin brings alice back and releases it again: she gets it, bob not a second time.
+        run("-c", self.conf, "user", "add", "alice@example.com", stdin="pw\n")
+        self.cli("release", qid)
+        self.server.wait_log(rf"pickup\[\d+\]: {qid}: removed")
+        self.assertEqual(len(self.mailbox()), 1)
+        self.assertEqual(len(glob.glob(self.path("data/mail/example.com/alice/new/*"))), 1)
+        self.assertIn("Mail queue is empty", self.cli("list"))
+
     def test_deleted_held_message_is_never_delivered(self):
         senders = self.write("senders", "suspect.example HOLD\n")
         self.setup_server(f"smtpd_sender_restrictions = check_sender_access hash:{senders}\n")

@@ -445,6 +445,24 @@ TEST_CASE("hold: a held message is in hold/ only; release moves it whole to inco
     CHECK_THAT(q.remove(held.text, Place::Incoming), Catch::Contains("no message"));
     CHECK(q.list() == std::vector<std::string>{queued.text});
 
+    SECTION("rewrite_envelope replaces the recipients and keeps the message") {
+        auto h = enqueue(io, q, sample_envelope(), body, 1000, Place::Hold);
+        REQUIRE(h.ok);
+        auto e = q.read_envelope(h.text, Place::Hold);
+        REQUIRE(e);
+        e->recipients.resize(1);
+        CHECK(q.rewrite_envelope(*e, Place::Hold) == "");
+        auto back = q.read_envelope(h.text, Place::Hold);
+        REQUIRE(back);
+        CHECK(back->recipients.size() == 1);
+        CHECK(back->recipients[0].address == "bob@example.net");
+        CHECK(read_file(q.message_path(h.text, Place::Hold)) == body);
+        CHECK(names_in(dir.path / "queue" / "tmp").empty());
+        CHECK_THAT(q.rewrite_envelope(*e, Place::Incoming), Catch::Contains("no message"));
+        e->recipients.clear();  // an envelope that could not be read back is refused
+        CHECK_FALSE(q.rewrite_envelope(*e, Place::Hold).empty());
+        CHECK(q.read_envelope(h.text, Place::Hold)->recipients.size() == 1);
+    }
     SECTION("a move cut short by a crash leaves the message in one place; recover() removes the lone copy") {
         auto h = enqueue(io, q, sample_envelope(), body, 1000, Place::Hold);
         REQUIRE(h.ok);
