@@ -100,12 +100,16 @@ int show_command(const std::filesystem::path& data, const std::string& id) {
     });
 }
 
-int release_command(const std::filesystem::path& data, const std::vector<std::string>& ids) {
+namespace {
+// act(id) on every id ("ALL": every message in places), its errors per id, then the total.
+template <typename Act>
+int apply(const std::filesystem::path& data, const std::vector<std::string>& ids, std::initializer_list<Place> places,
+          const char* what, Act act) {
     return with_queue(data, [&](Queue& q) {
         int rc = 0;
         std::size_t n = 0;
-        for (auto& id : expand(q, ids, {Place::Hold})) {
-            auto err = q.move(id, Place::Hold, Place::Incoming);
+        for (auto& id : expand(q, ids, places)) {
+            auto err = act(q, id);
             if (!err.empty()) {
                 fmt::print(stderr, "pillarbox: {}: {}\n", id, err);
                 rc = 1;
@@ -113,27 +117,21 @@ int release_command(const std::filesystem::path& data, const std::vector<std::st
             }
             ++n;
         }
-        fmt::print(stderr, "pillarbox: Released from hold: {} message{}\n", n, n == 1 ? "" : "s");
+        fmt::print(stderr, "pillarbox: {}: {} message{}\n", what, n, n == 1 ? "" : "s");
         return rc;
     });
 }
+}  // namespace
+
+int release_command(const std::filesystem::path& data, const std::vector<std::string>& ids) {
+    return apply(data, ids, {Place::Hold}, "Released from hold",
+                 [](Queue& q, const std::string& id) { return q.move(id, Place::Hold, Place::Incoming); });
+}
 
 int delete_command(const std::filesystem::path& data, const std::vector<std::string>& ids) {
-    return with_queue(data, [&](Queue& q) {
-        int rc = 0;
-        std::size_t n = 0;
-        for (auto& id : expand(q, ids, {Place::Messages, Place::Hold, Place::Incoming})) {
-            auto p = find(q, id);
-            auto err = p ? q.remove(id, *p) : "no such message in the queue";
-            if (!err.empty()) {
-                fmt::print(stderr, "pillarbox: {}: {}\n", id, err);
-                rc = 1;
-                continue;
-            }
-            ++n;
-        }
-        fmt::print(stderr, "pillarbox: Deleted: {} message{}\n", n, n == 1 ? "" : "s");
-        return rc;
+    return apply(data, ids, {Place::Messages, Place::Hold, Place::Incoming}, "Deleted", [](Queue& q, const std::string& id) {
+        auto p = find(q, id);
+        return p ? q.remove(id, *p) : std::string("no such message in the queue");
     });
 }
 
