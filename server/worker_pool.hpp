@@ -4,16 +4,19 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/thread_pool.hpp>
-
 #include <functional>
 #include <memory>
 #include <type_traits>
+
+#include "server/background.hpp"
 
 namespace pillarbox {
 
 class WorkerPool {
 public:
-    WorkerPool(asio::io_context& loop, std::size_t threads) : loop_(loop), pool_(threads), size_(threads) {}
+    WorkerPool(asio::io_context& loop, std::size_t threads) : loop_(loop), pool_(threads), size_(threads) {
+        make_background(pool_, threads);
+    }
     std::size_t size() const { return size_; }
     ~WorkerPool() { join(); }
     WorkerPool(const WorkerPool&) = delete;

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <utility>
 
+#include "server/background.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/maildir/filename.hpp"
@@ -360,7 +361,11 @@ private:
 }  // namespace
 
 Store::Store(asio::io_context& loop, StoreSettings settings)
-    : loop_(loop), settings_(std::move(settings)), io_(settings_.io_threads), writer_(1) {}
+    : loop_(loop), settings_(std::move(settings)), io_(settings_.io_threads), writer_(1) {
+    make_background(io_, settings_.io_threads);
+    make_background(writer_, 1);
+    make_background(side_, 1);
+}
 
 Store::~Store() {
     io_.join();

@@ -23,6 +23,7 @@
 #include <system_error>
 #include <utility>
 
+#include "server/background.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/account.hpp"  // fsync_dir
@@ -643,6 +644,8 @@ Queue::Queue(asio::io_context& loop, fs::path data_directory, std::size_t io_thr
     : core_(std::make_shared<detail::Core>(loop, data_directory)), io_(std::max<std::size_t>(io_threads, 1)), committer_(1) {
     core_->io = &io_;
     core_->committer = &committer_;
+    make_background(io_, std::max<std::size_t>(io_threads, 1));
+    make_background(committer_, 1);
 }
 
 Queue::~Queue() {
