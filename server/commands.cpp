@@ -46,8 +46,14 @@ int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactorie
         }
     }
     mark_loop_thread(true);
+    log::gather_on(&loop);
+    struct StopGathering {
+        ~StopGathering() {
+            mark_loop_thread(false);
+            log::gather_on(nullptr);  // writes what the last turn gathered
+        }
+    } stop_gathering;
     loop.run();
-    mark_loop_thread(false);
     return 0;
 }
 

@@ -4,8 +4,13 @@
 #pragma once
 #include <fmt/format.h>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+
+namespace asio {
+class io_context;
+}
 
 namespace pillarbox::log {
 
@@ -18,6 +23,15 @@ Level parse_level(std::string_view name);  // debug, info, warning, error; unkno
 std::string configure(std::string_view syslog_name, Level min_level, const std::string& file);
 
 bool enabled(Level level);
+
+// Info and debug lines written on `loop`'s thread (see loop_guard.hpp) are gathered and written
+// together when the loop has run what was ready, up to kGatherLimit bytes. Null: every line is
+// written at once (the default, and what commands other than serve use). flush() writes what
+// is gathered; serve calls it when the loop has stopped.
+inline constexpr std::size_t kGatherLimit = 64 * 1024;
+void gather_on(asio::io_context* loop);
+void flush();
+
 void write(Level level, std::string_view service, std::string_view id, std::string_view message);
 
 template <typename... Args>
