@@ -6,8 +6,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <typeindex>
 #include <vector>
 
 #include "config_values.hpp"
@@ -57,6 +59,36 @@ struct Setting {
     int line = 0;
 };
 
+// Values derived from one Config (a protocol's parsed settings), made on first use and kept
+// with it, so a connection doesn't read and parse its parameters again. One per type. A copy
+// of a Config starts without them: its values may differ.
+class DerivedValues {
+public:
+    DerivedValues() = default;
+    DerivedValues(const DerivedValues&) {}
+    DerivedValues& operator=(const DerivedValues&) {
+        std::lock_guard lock(mutex_);
+        values_.clear();
+        return *this;
+    }
+
+    template <typename T, typename Make>
+    std::shared_ptr<const T> get(Make&& make) const {
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = values_.find(typeid(T)); it != values_.end()) return std::static_pointer_cast<const T>(it->second);
+        }
+        auto made = std::make_shared<const T>(make());  // unlocked: make() may read other derived values
+        std::lock_guard lock(mutex_);
+        auto [it, added] = values_.emplace(typeid(T), made);
+        return std::static_pointer_cast<const T>(it->second);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    mutable std::map<std::type_index, std::shared_ptr<const void>> values_;
+};
+
 class Config {
 public:
     // Blocking: reads the file. A missing file is an error only when must_exist.
@@ -90,6 +122,12 @@ public:
     std::vector<std::string> listener_names() const;  // listen_* parameters with a non-empty value
     const std::string& source() const { return source_; }
 
+    // T made by make() from this Config, once (see DerivedValues).
+    template <typename T, typename Make>
+    std::shared_ptr<const T> derived(Make&& make) const {
+        return derived_.get<T>(std::forward<Make>(make));
+    }
+
 private:
     void expand_all(std::vector<Diagnostic>& diags);
     void validate_types(std::vector<Diagnostic>& diags) const;
@@ -102,6 +140,7 @@ private:
     std::map<std::string, Setting, std::less<>> settings_;
     std::map<std::string, std::string, std::less<>> expanded_;
     std::string source_;  // the file this came from ("" for embedded defaults)
+    DerivedValues derived_;
 };
 
 // Checks one value against a parameter's type; returns an error message or "".

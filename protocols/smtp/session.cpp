@@ -131,7 +131,8 @@ struct CommandDef {
 class SmtpSession final : public Session {
 public:
     SmtpSession(SessionIo& io, std::shared_ptr<Services> services)
-        : io_(io), services_(std::move(services)), info_(io.info()), s_(Settings::from(*info_.config)),
+        : io_(io), services_(std::move(services)), info_(io.info()),
+          settings_(info_.config->derived<Settings>([this] { return Settings::from(*info_.config); })), s_(*settings_),
           timer_(*services_->loop) {
         alive_ = std::make_shared<bool>(true);
         client_name_ = "unknown";
@@ -185,6 +186,9 @@ private:
     bool alive() const { return *alive_; }
     std::shared_ptr<bool> alive_token() const { return alive_; }
     std::string client() const { return fmt::format("{}[{}]", client_name_, info_.peer_ip); }
+    std::shared_ptr<const auth::RecipientSettings> recipient_settings() const {
+        return info_.config->derived<auth::RecipientSettings>([this] { return auth::RecipientSettings::from(*info_.config); });
+    }
     bool tls_active() const { return info_.tls_active || io_.info().tls_active; }
     auth::ClientInfo auth_client() const;
     const policy::PolicySettings* policy() const { return policy_.get(); }
@@ -211,7 +215,8 @@ private:
     SessionIo& io_;
     std::shared_ptr<Services> services_;
     ConnectionInfo info_;
-    Settings s_;
+    std::shared_ptr<const Settings> settings_;  // the listener config's, shared by its sessions
+    const Settings& s_;
     asio::steady_timer timer_;
     std::shared_ptr<bool> alive_;
     std::shared_ptr<const policy::PolicySettings> policy_;
@@ -326,7 +331,11 @@ void SmtpSession::greet() {
         state_ = State::Closed;
         return;
     }
-    auto key = policy_key(*info_.config);
+    struct PolicyKey {
+        std::string key;
+    };
+    auto policy_key_of_config = info_.config->derived<PolicyKey>([this] { return PolicyKey{policy_key(*info_.config)}; });
+    const std::string& key = policy_key_of_config->key;
     auto it = services_->policies.find(key);
     if (it != services_->policies.end()) {
         policy_ = it->second;
@@ -793,11 +802,11 @@ void SmtpSession::cmd_mail(const std::string& args) {
     // resolves to through aliases and extensions.
     park();
     auto db = services_->accounts;
-    auto rs = auth::RecipientSettings::from(*info_.config);
+    auto rs = recipient_settings();
     std::string sender = tx_->sender.address();
     services_->workers->run(
         [db, rs, sender] {
-            auth::RecipientResolver r(*db, rs);
+            auth::RecipientResolver r(*db, *rs);
             try {
                 auto res = r.resolve(sender);
                 return res.status == auth::Resolution::Status::Local ? res.accounts : std::vector<std::string>{};
@@ -845,14 +854,14 @@ void SmtpSession::cmd_rcpt(const std::string& args) {
     path.domain = ascii_lower(path.domain);
     park();
     auto db = services_->accounts;
-    auto rs = auth::RecipientSettings::from(*info_.config);
+    auto rs = recipient_settings();
     std::string address = path.address();
     services_->workers->run(
         [db, rs, address] {
             auth::Resolution res;
             if (!db) return res;
             try {
-                auth::RecipientResolver r(*db, rs);
+                auth::RecipientResolver r(*db, *rs);
                 res = r.resolve(address);
             } catch (const std::exception& e) {
                 res.status = auth::Resolution::Status::Loop;
