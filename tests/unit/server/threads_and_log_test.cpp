@@ -54,13 +54,29 @@ TEST_CASE("the worker pool's threads are SCHED_BATCH", "[background]") {
     CHECK(p.get_future().get() == SCHED_BATCH);
 }
 
-TEST_CASE("log lines written on the loop go out together at the end of its turn, in order", "[log]") {
-    auto dir = std::filesystem::temp_directory_path() / fmt::format("pb-log-{}", ::getpid());
-    std::filesystem::create_directories(dir);
-    auto file = (dir / "mail.log").string();
-    REQUIRE(log::configure("pbtest", log::Level::Info, file).empty());
+namespace {
+// The log going to a file of its own, gathering on `loop`; both undone at the end.
+struct LogToFile {
+    test::TempDir dir;
+    std::string file = (dir.path / "mail.log").string();
     asio::io_context loop;
-    log::gather_on(&loop);
+    LogToFile() {
+        REQUIRE(log::configure("pbtest", log::Level::Info, file).empty());
+        log::gather_on(&loop);
+    }
+    ~LogToFile() {
+        mark_loop_thread(false);
+        log::gather_on(nullptr);
+        log::configure("pillarbox", log::Level::Info, "");
+    }
+    std::string text() const { return test::read_file(file); }
+};
+}  // namespace
+
+TEST_CASE("log lines written on the loop go out together at the end of its turn, in order", "[log]") {
+    LogToFile log_file;
+    auto& loop = log_file.loop;
+    auto& file = log_file.file;
     std::string during_turn, after_warning;
     asio::post(loop, [&] {
         mark_loop_thread(true);
@@ -74,9 +90,7 @@ TEST_CASE("log lines written on the loop go out together at the end of its turn,
     loop.run();
     mark_loop_thread(false);
     log::gather_on(nullptr);
-    std::string all = test::read_file(file);
-    log::configure("pillarbox", log::Level::Info, "");
-    std::filesystem::remove_all(dir);
+    std::string all = log_file.text();
 
     CHECK(during_turn.empty());
     auto first = after_warning.find("first line"), second = after_warning.find("second line"),
@@ -91,12 +105,9 @@ TEST_CASE("log lines written on the loop go out together at the end of its turn,
 }
 
 TEST_CASE("lines from other threads, and from the loop when gathering is off, are written at once", "[log]") {
-    auto dir = std::filesystem::temp_directory_path() / fmt::format("pb-log2-{}", ::getpid());
-    std::filesystem::create_directories(dir);
-    auto file = (dir / "mail.log").string();
-    REQUIRE(log::configure("pbtest", log::Level::Info, file).empty());
-    asio::io_context loop;
-    log::gather_on(&loop);
+    LogToFile log_file;
+    auto& loop = log_file.loop;
+    auto& file = log_file.file;
     std::string seen;
     asio::post(loop, [&] {
         mark_loop_thread(true);
@@ -108,9 +119,7 @@ TEST_CASE("lines from other threads, and from the loop when gathering is off, ar
     mark_loop_thread(false);
     log::gather_on(nullptr);
     log::info("master", "no loop");
-    std::string all = test::read_file(file);
-    log::configure("pillarbox", log::Level::Info, "");
-    std::filesystem::remove_all(dir);
+    std::string all = log_file.text();
 
     CHECK(seen.find("from the loop") != std::string::npos);
     CHECK(seen.find("from another thread") > seen.find("from the loop"));
