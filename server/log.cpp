@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <utility>
 #include <mutex>
+#include <utility>
 
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -57,32 +57,6 @@ const char* prefix(Level l) {
     return "";
 }
 
-}  // namespace
-
-Level parse_level(std::string_view name) {
-    if (name == "debug") return Level::Debug;
-    if (name == "warning") return Level::Warning;
-    if (name == "error") return Level::Error;
-    return Level::Info;
-}
-
-std::string configure(std::string_view syslog_name, Level min_level, const std::string& file) {
-    State& s = state();
-    std::lock_guard lock(s.mu);
-    s.name = std::string(syslog_name);
-    s.min = min_level;
-    if (s.file) std::fclose(s.file);
-    s.file = nullptr;
-    if (file.empty()) return "";
-    s.file = std::fopen(file.c_str(), "a");
-    if (!s.file) return fmt::format("cannot open log file {}: {}", file, std::strerror(errno));
-    return "";
-}
-
-bool enabled(Level level) { return level >= state().min; }
-
-namespace {
-
 // Under s.mu.
 void emit(State& s, std::string_view out) {
     if (out.empty()) return;
@@ -99,6 +73,29 @@ void flush_pending(State& s) {
 }
 
 }  // namespace
+
+Level parse_level(std::string_view name) {
+    if (name == "debug") return Level::Debug;
+    if (name == "warning") return Level::Warning;
+    if (name == "error") return Level::Error;
+    return Level::Info;
+}
+
+std::string configure(std::string_view syslog_name, Level min_level, const std::string& file) {
+    State& s = state();
+    std::lock_guard lock(s.mu);
+    flush_pending(s);  // gathered lines go to the file they were written for
+    s.name = std::string(syslog_name);
+    s.min = min_level;
+    if (s.file) std::fclose(s.file);
+    s.file = nullptr;
+    if (file.empty()) return "";
+    s.file = std::fopen(file.c_str(), "a");
+    if (!s.file) return fmt::format("cannot open log file {}: {}", file, std::strerror(errno));
+    return "";
+}
+
+bool enabled(Level level) { return level >= state().min; }
 
 void gather_on(asio::io_context* loop) {
     State& s = state();
