@@ -27,14 +27,16 @@ std::vector<fs::path> files_in(const fs::path& dir) {
     return out;
 }
 
-// Delivers one message and runs the loop until the commit callback.
+// Delivers one message and runs the loop until the commit callback. The body goes in chunks of
+// `chunk` bytes (0: whole); without added headers there is no Return-Path or Delivered-To.
 std::vector<RecipientResult> deliver(asio::io_context& io, Store& store, std::vector<std::pair<std::string, std::string>> rcpts,
-                                     const std::string& body) {
+                                     const std::string& body, std::size_t chunk = 0, bool added_headers = true) {
     std::vector<RecipientResult> out;
     auto d = store.delivery();
-    d->start("sender@example.net", true);
-    for (auto& [lp, dom] : rcpts) d->add_recipient(lp, dom, lp + "@" + dom);
-    d->body(body);
+    d->start(added_headers ? "sender@example.net" : "", added_headers);
+    for (auto& [lp, dom] : rcpts) d->add_recipient(lp, dom, added_headers ? lp + "@" + dom : "");
+    if (chunk == 0) chunk = std::max<std::size_t>(body.size(), 1);
+    for (std::size_t off = 0; off < body.size(); off += chunk) d->body(std::string_view(body).substr(off, chunk));
     d->commit([&](std::vector<RecipientResult> r) { out = std::move(r); });
     io.run();
     io.restart();
@@ -107,13 +109,7 @@ TEST_CASE("W= counts every bare LF however the body is cut into chunks") {
         test::TempDir dir;
         asio::io_context io;
         Store store(io, {dir.path, "mx.example.org"});
-        std::vector<RecipientResult> out;
-        auto d = store.delivery();
-        d->start("", false);
-        d->add_recipient("alice", "example.org", "");
-        for (std::size_t off = 0; off < body.size(); off += cut) d->body(std::string_view(body).substr(off, cut));
-        d->commit([&](std::vector<RecipientResult> r) { out = std::move(r); });
-        io.run();
+        auto out = deliver(io, store, {{"alice", "example.org"}}, body, cut, false);
         REQUIRE(out.size() == 1);
         REQUIRE(out[0].ok);
         auto files = files_in(dir.path / "mail" / "example.org" / "alice" / "new");
