@@ -285,9 +285,11 @@ TEST_CASE("entries idle longer than forget_after are forgotten") {
     t.failure("203.0.113.5", "carol", "fp", t0 + 127s);  // alice's two idle for 61 s: gone
     CHECK(t.size() == 4);
     CHECK(t.delay("192.0.2.1", "alice", t0 + 127s) == 0ms);
-    t.success("203.0.113.5", "carol", t0 + 127s);
-    CHECK(t.size() == 2);
+    t.success("203.0.113.5", "carol", t0 + 127s);  // carol's account entry goes, the IP's stays
+    CHECK(t.size() == 3);
     t.success("203.0.113.5", "carol", t0 + 160s);  // bob's idle for 60 s: gone
+    CHECK(t.size() == 1);
+    t.success("203.0.113.5", "carol", t0 + 187s);  // and the IP's, idle for 60 s
     CHECK(t.size() == 0);
 }
 
@@ -357,8 +359,9 @@ TEST_CASE("IPv6 addresses are penalised by /64") {
     // A new address from the same /64 grows the same penalty.
     CHECK(t.failure("2001:db8:1:2:ffff::1", "", "fp2", t0 + 2s) == 4000ms);
     CHECK(t.size() == 1);
+    // A success from the /64 doesn't clear it (only an account's own entry is cleared).
     t.success("2001:db8:1:2::77", "", t0 + 3s);
-    CHECK(t.size() == 0);
+    CHECK(t.delay("2001:db8:1:2::1", "", t0 + 3s) == 3000ms);
 }
 
 TEST_CASE("IPv4-mapped IPv6 addresses count as the IPv4 address, not as one /64") {
