@@ -183,8 +183,8 @@ class LoopbackIsNotTrusted(HostTest):
 
 
 class CacheFollowsPasswordChanges(HostTest):
-    """With the authentication cache on (the default), a password changed by the CLI while the
-    server runs takes effect at the next login: the old one is refused, the new one accepted."""
+    """With the authentication cache on (the default), a password changed or an account disabled by
+    the CLI while the server runs takes effect at the next login."""
 
     CONFIG = [("auth_failure_delay", "10ms")]
 
@@ -194,6 +194,11 @@ class CacheFollowsPasswordChanges(HostTest):
             self.assertTrue(pop3s_login(port, "bob@example.com", PW).startswith("+OK"))
         self.host.cli("user", "passwd", "bob@example.com", stdin="changed-pass-2\n")
         self.assertTrue(pop3s_login(port, "bob@example.com", PW).startswith("-ERR [AUTH]"))
+        self.assertTrue(pop3s_login(port, "bob@example.com", "changed-pass-2").startswith("+OK"))
+        self.assertTrue(pop3s_login(port, "bob@example.com", "changed-pass-2").startswith("+OK"))  # cached
+        self.host.cli("user", "set", "bob@example.com", "--disable")
+        self.assertTrue(pop3s_login(port, "bob@example.com", "changed-pass-2").startswith("-ERR [AUTH]"))
+        self.host.cli("user", "set", "bob@example.com", "--enable")
         self.assertTrue(pop3s_login(port, "bob@example.com", "changed-pass-2").startswith("+OK"))
 
 
