@@ -395,6 +395,7 @@ private:
         case Verdict::Kind::NoUser:
             if (!verify) {
                 handle(mech_->looked_up(nullptr));
+                hold_turn_for_answer();
                 return;
             }
             failed("unknown user");
@@ -411,12 +412,28 @@ private:
                 log::line(log::Level::Info, client_.service, client_.session_id, "sasl_username={}: {}", user_, v.detail);
             if (!verify) {
                 handle(mech_->looked_up(&*v.creds));
+                hold_turn_for_answer();
                 return;
             }
             succeeded();
             return;
         }
     }
+
+    // SCRAM checks the client's proof after a challenge, so the attempt keeps its turn until the
+    // proof comes (its failure sets the penalty the next one waits). A client that never answers
+    // would hold everyone behind it until its connection times out: after kChallengeHold the turn
+    // passes on, and a late proof is still counted as a failure.
+    void hold_turn_for_answer() {
+        if (attempt_ == 0) return;
+        timer_.expires_after(kChallengeHold);
+        timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            self->leave_queue();
+        });
+    }
+    static constexpr std::chrono::seconds kChallengeHold{10};
 
     void reply_challenge(std::string_view raw) {
         Reply r;
