@@ -110,7 +110,7 @@ struct Authenticator::Impl {
 class ExchangeImpl : public Exchange, public std::enable_shared_from_this<ExchangeImpl> {
 public:
     ExchangeImpl(Authenticator& a, ClientInfo client, std::string mech)
-        : a_(a), client_(std::move(client)), mech_name_(std::move(mech)), timer_(a.loop_) {}
+        : a_(a), alive_(a.alive_), client_(std::move(client)), mech_name_(std::move(mech)), timer_(a.loop_) {}
     ~ExchangeImpl() { leave_queue(); }
 
     void start(std::optional<std::string> initial_b64, Callback cb) override {
@@ -280,7 +280,7 @@ public:
 private:
     // The attempt is answered (or abandoned): the next in line may go.
     void leave_queue() {
-        if (attempt_ == 0) return;
+        if (attempt_ == 0 || alive_.expired()) return;
         a_.attempts_.erase(attempt_);
         auto released = a_.throttle_.finish(attempt_, std::chrono::steady_clock::now());
         attempt_ = 0;
@@ -495,6 +495,7 @@ private:
     }
 
     Authenticator& a_;
+    std::weak_ptr<char> alive_;
     ClientInfo client_;
     std::string mech_name_;
     asio::steady_timer timer_;

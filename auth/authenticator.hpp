@@ -131,6 +131,8 @@ private:
     std::shared_ptr<Impl> impl_;
     Throttle::AttemptId next_attempt_ = 0;
     std::unordered_map<Throttle::AttemptId, std::weak_ptr<ExchangeImpl>> attempts_;  // queued ones
+    // Exchanges may outlive the Authenticator at shutdown; they leave the queue only while it lives.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace pillarbox::auth
