@@ -422,18 +422,17 @@ private:
 
     // SCRAM checks the client's proof after a challenge, so the attempt keeps its turn until the
     // proof comes (its failure sets the penalty the next one waits). A client that never answers
-    // would hold everyone behind it until its connection times out: after kChallengeHold the turn
+    // would hold everyone behind it until its connection times out: after challenge_hold the turn
     // passes on, and a late proof is still counted as a failure.
     void hold_turn_for_answer() {
         if (attempt_ == 0) return;
-        timer_.expires_after(kChallengeHold);
+        timer_.expires_after(a_.settings_.throttle.challenge_hold);
         timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
             auto self = weak.lock();
             if (ec || !self) return;
             self->leave_queue();
         });
     }
-    static constexpr std::chrono::seconds kChallengeHold{10};
 
     void reply_challenge(std::string_view raw) {
         Reply r;

@@ -27,6 +27,10 @@ struct ThrottleSettings {
     std::chrono::seconds forget_after{15 * 60};   // an entry idle this long is dropped
     std::size_t max_entries = 100000;             // bounded memory under a spray of IPs/logins
     std::size_t queue_limit = 3;                  // auth_penalty_queue_limit: attempts waiting per key
+    // How long a SCRAM attempt keeps its turn while the client owes its proof; past it the next
+    // attempt goes (the proof, if it comes, still counts). Not a config parameter: a client has
+    // no reason to take long, and the real user waits at most this behind a silent one.
+    std::chrono::milliseconds challenge_hold{10000};
 };
 
 // Not thread-safe: owned and called by the event loop thread only. Memory stays within

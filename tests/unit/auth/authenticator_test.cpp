@@ -523,3 +523,17 @@ TEST_CASE("parallel guesses for one account are checked in turn, and those beyon
     CHECK(answers.back().second - t0 >= std::chrono::milliseconds(200 + 400 + 800));
     CHECK(h.auth->throttle().queued() == 0);
 }
+
+TEST_CASE("a SCRAM client that never sends its proof holds the account's turn only for challenge_hold") {
+    auto s = fast_settings();
+    s.throttle.challenge_hold = std::chrono::milliseconds(100);
+    Harness h(s);
+    auto scram = h.auth->begin("SCRAM-SHA-256", tls_client("203.0.113.1"));
+    auto r = h.run([&](auto cb) { scram->start(b64("n,,n=bob@example.com,r=abcdefghijkl"), cb); });
+    REQUIRE_FALSE(r.done);  // server-first sent; the client stays silent
+    CHECK(h.auth->throttle().queued() == 1);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(h.login(tls_client("192.0.2.77"), "bob@example.com", "secret").status == Status::Ok);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(100));
+    CHECK(h.auth->throttle().queued() == 0);
+}
