@@ -14,7 +14,7 @@ namespace pillarbox::auth {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 void migrate(storage::sqlite::Db& db) {
     // The server and a CLI command may open a new database at the same moment: the version is
@@ -57,6 +57,12 @@ void migrate(storage::sqlite::Db& db) {
             INSERT OR REPLACE INTO meta(key, value) VALUES ('accounts_schema', '1');
         )");
     }
+    if (version < 2) {
+        db.exec(R"(
+            ALTER TABLE accounts ADD COLUMN credential_version INTEGER NOT NULL DEFAULT 0;
+            INSERT OR REPLACE INTO meta(key, value) VALUES ('accounts_schema', '2');
+        )");
+    }
     tx.commit();
 }
 
@@ -78,11 +84,13 @@ AccountRecord row_to_account(storage::sqlite::Stmt& st) {
     a.admin = st.int64(8) != 0;
     a.created = st.int64(9);
     a.last_login = st.int64(10);
+    a.credential_version = st.int64(11);
     return a;
 }
 
 constexpr const char* kAccountColumns =
-    "address, password, scram_sha1, scram_sha256, cram_md5, quota_bytes, quota_messages, enabled, admin, created, last_login";
+    "address, password, scram_sha1, scram_sha256, cram_md5, quota_bytes, quota_messages, enabled, admin, created, last_login, "
+    "credential_version";
 
 }  // namespace
 
@@ -215,7 +223,8 @@ std::size_t AccountsDb::account_count() {
 bool AccountsDb::set_secrets(const AccountRecord& a) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
-    auto st = db_->prepare("UPDATE accounts SET password = ?, scram_sha1 = ?, scram_sha256 = ?, cram_md5 = ? WHERE address = ?");
+    auto st = db_->prepare("UPDATE accounts SET password = ?, scram_sha1 = ?, scram_sha256 = ?, cram_md5 = ?, "
+                           "credential_version = credential_version + 1 WHERE address = ?");
     st.bind(1, a.password).bind(2, a.scram_sha1).bind(3, a.scram_sha256).bind(4, a.cram_md5).bind(5, ascii_lower(a.address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
@@ -223,8 +232,16 @@ bool AccountsDb::set_secrets(const AccountRecord& a) {
 bool AccountsDb::set_enabled(std::string_view address, bool enabled) {
     blocking_call("AccountsDb");
     std::lock_guard lock(mu_);
-    auto st = db_->prepare("UPDATE accounts SET enabled = ? WHERE address = ?");
+    auto st = db_->prepare("UPDATE accounts SET enabled = ?, credential_version = credential_version + 1 WHERE address = ?");
     st.bind(1, std::int64_t{enabled}).bind(2, ascii_lower(address)).run();
+    return sqlite3_changes(db_->handle()) > 0;
+}
+
+bool AccountsDb::bump_credentials(std::string_view address) {
+    blocking_call("AccountsDb");
+    std::lock_guard lock(mu_);
+    auto st = db_->prepare("UPDATE accounts SET credential_version = credential_version + 1 WHERE address = ?");
+    st.bind(1, ascii_lower(address)).run();
     return sqlite3_changes(db_->handle()) > 0;
 }
 

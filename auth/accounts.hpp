@@ -26,6 +26,9 @@ struct AccountRecord {
     bool admin = false;           // may use the web UI's admin pages
     std::int64_t created = 0;     // unix seconds
     std::int64_t last_login = 0;  // unix seconds, 0 = never
+    // Bumped by every change of the login rights (set_secrets, set_enabled, bump_credentials):
+    // the authentication cache compares it at each login.
+    std::int64_t credential_version = 0;
 };
 
 struct AliasRecord {
@@ -59,6 +62,9 @@ public:
     // Replaces the stored secrets (password, SCRAM keys, CRAM-MD5) of an account.
     bool set_secrets(const AccountRecord& a);
     bool set_enabled(std::string_view address, bool enabled);
+    // Invalidates cached logins of the account without changing anything else (e.g. a revoked
+    // app password).
+    bool bump_credentials(std::string_view address);
     bool set_quota(std::string_view address, std::optional<std::uint64_t> bytes, std::optional<std::uint64_t> messages);
     void record_login(std::string_view address, std::int64_t when);
 

@@ -4,12 +4,15 @@
 #include "server/ascii.hpp"
 
 #include <asio/ip/address.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 
 #include "server/config.hpp"
 #include "server/log.hpp"
@@ -44,6 +47,7 @@ struct Verdict {
     std::optional<Credentials> creds;
     std::string backend;
     std::string detail;  // for the log
+    bool cached = false; // verified by the authentication cache
 };
 
 }  // namespace
@@ -61,16 +65,44 @@ AuthSettings AuthSettings::from(const config::Config& c) {
     s.hash.scram_iterations = static_cast<unsigned>(c.get_count("auth_scram_iterations"));
     s.throttle.initial = c.get_time("auth_failure_delay");
     s.throttle.max = c.get_time("auth_penalty_max");
+    s.throttle.queue_limit = c.get_count("auth_penalty_queue_limit");
+    s.cache.size = c.get_size("auth_cache_size");
+    s.cache.ttl = c.get_time("auth_cache_ttl");
     s.server_name = c.get("myhostname");
     return s;
 }
 
-bool ClientInfo::is_loopback() const { return pillarbox::is_loopback(ip); }
+// Only the addresses the server itself uses to reach itself (127.0.0.1, ::1), not all of
+// 127.0.0.0/8: a local proxy or tunnel that forwards outside clients from another loopback
+// address must not turn them into trusted cleartext logins.
+bool ClientInfo::is_loopback() const {
+    std::error_code ec;
+    auto a = asio::ip::make_address(ip, ec);
+    if (ec) return false;
+    a = unmapped(a);
+    return a.is_v4() ? a.to_v4() == asio::ip::address_v4::loopback() : a.to_v6() == asio::ip::address_v6::loopback();
+}
 
 // Shared state of the Authenticator that outlives it in pending worker jobs.
 struct Authenticator::Impl {
+    explicit Impl(AuthCacheSettings cs) : cache(cs) {}
     std::shared_ptr<std::vector<std::unique_ptr<Backend>>> backends;
     bool cram_available = false;
+    AuthCache cache;
+    std::once_flag dummy_once;
+    std::string dummy;
+    std::atomic<bool> dummy_ready{false};
+
+    // Blocking (argon2id): on a worker only.
+    const std::string& dummy_hash(const HashSettings& h) {
+        std::call_once(dummy_once, [&] {
+            std::string pw(24, '\0');
+            RAND_bytes(reinterpret_cast<std::uint8_t*>(pw.data()), pw.size());
+            dummy = hash_password(base64_encode(pw), h);
+            dummy_ready = true;
+        });
+        return dummy;
+    }
 };
 
 // One exchange (or one plain login). Async steps hold a weak_ptr: when the protocol destroys the
@@ -78,7 +110,8 @@ struct Authenticator::Impl {
 class ExchangeImpl : public Exchange, public std::enable_shared_from_this<ExchangeImpl> {
 public:
     ExchangeImpl(Authenticator& a, ClientInfo client, std::string mech)
-        : a_(a), client_(std::move(client)), mech_name_(std::move(mech)), timer_(a.loop_) {}
+        : a_(a), alive_(a.alive_), client_(std::move(client)), mech_name_(std::move(mech)), timer_(a.loop_) {}
+    ~ExchangeImpl() { leave_queue(); }
 
     void start(std::optional<std::string> initial_b64, Callback cb) override {
         cb_ = std::move(cb);
@@ -178,7 +211,8 @@ private:
                 return;
             }
             fp_ = fingerprint(step.kind == Kind::Verify ? step.password : login_ + "\n" + std::to_string(++attempt_seq_));
-            after_penalty([self = shared_from_this(), step = std::move(step)]() mutable { self->ask_backends(std::move(step)); });
+            pending_ = std::move(step);
+            join_queue();
             return;
         case Kind::Success:
             if (!step.data.empty()) {
@@ -191,20 +225,66 @@ private:
         }
     }
 
-    // Dovecot applies the penalty before looking at an attempt from a penalised IP or account,
-    // so a guesser gains nothing from parallel connections.
-    template <typename F>
-    void after_penalty(F f) {
-        auto wait = a_.throttle_.delay(client_.ip, login_, std::chrono::steady_clock::now());
-        if (wait.count() <= 0) {
-            f();
+    // Attempts for one IP or account take turns: each is checked only after the previous one was
+    // answered, and first waits out the penalty that one's failure set (Dovecot applies the
+    // penalty before looking at an attempt too). Without the queue, parallel connections would all
+    // wait the same penalty and all guess.
+    void join_queue() {
+        leave_queue();  // a SCRAM exchange is one attempt; never two places in line
+        attempt_ = ++a_.next_attempt_;
+        switch (a_.throttle_.enqueue(attempt_, client_.ip, login_, std::chrono::steady_clock::now())) {
+        case Throttle::Admission::Refused:
+            attempt_ = 0;
+            too_many_attempts();
+            return;
+        case Throttle::Admission::Wait:
+            a_.attempts_[attempt_] = weak_from_this();
+            return;
+        case Throttle::Admission::Go:
+            a_.attempts_[attempt_] = weak_from_this();
+            my_turn();
             return;
         }
-        timer_.expires_after(wait);
-        timer_.async_wait([weak = weak_from_this(), f = std::move(f)](std::error_code ec) mutable {
-            if (ec || weak.expired()) return;
-            f();
-        });
+    }
+
+public:
+    // First in line: wait the penalty in force, then check.
+    void my_turn() {
+        auto wait = a_.throttle_.delay(client_.ip, login_, std::chrono::steady_clock::now());
+        if (wait.count() > 0) {
+            timer_.expires_after(wait);
+            timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+                auto self = weak.lock();
+                if (ec || !self) return;
+                self->my_turn();  // a failure without a login (before the queue) may have added some
+            });
+            return;
+        }
+        if (pending_) {
+            auto step = std::move(*pending_);
+            pending_.reset();
+            ask_backends(std::move(step));
+        }
+    }
+
+    // The queue behind a new penalty was too long: this attempt is turned away.
+    void too_many_attempts() {
+        // Postfix's failure shape, so fail2ban counts a flood of parallel attempts too.
+        log::line(log::Level::Warning, client_.service, client_.session_id,
+                  "{}[{}]: SASL {} authentication failed: too many parallel attempts (temporary failure), sasl_username={}",
+                  client_.host, client_.ip, mech_name_, login_.empty() ? "<unknown>" : login_);
+        pending_.reset();
+        finish(Result::Status::TempFail);
+    }
+
+private:
+    // The attempt is answered (or abandoned): the next in line may go.
+    void leave_queue() {
+        if (attempt_ == 0 || alive_.expired()) return;
+        a_.attempts_.erase(attempt_);
+        auto released = a_.throttle_.finish(attempt_, std::chrono::steady_clock::now());
+        attempt_ = 0;
+        if (!released.ready.empty() || !released.refused.empty()) a_.wake(std::move(released));
     }
 
     void ask_backends(sasl::Step step) {
@@ -214,7 +294,7 @@ private:
         bool verify = step.kind == Kind::Verify;
         std::string password = std::move(step.password);
         a_.workers_.run(
-            [backends, settings, login, verify, password = std::move(password)]() {
+            [backends, settings, login, verify, password = std::move(password), impl = a_.impl_]() {
                 Verdict v;
                 try {
                     for (auto& b : *backends) {
@@ -224,13 +304,16 @@ private:
                         v.creds = std::move(c);
                         break;
                     }
+                    // An unknown or disabled user costs what a wrong password costs (one argon2id at
+                    // the configured cost), so the answer's timing doesn't tell which users exist.
                     if (!v.creds) {
                         v.kind = Verdict::Kind::NoUser;
-                        if (verify) (void)verify_password("", password);  // keep timing alike
+                        if (verify) (void)verify_password(impl->dummy_hash(settings.hash), password);
                         return v;
                     }
                     if (!v.creds->enabled) {
                         v.kind = Verdict::Kind::Disabled;
+                        if (verify) (void)verify_password(impl->dummy_hash(settings.hash), password);
                         return v;
                     }
                     if (!verify) {
@@ -244,6 +327,21 @@ private:
                         v.kind = Verdict::Kind::Ok;
                         return v;
                     }
+                    // The cache only ever holds successes, so only the right password can hit it:
+                    // every failure still pays the full verification and the equal cost of
+                    // failures above stays. The lookup above ran anyway, so a changed password,
+                    // a disabled account or a bumped version is seen at this login.
+                    const bool cache_on = impl->cache.enabled();
+                    std::string ckey, cstamp;
+                    if (cache_on) {
+                        ckey = impl->cache.key(login, password);
+                        cstamp = impl->cache.stamp(v.backend, v.creds->version, v.creds->password);
+                        if (impl->cache.hit(ckey, cstamp, AuthCache::Clock::now())) {
+                            v.kind = Verdict::Kind::Ok;
+                            v.cached = true;
+                            return v;
+                        }
+                    }
                     if (!verify_password(v.creds->password, password)) {
                         v.kind = Verdict::Kind::BadPassword;
                         if (!v.creds->password.empty() && !scheme_supported(scheme_of(v.creds->password)))
@@ -251,6 +349,9 @@ private:
                         return v;
                     }
                     v.kind = Verdict::Kind::Ok;
+                    // Cached before a rehash: the rehash changes the stamp, so the next login
+                    // verifies the new hash once and caches that.
+                    if (cache_on) impl->cache.put(ckey, cstamp, AuthCache::Clock::now());
                     upgrade_secrets(*backends, settings, *v.creds, password, v);
                 } catch (const std::exception& e) {
                     v.kind = Verdict::Kind::TempFail;
@@ -294,6 +395,7 @@ private:
         case Verdict::Kind::NoUser:
             if (!verify) {
                 handle(mech_->looked_up(nullptr));
+                hold_turn_for_answer();
                 return;
             }
             failed("unknown user");
@@ -310,11 +412,26 @@ private:
                 log::line(log::Level::Info, client_.service, client_.session_id, "sasl_username={}: {}", user_, v.detail);
             if (!verify) {
                 handle(mech_->looked_up(&*v.creds));
+                hold_turn_for_answer();
                 return;
             }
             succeeded();
             return;
         }
+    }
+
+    // SCRAM checks the client's proof after a challenge, so the attempt keeps its turn until the
+    // proof comes (its failure sets the penalty the next one waits). A client that never answers
+    // would hold everyone behind it until its connection times out: after challenge_hold the turn
+    // passes on, and a late proof is still counted as a failure.
+    void hold_turn_for_answer() {
+        if (attempt_ == 0) return;
+        timer_.expires_after(a_.settings_.throttle.challenge_hold);
+        timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            self->leave_queue();
+        });
     }
 
     void reply_challenge(std::string_view raw) {
@@ -326,6 +443,7 @@ private:
     void succeeded() {
         if (user_.empty()) user_ = login_;
         a_.throttle_.success(client_.ip, login_, std::chrono::steady_clock::now());
+        leave_queue();
         auto backends = a_.backends_;
         std::string user = user_;
         a_.workers_.run([backends, user] {
@@ -346,6 +464,7 @@ private:
     // The reply waits for the penalty: a guesser can't learn faster by closing the connection.
     void failed(const std::string& reason) {
         auto penalty = a_.throttle_.failure(client_.ip, login_, fp_.empty() ? fingerprint(reason) : fp_, std::chrono::steady_clock::now());
+        leave_queue();  // after failure(): the next in line waits the penalty just set
         // Postfix's shape, which fail2ban's postfix-sasl filter matches.
         log::line(log::Level::Warning, client_.service, client_.session_id,
                   "{}[{}]: SASL {} authentication failed: {}, sasl_username={}", client_.host, client_.ip, mech_name_,
@@ -359,6 +478,7 @@ private:
     }
 
     void finish(Result::Status st) {
+        leave_queue();
         Reply r;
         r.done = true;
         r.result.status = st;
@@ -374,12 +494,15 @@ private:
     }
 
     Authenticator& a_;
+    std::weak_ptr<char> alive_;
     ClientInfo client_;
     std::string mech_name_;
     asio::steady_timer timer_;
     std::unique_ptr<sasl::Mechanism> mech_;
     Callback cb_;
     std::string login_, user_, fp_;
+    std::optional<sasl::Step> pending_;  // the step waiting for its turn
+    Throttle::AttemptId attempt_ = 0;    // our place in the throttle's queue; 0: none
     unsigned attempt_seq_ = 0;
     bool awaiting_final_ack_ = false;
 };
@@ -403,13 +526,36 @@ Authenticator::Authenticator(asio::io_context& loop, WorkerPool& workers, AuthSe
                              std::vector<std::unique_ptr<Backend>> backends)
     : loop_(loop), workers_(workers), settings_(std::move(settings)),
       backends_(std::make_shared<std::vector<std::unique_ptr<Backend>>>(std::move(backends))),
-      throttle_(settings_.throttle), impl_(std::make_shared<Impl>()) {
+      throttle_(settings_.throttle), impl_(std::make_shared<Impl>(settings_.cache)) {
     impl_->backends = backends_;
     for (auto& b : *backends_)
         if (b->may_have_cram_secrets()) impl_->cram_available = true;
 }
 
 Authenticator::~Authenticator() = default;
+
+AuthCache& Authenticator::cache() { return impl_->cache; }
+
+std::string Authenticator::dummy_hash() const { return impl_->dummy_ready ? impl_->dummy : std::string(); }
+
+void Authenticator::wake(Throttle::Released r) {
+    auto post = [this](Throttle::AttemptId id, bool refused) {
+        auto it = attempts_.find(id);
+        if (it == attempts_.end()) return;
+        auto weak = it->second;
+        if (refused) attempts_.erase(it);
+        asio::post(loop_, [weak, refused] {
+            auto self = weak.lock();
+            if (!self) return;
+            if (refused)
+                self->too_many_attempts();
+            else
+                self->my_turn();
+        });
+    };
+    for (auto id : r.refused) post(id, true);
+    for (auto id : r.ready) post(id, false);
+}
 
 bool Authenticator::cleartext_allowed(const ClientInfo& client) const {
     if (!settings_.disable_plaintext_auth || client.tls || client.secured) return true;

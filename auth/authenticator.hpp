@@ -11,8 +11,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "auth/auth_cache.hpp"
 #include "auth/backend.hpp"
 #include "auth/password.hpp"
 #include "auth/sasl/mechanism.hpp"
@@ -23,6 +25,8 @@ namespace pillarbox::config { class Config; }
 
 namespace pillarbox::auth {
 
+class ExchangeImpl;
+
 struct AuthSettings {
     std::vector<std::string> mechanisms{"PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-1"};  // auth_mechanisms
     std::string default_domain;             // auth_default_domain: "bob" -> "bob@<this>"
@@ -31,6 +35,7 @@ struct AuthSettings {
     bool rehash = true;                     // auth_rehash: upgrade old schemes to argon2id on login
     HashSettings hash;
     ThrottleSettings throttle;
+    AuthCacheSettings cache;
     std::string server_name;                // myhostname, for CRAM-MD5 challenges
     static AuthSettings from(const config::Config& c);
 };
@@ -107,16 +112,27 @@ public:
     std::string normalise_login(std::string_view login) const;
     const AuthSettings& settings() const { return settings_; }
     Throttle& throttle() { return throttle_; }
+    AuthCache& cache();
+    // The argon2id hash (of a random password, at the configured cost) that failed logins of
+    // unknown or disabled users are checked against, so they cost what a wrong password costs.
+    // Made on a worker at the first such login; empty before.
+    std::string dummy_hash() const;
 
 private:
     friend class ExchangeImpl;
     struct Impl;
+    // Runs the attempts the throttle's queue released (on the loop, later: never re-entrantly).
+    void wake(Throttle::Released r);
     asio::io_context& loop_;
     WorkerPool& workers_;
     AuthSettings settings_;
     std::shared_ptr<std::vector<std::unique_ptr<Backend>>> backends_;
     Throttle throttle_;
     std::shared_ptr<Impl> impl_;
+    Throttle::AttemptId next_attempt_ = 0;
+    std::unordered_map<Throttle::AttemptId, std::weak_ptr<ExchangeImpl>> attempts_;  // queued ones
+    // Exchanges may outlive the Authenticator at shutdown; they leave the queue only while it lives.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace pillarbox::auth

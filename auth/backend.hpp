@@ -23,6 +23,11 @@ struct Credentials {
     std::string scram_sha256;     // optional "{SCRAM-SHA-256}..."
     std::string cram_md5;         // optional "{CRAM-MD5}..." (stored only when the admin enables it)
     bool enabled = true;          // a disabled account never logs in
+    // Changes whenever the account's login rights change (password, disable/enable, a revoked app
+    // password), so the authentication cache can't outlive them. The cache also stamps `password`
+    // itself, so a backend without versions (a passwd-file: the hash line is the version) may
+    // leave it empty.
+    std::string version;
     std::map<std::string, std::string> extra;  // backend-specific fields (passwd-file extras, quota)
 };
 

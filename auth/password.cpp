@@ -7,6 +7,7 @@
 #include <openssl/digest.h>
 #include <sodium.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -177,7 +178,10 @@ bool verify_crypt(std::string_view data, std::string_view password) {
     return ok;
 }
 
+std::atomic<std::uint64_t> argon2_count{0};
+
 bool verify_argon2(std::string_view data, std::string_view prefix, std::string_view password) {
+    argon2_count.fetch_add(1, std::memory_order_relaxed);
     if (!data.starts_with(prefix) || data.find('\0') != std::string_view::npos || !sodium_ready()) return false;
     const std::string str(data);
     return crypto_pwhash_str_verify(str.c_str(), password.data(), password.size()) == 0;
@@ -259,6 +263,8 @@ bool verify_password(std::string_view stored, std::string_view password) {
         return false;
     }
 }
+
+std::uint64_t argon2_verifications() { return argon2_count.load(std::memory_order_relaxed); }
 
 bool needs_rehash(std::string_view stored, const HashSettings& s) {
     const Stored st = split_stored(stored);

@@ -36,6 +36,10 @@ bool scheme_supported(std::string_view scheme);
 // Unknown scheme or malformed value: false.
 bool verify_password(std::string_view stored, std::string_view password);
 
+// How many argon2id/argon2i verifications this process has run (all threads): lets tests check
+// that a failed login paid for one whatever the reason.
+std::uint64_t argon2_verifications();
+
 // Whether a successful login with this stored value should store a fresh argon2id hash
 // (another scheme, or argon2id with other costs than s).
 bool needs_rehash(std::string_view stored, const HashSettings& s);

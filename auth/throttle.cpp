@@ -175,10 +175,110 @@ std::chrono::milliseconds Throttle::failure(std::string_view ip, std::string_vie
 }
 
 void Throttle::success(std::string_view ip, std::string_view login, Clock::time_point now) {
+    (void)ip;
     sweep(now);
-    erase(ips_, ip_key(ip));
     if (!login.empty())
         erase(logins_, login);
+}
+
+bool Throttle::first_in_line(AttemptId id, const Attempt& a) const {
+    auto ip = ip_queues_.find(a.ip_key);
+    if (ip == ip_queues_.end() || ip->second.empty() || ip->second.front() != id)
+        return false;
+    if (a.login.empty())
+        return true;
+    auto lg = login_queues_.find(a.login);
+    return lg != login_queues_.end() && !lg->second.empty() && lg->second.front() == id;
+}
+
+Throttle::Admission Throttle::enqueue(AttemptId id, std::string_view ip, std::string_view login, Clock::time_point now) {
+    Attempt a;
+    a.ip_key = ip_key(ip);
+    a.login = std::string(login);
+    // Waiting attempts are those behind the one being checked (the front).
+    auto too_long = [&](const Queues& qs, const Map& map, const std::string& key) {
+        auto q = qs.find(key);
+        std::size_t waiting = q == qs.end() || q->second.empty() ? 0 : q->second.size() - 1;
+        return waiting >= settings_.queue_limit && remaining(map, key, now) > std::chrono::milliseconds::zero();
+    };
+    if (too_long(ip_queues_, ips_, a.ip_key) || (!a.login.empty() && too_long(login_queues_, logins_, a.login)))
+        return Admission::Refused;
+    ip_queues_[a.ip_key].push_back(id);
+    if (!a.login.empty())
+        login_queues_[a.login].push_back(id);
+    auto& stored = attempts_[id] = std::move(a);
+    if (first_in_line(id, stored)) {
+        stored.started = true;
+        return Admission::Go;
+    }
+    return Admission::Wait;
+}
+
+void Throttle::dequeue(AttemptId id, const Attempt& a) {
+    auto drop = [id](Queues& qs, const std::string& key) {
+        auto q = qs.find(key);
+        if (q == qs.end())
+            return;
+        auto& d = q->second;
+        d.erase(std::remove(d.begin(), d.end(), id), d.end());
+        if (d.empty())
+            qs.erase(q);
+    };
+    drop(ip_queues_, a.ip_key);
+    if (!a.login.empty())
+        drop(login_queues_, a.login);
+}
+
+void Throttle::trim(Queues& queues, const Map& map, const std::string& key, Clock::time_point now,
+                    std::vector<AttemptId>& refused, std::vector<Attempt>& gone) {
+    auto q = queues.find(key);
+    if (q == queues.end() || remaining(map, key, now) <= std::chrono::milliseconds::zero())
+        return;
+    // The front is being checked; queue_limit may wait behind it; the newest beyond that go.
+    while (q != queues.end() && q->second.size() > settings_.queue_limit + 1) {
+        AttemptId victim = q->second.back();
+        q->second.pop_back();
+        if (auto it = attempts_.find(victim); it != attempts_.end()) {
+            gone.push_back(std::move(it->second));
+            attempts_.erase(it);
+            dequeue(victim, gone.back());  // its place in its other queue
+        }
+        refused.push_back(victim);
+        q = queues.find(key);
+    }
+}
+
+Throttle::Released Throttle::finish(AttemptId id, Clock::time_point now) {
+    Released r;
+    auto it = attempts_.find(id);
+    if (it == attempts_.end())
+        return r;
+    std::vector<Attempt> gone;
+    gone.push_back(std::move(it->second));
+    attempts_.erase(it);
+    dequeue(id, gone.front());
+    // A failure just set a penalty: the queues it now bounds shrink to queue_limit.
+    std::string ip = gone.front().ip_key, login = gone.front().login;
+    trim(ip_queues_, ips_, ip, now, r.refused, gone);
+    if (!login.empty())
+        trim(login_queues_, logins_, login, now, r.refused, gone);
+    // Only the fronts of the queues these attempts left can have become first in all their lines.
+    auto front_of = [&](const Queues& qs, const std::string& key) {
+        auto q = qs.find(key);
+        if (q == qs.end() || q->second.empty())
+            return;
+        auto f = attempts_.find(q->second.front());
+        if (f != attempts_.end() && !f->second.started && first_in_line(f->first, f->second)) {
+            f->second.started = true;
+            r.ready.push_back(f->first);
+        }
+    };
+    for (const auto& a : gone) {
+        front_of(ip_queues_, a.ip_key);
+        if (!a.login.empty())
+            front_of(login_queues_, a.login);
+    }
+    return r;
 }
 
 }  // namespace pillarbox::auth

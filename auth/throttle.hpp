@@ -2,13 +2,22 @@
 // failure costs `initial`, each further one doubles it up to `max`. Retrying the same wrong
 // password (a phone with a stale password) doesn't grow it. Pure bookkeeping with the time passed
 // in, so tests never sleep; the Authenticator waits on an Asio timer.
+//
+// Attempts for one key (a client IP, an IPv6 /64, or an account) also queue behind each other:
+// each one is checked only when the one before it has been answered, and waits the penalty that
+// one's failure set. Otherwise N parallel connections would all wait the same penalty and all
+// guess. While a penalty runs, the queue per key is bounded; attempts beyond it are refused at
+// once (a temporary failure), so guesses can't pile up in front of the real user.
 #pragma once
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace pillarbox::auth {
 
@@ -17,6 +26,11 @@ struct ThrottleSettings {
     std::chrono::milliseconds max{15000};         // auth_penalty_max
     std::chrono::seconds forget_after{15 * 60};   // an entry idle this long is dropped
     std::size_t max_entries = 100000;             // bounded memory under a spray of IPs/logins
+    std::size_t queue_limit = 3;                  // auth_penalty_queue_limit: attempts waiting per key
+    // How long a SCRAM attempt keeps its turn while the client owes its proof; past it the next
+    // attempt goes (the proof, if it comes, still counts). Not a config parameter: a client has
+    // no reason to take long, and the real user waits at most this behind a silent one.
+    std::chrono::milliseconds challenge_hold{10000};
 };
 
 // Not thread-safe: owned and called by the event loop thread only. Memory stays within
@@ -40,10 +54,30 @@ public:
     std::chrono::milliseconds failure(std::string_view ip, std::string_view login, std::string_view fingerprint,
                                       Clock::time_point now);
 
-    // A successful login clears the account's entry and the IP's entry.
+    // A successful login clears the account's entry only: the IP keeps the penalty its failures
+    // earned, or an attacker could reset it by logging in to an account of their own between
+    // guesses at others.
     void success(std::string_view ip, std::string_view login, Clock::time_point now);
 
     std::size_t size() const;  // entries held, IPs and logins together (for tests)
+
+    // --- the queue of concurrent attempts ---
+    using AttemptId = std::uint64_t;
+    enum class Admission {
+        Go,       // first in line for its IP and its account: wait delay(), then check it
+        Wait,     // behind other attempts; returned by a later finish() as ready
+        Refused,  // a penalty runs for its IP or account and queue_limit attempts already wait
+    };
+    // Puts an attempt (a unique id) in line for its IP and login (empty: the IP only).
+    Admission enqueue(AttemptId id, std::string_view ip, std::string_view login, Clock::time_point now);
+    struct Released {
+        std::vector<AttemptId> ready;    // now first in line for all their keys: their turn
+        std::vector<AttemptId> refused;  // dropped from a queue that a new penalty made too long
+    };
+    // The attempt is over (answered, or abandoned by its connection), and failure() or success()
+    // already recorded its outcome. Unknown ids are ignored.
+    Released finish(AttemptId id, Clock::time_point now);
+    std::size_t queued() const { return attempts_.size(); }  // attempts in line (for tests)
 
 private:
     struct Entry {
@@ -66,7 +100,21 @@ private:
     void erase_front();
     void sweep(Clock::time_point now);
 
+    struct Attempt {
+        std::string ip_key, login;
+        bool started = false;  // reported as Go or ready once
+    };
+    using Queues = std::unordered_map<std::string, std::deque<AttemptId>>;
+    bool first_in_line(AttemptId id, const Attempt& a) const;
+    // Removes id from its queues (not from attempts_).
+    void dequeue(AttemptId id, const Attempt& a);
+    // Attempts beyond queue_limit waiting behind a running penalty on this queue.
+    void trim(Queues& queues, const Map& map, const std::string& key, Clock::time_point now,
+              std::vector<AttemptId>& refused, std::vector<Attempt>& gone);
+
     ThrottleSettings settings_;
+    std::unordered_map<AttemptId, Attempt> attempts_;
+    Queues ip_queues_, login_queues_;
     List lru_;
     Map ips_;
     Map logins_;

@@ -30,10 +30,12 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          }});
     add({.name = "syslog_name", .default_value = "pillarbox", .type = Type::String,
          .doc = "The program name at the start of each log line (pillarbox/smtpd[pid]: ...)."});
-    add({.name = "mynetworks", .default_value = "127.0.0.0/8 [::1]/128", .type = Type::CidrList,
+    add({.name = "mynetworks", .default_value = "127.0.0.1/32 [::1]/128", .type = Type::CidrList,
          .doc = "Trusted client networks (Postfix syntax: 192.0.2.0/24, [2001:db8::]/32). Clients "
                 "here are exempt from per-client connection limits. Keep this to networks you "
-                "control: never a Docker bridge or the whole Internet."});
+                "control: never a Docker bridge or the whole Internet. The default is the host "
+                "itself, not all of 127.0.0.0/8: a local proxy or tunnel that forwards outside "
+                "clients from another loopback address must not make them trusted."});
 
     // --- files ---
     add({.name = "data_directory", .default_value = root ? "/var/lib/pillarbox" : "./data", .type = Type::Path,
@@ -296,8 +298,9 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "Dovecot's name: no PLAIN, LOGIN, POP3 USER/PASS or IMAP LOGIN before TLS; clients are "
                 "told to use STARTTLS/STLS first."});
     add({.name = "auth_allow_cleartext_loopback", .default_value = "no", .type = Type::Bool, .per_listener = true,
-         .doc = "With disable_plaintext_auth, still allow cleartext logins from 127.0.0.0/8 and ::1 "
-                "(webmail or a local script on the same host)."});
+         .doc = "With disable_plaintext_auth, still allow cleartext logins from 127.0.0.1 and ::1 "
+                "(webmail or a local script on the same host). Other 127.0.0.0/8 addresses are not "
+                "included: a local proxy or tunnel may forward outside clients from them."});
     add({.name = "auth_rehash", .default_value = "yes", .type = Type::Bool,
          .doc = "On a successful cleartext login with an imported hash (SHA512-CRYPT, SSHA512, ...), "
                 "store an argon2id hash and SCRAM keys instead (builtin accounts; a passwd-file is never "
@@ -317,6 +320,22 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
                 "out the penalty first."});
     add({.name = "auth_penalty_max", .default_value = "15s", .type = Type::Time,
          .doc = "The largest failed-login delay."});
+    add({.name = "auth_penalty_queue_limit", .default_value = "3", .type = Type::Count, .min = 0, .max = 1000,
+         .doc = "Login attempts from one IP (an IPv6 /64) or for one account take turns, each waiting "
+                "the penalty the previous failure set. While a penalty runs, at most this many "
+                "attempts wait for it per IP and per account; more get a temporary failure at once "
+                "(SMTP 454 4.7.0, POP3 -ERR [SYS/TEMP]), so guesses can't pile up in front of the "
+                "real user."});
+    add({.name = "auth_cache_size", .default_value = "1M", .type = Type::Size,
+         .doc = "Memory for the authentication cache (Dovecot's name; about 256 bytes, i.e. 4096 "
+                "logins per megabyte). A successful password check is remembered as a keyed hash "
+                "of login and password (never the password), so the next login with the same "
+                "password skips argon2id. The account is still looked up at every login: a "
+                "password change or a disabled account takes effect at the next login. Only "
+                "successes are cached. 0: no cache."});
+    add({.name = "auth_cache_ttl", .default_value = "1h", .type = Type::Time,
+         .doc = "How long a cached successful login is trusted before the password is checked "
+                "in full again."});
     add({.name = "auth_socket_path", .default_value = "", .type = Type::Path,
          .doc = "A unix socket speaking Dovecot's authentication protocol, for an existing Postfix "
                 "(`smtpd_sasl_type = dovecot`, `smtpd_sasl_path = private/auth`) during a "

@@ -15,6 +15,7 @@ std::optional<Credentials> BuiltinBackend::lookup(const std::string& login) {
     c.scram_sha256 = a->scram_sha256;
     c.cram_md5 = a->cram_md5;
     c.enabled = a->enabled;
+    c.version = std::to_string(a->credential_version);
     if (a->quota_bytes) c.extra["quota_bytes"] = std::to_string(*a->quota_bytes);
     if (a->quota_messages) c.extra["quota_messages"] = std::to_string(*a->quota_messages);
     if (a->admin) c.extra["admin"] = "yes";

@@ -41,7 +41,7 @@ class ConfigCommand(TempDirTest):
     def test_d_prints_defaults(self):
         c = self.conf("smtpd_timeout = 60s\n")
         r = run("-c", c, "config", "-d", "smtpd_timeout", "mynetworks", "connection_limit")
-        self.assertEqual(r.stdout, "smtpd_timeout = 300s\nmynetworks = 127.0.0.0/8 [::1]/128\nconnection_limit = 1000\n")
+        self.assertEqual(r.stdout, "smtpd_timeout = 300s\nmynetworks = 127.0.0.1/32 [::1]/128\nconnection_limit = 1000\n")
 
     def test_all_parameters_listed_sorted(self):
         c = self.conf("listen_alt = smtp none 2526\n")

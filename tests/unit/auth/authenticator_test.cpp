@@ -133,10 +133,17 @@ TEST_CASE("mechanisms offered depend on TLS, loopback, backends and channel bind
     s.mechanisms = {"PLAIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"};
     Harness h2(s, /*cram=*/true);
     CHECK(h2.auth->cleartext_allowed(loop_client));
-    loop_client.ip = "::ffff:127.0.0.2";
+    loop_client.ip = "::ffff:127.0.0.1";
     CHECK(h2.auth->cleartext_allowed(loop_client));
     loop_client.ip = "::1";
     CHECK(h2.auth->cleartext_allowed(loop_client));
+    // Only the host's own addresses: another loopback address may be a proxy or tunnel that
+    // forwards outside clients.
+    for (const char* other : {"127.0.0.2", "::ffff:127.0.0.2", "127.1.2.3", "::2"}) {
+        loop_client.ip = other;
+        CHECK_FALSE(h2.auth->cleartext_allowed(loop_client));
+    }
+    loop_client.ip = "127.0.0.1";
     CHECK_FALSE(h2.auth->cleartext_allowed(plain));
     CHECK(h2.auth->mechanisms(plain) == std::vector<std::string>{"SCRAM-SHA-256", "CRAM-MD5"});
     auto cb = tls_client();
@@ -350,4 +357,183 @@ TEST_CASE("offer: offered, cleartext before TLS, or not at all") {
     CHECK(h.auth->offer("CRAM-MD5", tls_client()) == O::No);  // this backend has no CRAM secrets
     plain.ip = "127.0.0.1";
     CHECK(h.auth->offer("PLAIN", plain) == O::NeedsTls);  // loopback only when the admin allows it
+}
+
+namespace {
+
+// An argon2id account in a real builtin database, with SCRAM keys as `pillarbox user add`
+// stores them, so a login stores nothing new.
+void add_argon_account(AccountsDb& db, const std::string& address, const std::string& password, const AuthSettings& s) {
+    AccountRecord a;
+    a.address = address;
+    a.password = hash_password(password, s.hash);
+    a.scram_sha256 = format_scram(scram_keys(ScramHash::Sha256, password, s.hash.scram_iterations));
+    a.scram_sha1 = format_scram(scram_keys(ScramHash::Sha1, password, s.hash.scram_iterations));
+    REQUIRE(db.add_account(a));
+}
+
+struct DbHarness {
+    pillarbox::test::TempDir dir;
+    std::shared_ptr<AccountsDb> db;
+    asio::io_context loop;
+    WorkerPool workers{loop, 2};
+    std::unique_ptr<Authenticator> auth;
+    unsigned next_ip = 1;
+
+    explicit DbHarness(AuthSettings s) {
+        db = std::make_shared<AccountsDb>(dir.path / "pillarbox.db");
+        db->add_domain("example.com");
+        add_argon_account(*db, "bob@example.com", "secret", s);
+        std::vector<std::unique_ptr<Backend>> v;
+        v.push_back(std::make_unique<BuiltinBackend>(db, false));
+        auth = std::make_unique<Authenticator>(loop, workers, std::move(s), std::move(v));
+    }
+    // One login from a fresh IP (no penalty carried over); returns the status and how many
+    // argon2 verifications it ran.
+    std::pair<Status, std::uint64_t> login(const std::string& name, const std::string& pw) {
+        auto before = argon2_verifications();
+        std::optional<Result> got;
+        auto h = auth->login(tls_client("192.0.2." + std::to_string(next_ip++)), name, pw, [&](Result r) { got = r; });
+        loop.restart();
+        while (!got && loop.run_one()) {}
+        REQUIRE(got);
+        return {got->status, argon2_verifications() - before};
+    }
+};
+
+}  // namespace
+
+TEST_CASE("an unknown or disabled user pays one argon2id at the configured cost, like a wrong password") {
+    auto s = fast_settings();
+    s.hash.argon2_ops = 2;
+    s.hash.argon2_memory = 16u * 1024 * 1024;
+    DbHarness h(s);
+    AccountRecord off;
+    off.address = "off@example.com";
+    off.password = hash_password("secret", s.hash);
+    off.enabled = false;
+    REQUIRE(h.db->add_account(off));
+
+    CHECK(h.login("bob@example.com", "wrong") == std::pair{Status::Failed, std::uint64_t{1}});
+    CHECK(h.login("nobody@example.com", "wrong") == std::pair{Status::Failed, std::uint64_t{1}});
+    CHECK(h.login("off@example.com", "secret") == std::pair{Status::Failed, std::uint64_t{1}});
+    // The dummy hash has the configured costs (m in KiB, t), so it costs what a real one does.
+    auto dummy = h.auth->dummy_hash();
+    CHECK(scheme_of(dummy) == "ARGON2ID");
+    CHECK(dummy.find("$m=16384,t=2,p=1$") != std::string::npos);
+    CHECK_FALSE(needs_rehash(dummy, s.hash));
+}
+
+TEST_CASE("the authentication cache skips argon2id for a repeated right password only") {
+    auto s = fast_settings();
+    DbHarness h(s);
+    CHECK(h.login("bob@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{0}});
+    CHECK(h.login("BOB@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{0}});  // same normalised login
+    // A wrong password never hits: every failure pays the full verification.
+    CHECK(h.login("bob@example.com", "secreT") == std::pair{Status::Failed, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "wrong") == std::pair{Status::Failed, std::uint64_t{1}});
+    CHECK(h.auth->cache().size() == 1);
+}
+
+TEST_CASE("a password change, a disabled account or a version bump takes effect at the next login despite the cache") {
+    auto s = fast_settings();
+    DbHarness h(s);
+    REQUIRE(h.login("bob@example.com", "secret").first == Status::Ok);
+    REQUIRE(h.login("bob@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{0}});
+
+    // Password changed (as `pillarbox user passwd` does, from another process).
+    auto a = *h.db->account("bob@example.com");
+    auto version = a.credential_version;
+    a.password = hash_password("new-secret", s.hash);
+    REQUIRE(h.db->set_secrets(a));
+    CHECK(h.db->account("bob@example.com")->credential_version > version);
+    CHECK(h.login("bob@example.com", "secret") == std::pair{Status::Failed, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "new-secret") == std::pair{Status::Ok, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "new-secret") == std::pair{Status::Ok, std::uint64_t{0}});
+
+    // Disabled: refused at once although the password is cached; enabled again: verified afresh.
+    REQUIRE(h.db->set_enabled("bob@example.com", false));
+    CHECK(h.login("bob@example.com", "new-secret").first == Status::Failed);
+    REQUIRE(h.db->set_enabled("bob@example.com", true));
+    CHECK(h.login("bob@example.com", "new-secret") == std::pair{Status::Ok, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "new-secret") == std::pair{Status::Ok, std::uint64_t{0}});
+
+    // A bare version bump (a revoked app password) also ends the cached login.
+    REQUIRE(h.db->bump_credentials("bob@example.com"));
+    CHECK(h.login("bob@example.com", "new-secret") == std::pair{Status::Ok, std::uint64_t{1}});
+}
+
+TEST_CASE("auth_cache_size = 0 turns the cache off, and a short ttl ends entries") {
+    auto s = fast_settings();
+    s.cache.size = 0;
+    DbHarness h(s);
+    CHECK(h.login("bob@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{1}});
+    CHECK(h.login("bob@example.com", "secret") == std::pair{Status::Ok, std::uint64_t{1}});
+    CHECK(h.auth->cache().size() == 0);
+
+    AuthCache c({.size = 2 * AuthCache::kEntryBytes, .ttl = std::chrono::milliseconds(1000)});
+    auto t = AuthCache::Clock::now();
+    auto k1 = c.key("a@x", "pw"), k2 = c.key("b@x", "pw"), k3 = c.key("c@x", "pw");
+    CHECK(k1 != c.key("a@x", "pw2"));
+    CHECK(c.key("a@xp", "w") != c.key("a@x", "pw"));
+    auto st = c.stamp("builtin", "1", "{ARGON2ID}...");
+    c.put(k1, st, t);
+    CHECK(c.hit(k1, st, t + std::chrono::milliseconds(999)));
+    CHECK_FALSE(c.hit(k1, st, t + std::chrono::milliseconds(1000)));  // expired, and dropped
+    CHECK(c.size() == 0);
+    // Bounded: the least recently used goes.
+    c.put(k1, st, t);
+    c.put(k2, st, t);
+    CHECK(c.hit(k1, st, t));
+    c.put(k3, st, t);
+    CHECK(c.size() == 2);
+    CHECK_FALSE(c.hit(k2, st, t));
+    CHECK(c.hit(k1, st, t));
+    CHECK_FALSE(c.hit(k1, c.stamp("builtin", "2", "{ARGON2ID}..."), t));  // stale stamp: dropped
+}
+
+TEST_CASE("parallel guesses for one account are checked in turn, and those beyond the queue limit get a temporary failure") {
+    // The attack of issue 14 in small: five connections send a wrong password for bob at once.
+    auto s = fast_settings();
+    s.throttle.initial = std::chrono::milliseconds(200);
+    s.throttle.max = std::chrono::milliseconds(2000);
+    s.throttle.queue_limit = 1;
+    Harness h(s);
+    std::vector<std::unique_ptr<Exchange>> exchanges;
+    std::vector<std::pair<Status, std::chrono::steady_clock::time_point>> answers;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 5; ++i) {
+        exchanges.push_back(h.auth->begin("PLAIN", tls_client("192.0.2." + std::to_string(10 + i))));
+        exchanges.back()->start(b64(std::string("\0bob@example.com\0wrong", 22) + std::to_string(i)),
+                                [&](Exchange::Reply r) { answers.emplace_back(r.result.status, std::chrono::steady_clock::now()); });
+    }
+    h.loop.restart();
+    while (answers.size() < 5 && h.loop.run_one()) {}
+    REQUIRE(answers.size() == 5);
+    // The first is checked at once; its failure sets a penalty and the queue behind it shrinks to
+    // one waiting: two are turned away at once.
+    CHECK(answers[0].first == Status::TempFail);
+    CHECK(answers[1].first == Status::TempFail);
+    int failed = 0;
+    for (auto& a : answers) failed += a.first == Status::Failed;
+    CHECK(failed == 3);
+    // The three guesses were checked one after the other, each after the previous penalty
+    // (200 ms, then 400 ms), and each answer waited its own penalty (200, 400, 800 ms).
+    CHECK(answers.back().second - t0 >= std::chrono::milliseconds(200 + 400 + 800));
+    CHECK(h.auth->throttle().queued() == 0);
+}
+
+TEST_CASE("a SCRAM client that never sends its proof holds the account's turn only for challenge_hold") {
+    auto s = fast_settings();
+    s.throttle.challenge_hold = std::chrono::milliseconds(100);
+    Harness h(s);
+    auto scram = h.auth->begin("SCRAM-SHA-256", tls_client("203.0.113.1"));
+    auto r = h.run([&](auto cb) { scram->start(b64("n,,n=bob@example.com,r=abcdefghijkl"), cb); });
+    REQUIRE_FALSE(r.done);  // server-first sent; the client stays silent
+    CHECK(h.auth->throttle().queued() == 1);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(h.login(tls_client("192.0.2.77"), "bob@example.com", "secret").status == Status::Ok);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(100));
+    CHECK(h.auth->throttle().queued() == 0);
 }

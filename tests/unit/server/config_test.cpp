@@ -73,7 +73,7 @@ TEST_CASE("defaults expand too, and computed defaults follow what they depend on
     std::vector<Diagnostic> diags;
     auto c = parse("myhostname = mail.office.example\n", diags);
     CHECK(c.get("mydomain") == "office.example");
-    CHECK(c.get("client_connection_limit_exceptions") == "127.0.0.0/8 [::1]/128");
+    CHECK(c.get("client_connection_limit_exceptions") == "127.0.0.1/32 [::1]/128");
     auto d = Config::defaults(test_env());
     CHECK(d.get("myhostname") == "mail.example.org");
     CHECK(d.get("mydomain") == "example.org");
