@@ -429,6 +429,30 @@ bool is_forbidden_command(std::string_view line) {
     return false;
 }
 
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        if (u8(s[i]) < 0x80) {
+            ++i;
+        } else if (std::size_t n = utf8_char(s, i)) {
+            i += n;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<Reply> check_helo_name(std::string_view name, bool esmtp) {
+    // A bare CR or LF could start a header line of its own in Received:.
+    bool controls = std::any_of(name.begin(), name.end(), [](char c) { return u8(c) < 0x20 || u8(c) == 0x7f; });
+    if (name.empty() || controls || name.size() > kMaxDomain)
+        return Reply{501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"};
+    // Postfix (smtputf8_enable): "500 5.5.2 Error: bad UTF-8 syntax" for any command; here the
+    // parameter is at fault, hence 501.
+    if (!valid_utf8(name)) return Reply{501, "5.5.2", "Error: bad UTF-8 syntax"};
+    return std::nullopt;
+}
+
 std::string Path::address() const {
     if (null) return {};
     std::string r;

@@ -541,11 +541,9 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
 void SmtpSession::helo(const std::string& arg, bool esmtp) {
     std::string name(arg);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
-    // The name goes into Received: and the log: control characters (a bare CR could start a
-    // header line of its own) are refused.
-    bool controls = std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-    if (name.empty() || controls || name.size() > 255) {
-        error_reply(501, "5.5.4", fmt::format("Syntax: {} hostname", esmtp ? "EHLO" : "HELO"));
+    // Refused before anything changes: the previous HELO name and transaction stay as they were.
+    if (auto bad = check_helo_name(name, esmtp)) {
+        error_reply(bad->code, bad->enhanced, bad->text);
         return;
     }
     reset_transaction();
