@@ -98,6 +98,21 @@ std::string reply_line(int code, std::string_view enhanced, std::string_view tex
     return enhanced.empty() ? fmt::format("{} {}\r\n", code, text) : fmt::format("{} {} {}\r\n", code, enhanced, text);
 }
 
+// "503 5.5.1 text" (a stored reply line) back into its parts.
+Reply split_reply(std::string_view line) {
+    Reply r{0, "", std::string(line)};
+    if (line.size() < 4 || line[3] != ' ') return r;
+    for (char c : line.substr(0, 3)) r.code = r.code * 10 + (c - '0');
+    std::string_view rest = line.substr(4);
+    auto sp = rest.find(' ');
+    if (sp != std::string_view::npos && sp >= 5 && (rest[0] == '4' || rest[0] == '5') && rest[1] == '.') {
+        r.enhanced.assign(rest.substr(0, sp));
+        rest.remove_prefix(sp + 1);
+    }
+    r.text.assign(rest);
+    return r;
+}
+
 // A recipient accepted at RCPT.
 struct Recipient {
     std::string address;                 // as given (domain lower-cased)
@@ -1172,13 +1187,14 @@ std::size_t SmtpSession::on_bdat_input(std::string_view data) {
     }
     state_ = State::Command;
     if (bdat_failed_) {
-        std::string line = commit_error_.value_or("503 5.5.1 Error: previous BDAT failed");
-        ++errors_;
-        reply_raw(line + "\r\n");
+        // Counted like any other refused command: at smtpd_hard_error_limit the client is
+        // disconnected (it could otherwise send failing BDATs forever).
+        auto line = split_reply(commit_error_.value_or("503 5.5.1 Error: previous BDAT failed"));
         if (bdat_last_) {
             reset_transaction();
             commit_error_.reset();
         }
+        error_reply(line.code, line.enhanced, line.text);
         return take;
     }
     if (message_too_big_) {
@@ -1186,7 +1202,7 @@ std::size_t SmtpSession::on_bdat_input(std::string_view data) {
         bdat_failed_ = true;
         commit_error_ = "552 5.3.4 Error: message file too big";
         abort_delivery();
-        reply_raw("552 5.3.4 Error: message file too big\r\n");
+        error_reply(552, "5.3.4", "Error: message file too big");
         return take;
     }
     if (!bdat_last_) {
