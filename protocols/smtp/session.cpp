@@ -807,25 +807,29 @@ void SmtpSession::cmd_mail(const std::string& args) {
     tx_ = std::move(t);
     log::line(log::Level::Info, "smtpd", tx_->queue_id, "client={}{}", client(),
               sasl_user_.empty() ? std::string() : fmt::format(", sasl_method={}, sasl_username={}", sasl_method_, sasl_user_));
-    if (sasl_user_.empty() || tx_->sender.null || !services_->accounts) {
+    if (tx_->sender.null || !policy() || !policy()->uses_sender_login_maps()) {
         reply(250, "2.1.0", "Ok");
         return;
     }
-    // Which logins own this sender address (reject_sender_login_mismatch): the account it
-    // resolves to through aliases and extensions.
+    // Which logins own this sender address (reject_sender_login_mismatch): the account itself,
+    // the accounts its aliases reach (not catch-alls), and smtpd_sender_login_maps.
     park();
     auto db = services_->accounts;
     auto rs = recipient_settings();
+    auto pol = policy_;
     std::string sender = tx_->sender.address();
     services_->workers->run(
-        [db, rs, sender] {
-            auth::RecipientResolver r(*db, *rs);
+        [db, rs, pol, sender] {
+            std::vector<std::string> owners = pol->sender_login_owners(sender);
+            if (!db) return owners;
             try {
-                auto res = r.resolve(sender);
-                return res.status == auth::Resolution::Status::Local ? res.accounts : std::vector<std::string>{};
+                auth::RecipientResolver r(*db, *rs);
+                for (auto& a : r.sender_owners(sender))
+                    if (std::find(owners.begin(), owners.end(), a) == owners.end()) owners.push_back(a);
             } catch (const std::exception&) {
-                return std::vector<std::string>{};
+                // No owner known: reject_sender_login_mismatch refuses (fails closed).
             }
+            return owners;
         },
         [this, token = alive_token()](std::vector<std::string> owners) {
             if (!*token) return;
