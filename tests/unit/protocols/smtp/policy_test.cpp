@@ -875,6 +875,15 @@ TEST_CASE("sender login mismatch verbs", "[policy][verbs][sasl]") {
     c.sender_owners.reset();
     CHECK(eval(all, c).kind == Decision::Kind::Reject);
     CHECK(eval("reject_known_sender_login_mismatch", c).kind == Decision::Kind::Continue);
+    // A login always owns the address that is its name, with or without an extension (a
+    // passwd-file user has no account whose owners could say so).
+    c.sasl_username = "Dave@example.com";
+    for (const char* own : {"dave@example.com", "dave+lists@EXAMPLE.com"}) {
+        c.sender = own;
+        CHECK(eval(all, c).kind == Decision::Kind::Continue);
+    }
+    c.sender = "dave.x@example.com";
+    CHECK(eval(all, c).kind == Decision::Kind::Reject);
     c.sender = "";
     CHECK(eval(all, c).kind == Decision::Kind::Continue);
     CHECK(parse_list(all).uses_sender_login_maps());
