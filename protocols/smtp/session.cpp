@@ -819,7 +819,7 @@ void SmtpSession::cmd_mail(const std::string& args) {
     auto pol = policy_;
     std::string sender = tx_->sender.address();
     services_->workers->run(
-        [db, rs, pol, sender] {
+        [db, rs, pol, sender]() -> std::optional<std::vector<std::string>> {
             std::vector<std::string> owners = pol->sender_login_owners(sender);
             if (!db) return owners;
             try {
@@ -827,14 +827,19 @@ void SmtpSession::cmd_mail(const std::string& args) {
                 for (auto& a : r.sender_owners(sender))
                     if (std::find(owners.begin(), owners.end(), a) == owners.end()) owners.push_back(a);
             } catch (const std::exception&) {
-                // No owner known: reject_sender_login_mismatch refuses (fails closed).
+                return std::nullopt;  // the database failed: neither accept nor refuse for good
             }
             return owners;
         },
-        [this, token = alive_token()](std::vector<std::string> owners) {
+        [this, token = alive_token()](std::optional<std::vector<std::string>> owners) {
             if (!*token) return;
-            if (tx_) tx_->sender_owners = std::move(owners);
-            reply(250, "2.1.0", "Ok");
+            if (!owners) {
+                if (tx_) reply(451, "4.3.0", fmt::format("<{}>: Sender address rejected: Temporary lookup failure", tx_->sender.address()));
+                reset_transaction();
+            } else {
+                if (tx_) tx_->sender_owners = std::move(*owners);
+                reply(250, "2.1.0", "Ok");
+            }
             unpark();
         });
 }
