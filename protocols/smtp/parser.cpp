@@ -390,8 +390,10 @@ std::optional<std::string> unitext_decode(std::string_view s) {
     return out;
 }
 
+// RFC 3461's "printable US-ASCII": no TAB or other control character (the queue's envelope
+// refuses them, so accepting one would fail the message later).
 bool printable_ascii(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c == '\t' || (u8(c) >= 32 && u8(c) <= 126); });
+    return std::all_of(s.begin(), s.end(), [](char c) { return u8(c) >= 32 && u8(c) <= 126; });
 }
 
 ParamError unsupported(const Param& p) { return {555, "5.5.4", "Unsupported option: " + p.keyword}; }

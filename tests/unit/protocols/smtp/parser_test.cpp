@@ -493,6 +493,7 @@ TEST_CASE("validate_mail_params", "[smtp][parser]") {
         CHECK(mail_params("ENVID=" + plus100).envid == std::string(100, '+'));  // limit after decoding
         CHECK(mail_params_err("ENVID=" + plus100 + "x").code == 501);
         CHECK(mail_params_err("ENVID=a+0Ab").code == 501);  // not printable once decoded
+        CHECK(mail_params_err("ENVID=a+09b").code == 501);  // TAB: the queue would refuse it
         CHECK(mail_params_err("ENVID=a+2b").code == 501);   // bad xtext
         CHECK(mail_params_err("ENVID").code == 501);
     }
@@ -523,6 +524,7 @@ TEST_CASE("validate_rcpt_params", "[smtp][parser]") {
     CHECK(r.notify == (RcptParams::Success | RcptParams::Failure | RcptParams::Delay));
     CHECK(r.orcpt_type == "rfc822");
     CHECK(r.orcpt == "a+b@c.d");
+    CHECK(rcpt_params_err("ORCPT=rfc822;a+09b@c.d").code == 501);  // TAB once decoded
     CHECK(rcpt_params("NOTIFY=NEVER").notify == RcptParams::Never);
     CHECK(rcpt_params("NOTIFY=FAILURE").notify == RcptParams::Failure);
 
