@@ -33,6 +33,7 @@ struct RecipientResolver::Walk {
     Resolution r;
     std::vector<std::string> path;  // addresses being expanded, outermost first
     bool failed = false;
+    bool owners = false;  // sender_owners(): no catch-alls, unknown alias targets skipped
     void fail(Resolution::Status st, std::string detail) {
         if (failed) return;
         failed = true;
@@ -67,8 +68,15 @@ Resolution RecipientResolver::resolve(std::string_view address) {
     return r;
 }
 
-Resolution RecipientResolver::resolve_now(std::string_view address) {
+std::vector<std::string> RecipientResolver::sender_owners(std::string_view address) {
+    Resolution r;
+    db_.read([&] { r = resolve_now(address, true); });
+    return r.status == Resolution::Status::Local ? r.accounts : std::vector<std::string>{};
+}
+
+Resolution RecipientResolver::resolve_now(std::string_view address, bool owners) {
     Walk w;
+    w.owners = owners;
     auto a = ascii_lower(address);
     auto at = a.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == a.size()) {
@@ -141,13 +149,15 @@ void RecipientResolver::expand(const std::string& address, std::size_t depth, Wa
                 add_unique(w.r.accounts, acct);
             } else if (auto acct2 = base != local ? account_for(base, domain) : std::string(); !acct2.empty()) {
                 add_unique(w.r.accounts, acct2);
-            } else if (auto all = db_.alias_targets("@" + domain); !all.empty()) {
+            } else if (auto all = w.owners ? std::vector<std::string>{} : db_.alias_targets("@" + domain); !all.empty()) {
                 for (auto& t : all) {
                     // "@example.com -> @example.net" keeps the local part (Postfix virtual(5)).
                     std::string next = t.front() == '@' ? local + t : t.find('@') == std::string::npos ? t + "@" + domain : t;
                     expand(next, depth + 1, w);
                     if (w.failed) return;
                 }
+            } else if (w.owners && depth > 0) {
+                // One unknown target of an alias takes nothing from the owners of the others.
             } else {
                 w.fail(Resolution::Status::Unknown, depth == 0 ? "user unknown" : fmt::format("alias target {} unknown", address));
                 return;

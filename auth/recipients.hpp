@@ -40,13 +40,20 @@ public:
     RecipientResolver(AccountsDb& db, RecipientSettings s) : db_(db), s_(std::move(s)) {}
     // Blocking (SQLite): call on a worker thread.
     Resolution resolve(std::string_view address);
+    // The accounts that own `address` as a sender (reject_sender_login_mismatch): the account
+    // itself (also as user+ext@), and the accounts an alias reaches, through chains of aliases.
+    // Catch-alls (@domain) give no one the right to send as anything, and an alias target that
+    // doesn't exist is skipped. Empty: no owner (a remote or unknown address, or a loop).
+    // Blocking (SQLite): call on a worker thread.
+    std::vector<std::string> sender_owners(std::string_view address);
     // Whether mail for this domain is delivered here (mydestination or a database domain).
     bool is_local_domain(std::string_view domain);
     const RecipientSettings& settings() const { return s_; }
 
 private:
     struct Walk;
-    Resolution resolve_now(std::string_view address);  // inside resolve()'s read transaction
+    // Inside resolve()'s read transaction; `owners`: for sender_owners().
+    Resolution resolve_now(std::string_view address, bool owners = false);
     void expand(const std::string& address, std::size_t depth, Walk& w);
     bool in_mydestination(std::string_view domain) const;
     std::string account_for(const std::string& local, const std::string& domain);

@@ -52,9 +52,11 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     const L listeners[] = {
         {"listen_smtp", "smtp starttls", "", "Mail from other servers (MX), STARTTLS offered."},
         {"listen_submission", "smtp starttls",
-         " smtpd_tls_security_level=encrypt smtpd_client_restrictions=$mua_client_restrictions",
+         " smtpd_tls_security_level=encrypt smtpd_client_restrictions=$mua_client_restrictions"
+         " smtpd_sender_restrictions=$mua_sender_restrictions",
          "Mail submission by users (RFC 6409): TLS and authentication required."},
-        {"listen_submissions", "smtp implicit", " smtpd_client_restrictions=$mua_client_restrictions",
+        {"listen_submissions", "smtp implicit",
+         " smtpd_client_restrictions=$mua_client_restrictions smtpd_sender_restrictions=$mua_sender_restrictions",
          "Mail submission over implicit TLS (RFC 8314): authentication required."},
         {"listen_pop3", "pop3 starttls", "", "POP3 with STLS."},
         {"listen_pop3s", "pop3 implicit", "", "POP3 over implicit TLS."},
@@ -175,6 +177,12 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "The client restrictions of the submission listeners (as in Postfix's master.cf "
                 "`-o smtpd_client_restrictions=$mua_client_restrictions`): only authenticated users "
                 "may send."});
+    add({.name = "mua_sender_restrictions", .default_value = "reject_sender_login_mismatch", .type = Type::String,
+         .doc = "The sender restrictions of the submission listeners (Postfix's master.cf "
+                "`-o smtpd_sender_restrictions=$mua_sender_restrictions`): a user may send as their own "
+                "address (also with a recipient_delimiter extension), as an alias that reaches them "
+                "(not a catch-all), with the null sender <>, or as what smtpd_sender_login_maps "
+                "gives them; anything else gets 553 5.7.1."});
     add({.name = "smtpd_greet_pause", .default_value = "0s", .type = Type::Time, .per_listener = true,
          .doc = "Wait this long before the 220 greeting (Postfix's postscreen_greet_wait). A client "
                 "that talks before the greeting is disconnected with 554 5.5.0 when "
@@ -190,6 +198,11 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "Restrictions on the HELO/EHLO name, e.g. reject_invalid_helo_hostname."});
     add({.name = "smtpd_sender_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
          .doc = "Restrictions on the MAIL FROM address, e.g. reject_non_fqdn_sender, reject_unknown_sender_domain."});
+    add({.name = "smtpd_sender_login_maps", .default_value = "", .type = Type::List, .per_listener = true,
+         .doc = "Tables (hash:, texthash:, pcre:, ... as for check_sender_access) of 'sender  login1, "
+                "login2' lines naming more logins that may use a MAIL FROM address with "
+                "reject_sender_login_mismatch; keys user@domain (user+ext@domain too) or @domain. They "
+                "widen the default owners (the account, its extensions and the aliases reaching it)."});
     add({.name = "smtpd_relay_restrictions", .default_value = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", .type = Type::List, .per_listener = true,
          .doc = "Mail relay policy, evaluated at RCPT TO before smtpd_recipient_restrictions. The default refuses to relay except for mynetworks and authenticated clients (Postfix's default ends with defer_unauth_destination; Pillarbox rejects outright)."});
     add({.name = "smtpd_recipient_restrictions", .default_value = "", .type = Type::List, .per_listener = true,

@@ -405,9 +405,11 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
     // RFC 3206 / RFC 5034 section 6 (AUTH-RESP-CODE): [AUTH] for credentials, [SYS/TEMP] for us.
     switch (r.status) {
     case St::Ok: break;
-    case St::Failed: send("-ERR [AUTH] Authentication failed.\r\n"); unpark(); return;
-    case St::TempFail: send("-ERR [SYS/TEMP] Temporary authentication failure, try again later.\r\n"); unpark(); return;
-    case St::Aborted: send("-ERR Authentication aborted.\r\n"); unpark(); return;
+    // Failed logins count as bad commands too: the throttle slows each guess down, the limit
+    // ends a connection that keeps guessing (or keeps meeting a full throttle queue).
+    case St::Failed: bad("-ERR [AUTH] Authentication failed."); unpark(); return;
+    case St::TempFail: bad("-ERR [SYS/TEMP] Temporary authentication failure, try again later."); unpark(); return;
+    case St::Aborted: bad("-ERR Authentication aborted."); unpark(); return;
     case St::Malformed: bad("-ERR Invalid base64 data in the response."); unpark(); return;
     case St::Refused: send(kPlaintextRefused); unpark(); return;
     }

@@ -390,8 +390,10 @@ std::optional<std::string> unitext_decode(std::string_view s) {
     return out;
 }
 
+// RFC 3461's "printable US-ASCII": no TAB or other control character (the queue's envelope
+// refuses them, so accepting one would fail the message later).
 bool printable_ascii(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c == '\t' || (u8(c) >= 32 && u8(c) <= 126); });
+    return std::all_of(s.begin(), s.end(), [](char c) { return u8(c) >= 32 && u8(c) <= 126; });
 }
 
 ParamError unsupported(const Param& p) { return {555, "5.5.4", "Unsupported option: " + p.keyword}; }
@@ -427,6 +429,30 @@ bool is_forbidden_command(std::string_view line) {
     for (auto p : prefixes)
         if (line.size() >= p.size() && ascii_iequals(line.substr(0, p.size()), p)) return true;
     return false;
+}
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        if (u8(s[i]) < 0x80) {
+            ++i;
+        } else if (std::size_t n = utf8_char(s, i)) {
+            i += n;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<Reply> check_helo_name(std::string_view name, bool esmtp) {
+    // A bare CR or LF could start a header line of its own in Received:.
+    bool controls = std::any_of(name.begin(), name.end(), [](char c) { return u8(c) < 0x20 || u8(c) == 0x7f; });
+    if (name.empty() || controls || name.size() > kMaxDomain)
+        return Reply{501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"};
+    // Postfix (smtputf8_enable): "500 5.5.2 Error: bad UTF-8 syntax" for any command; here the
+    // parameter is at fault, hence 501.
+    if (!valid_utf8(name)) return Reply{501, "5.5.2", "Error: bad UTF-8 syntax"};
+    return std::nullopt;
 }
 
 std::string Path::address() const {

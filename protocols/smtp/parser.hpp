@@ -49,6 +49,15 @@ struct Reply {
     std::string line() const;  // "501 5.1.7 text" without CRLF
 };
 
+// The HELO/EHLO argument, trailing blanks removed. It goes into Received:, the log and the
+// queue's envelope, which refuse control characters and bytes that are not UTF-8 (and fields
+// over 2048 bytes): such a name is refused here with the reply to send, so that a session never
+// accepts a name that a later step refuses. nullopt: acceptable.
+std::optional<Reply> check_helo_name(std::string_view name, bool esmtp);
+
+// Every non-ASCII character is well-formed UTF-8 (no overlong forms, surrogates or C1 controls).
+bool valid_utf8(std::string_view s);
+
 struct PathResult {
     std::optional<Path> path;  // set on success
     Reply error;               // set when !path

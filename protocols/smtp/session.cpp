@@ -98,6 +98,21 @@ std::string reply_line(int code, std::string_view enhanced, std::string_view tex
     return enhanced.empty() ? fmt::format("{} {}\r\n", code, text) : fmt::format("{} {} {}\r\n", code, enhanced, text);
 }
 
+// "503 5.5.1 text" (a stored reply line) back into its parts.
+Reply split_reply(std::string_view line) {
+    Reply r{0, "", std::string(line)};
+    if (line.size() < 4 || line[3] != ' ') return r;
+    for (char c : line.substr(0, 3)) r.code = r.code * 10 + (c - '0');
+    std::string_view rest = line.substr(4);
+    auto sp = rest.find(' ');
+    if (sp != std::string_view::npos && sp >= 5 && (rest[0] == '4' || rest[0] == '5') && rest[1] == '.') {
+        r.enhanced.assign(rest.substr(0, sp));
+        rest.remove_prefix(sp + 1);
+    }
+    r.text.assign(rest);
+    return r;
+}
+
 // A recipient accepted at RCPT.
 struct Recipient {
     std::string address;                 // as given (domain lower-cased)
@@ -541,11 +556,9 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
 void SmtpSession::helo(const std::string& arg, bool esmtp) {
     std::string name(arg);
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
-    // The name goes into Received: and the log: control characters (a bare CR could start a
-    // header line of its own) are refused.
-    bool controls = std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
-    if (name.empty() || controls || name.size() > 255) {
-        error_reply(501, "5.5.4", fmt::format("Syntax: {} hostname", esmtp ? "EHLO" : "HELO"));
+    // Refused before anything changes: the previous HELO name and transaction stay as they were.
+    if (auto bad = check_helo_name(name, esmtp)) {
+        error_reply(bad->code, bad->enhanced, bad->text);
         return;
     }
     reset_transaction();
@@ -794,30 +807,39 @@ void SmtpSession::cmd_mail(const std::string& args) {
     tx_ = std::move(t);
     log::line(log::Level::Info, "smtpd", tx_->queue_id, "client={}{}", client(),
               sasl_user_.empty() ? std::string() : fmt::format(", sasl_method={}, sasl_username={}", sasl_method_, sasl_user_));
-    if (sasl_user_.empty() || tx_->sender.null || !services_->accounts) {
+    if (tx_->sender.null || !policy() || !policy()->uses_sender_login_maps()) {
         reply(250, "2.1.0", "Ok");
         return;
     }
-    // Which logins own this sender address (reject_sender_login_mismatch): the account it
-    // resolves to through aliases and extensions.
+    // Which logins own this sender address (reject_sender_login_mismatch): the account itself,
+    // the accounts its aliases reach (not catch-alls), and smtpd_sender_login_maps.
     park();
     auto db = services_->accounts;
     auto rs = recipient_settings();
+    auto pol = policy_;
     std::string sender = tx_->sender.address();
     services_->workers->run(
-        [db, rs, sender] {
-            auth::RecipientResolver r(*db, *rs);
+        [db, rs, pol, sender]() -> std::optional<std::vector<std::string>> {
+            std::vector<std::string> owners = pol->sender_login_owners(sender);
+            if (!db) return owners;
             try {
-                auto res = r.resolve(sender);
-                return res.status == auth::Resolution::Status::Local ? res.accounts : std::vector<std::string>{};
+                auth::RecipientResolver r(*db, *rs);
+                for (auto& a : r.sender_owners(sender))
+                    if (std::find(owners.begin(), owners.end(), a) == owners.end()) owners.push_back(a);
             } catch (const std::exception&) {
-                return std::vector<std::string>{};
+                return std::nullopt;  // the database failed: neither accept nor refuse for good
             }
+            return owners;
         },
-        [this, token = alive_token()](std::vector<std::string> owners) {
+        [this, token = alive_token()](std::optional<std::vector<std::string>> owners) {
             if (!*token) return;
-            if (tx_) tx_->sender_owners = std::move(owners);
-            reply(250, "2.1.0", "Ok");
+            if (!owners) {
+                if (tx_) reply(451, "4.3.0", fmt::format("<{}>: Sender address rejected: Temporary lookup failure", tx_->sender.address()));
+                reset_transaction();
+            } else {
+                if (tx_) tx_->sender_owners = std::move(*owners);
+                reply(250, "2.1.0", "Ok");
+            }
             unpark();
         });
 }
@@ -1174,13 +1196,14 @@ std::size_t SmtpSession::on_bdat_input(std::string_view data) {
     }
     state_ = State::Command;
     if (bdat_failed_) {
-        std::string line = commit_error_.value_or("503 5.5.1 Error: previous BDAT failed");
-        ++errors_;
-        reply_raw(line + "\r\n");
+        // Counted like any other refused command: at smtpd_hard_error_limit the client is
+        // disconnected (it could otherwise send failing BDATs forever).
+        auto line = split_reply(commit_error_.value_or("503 5.5.1 Error: previous BDAT failed"));
         if (bdat_last_) {
             reset_transaction();
             commit_error_.reset();
         }
+        error_reply(line.code, line.enhanced, line.text);
         return take;
     }
     if (message_too_big_) {
@@ -1188,7 +1211,7 @@ std::size_t SmtpSession::on_bdat_input(std::string_view data) {
         bdat_failed_ = true;
         commit_error_ = "552 5.3.4 Error: message file too big";
         abort_delivery();
-        reply_raw("552 5.3.4 Error: message file too big\r\n");
+        error_reply(552, "5.3.4", "Error: message file too big");
         return take;
     }
     if (!bdat_last_) {

@@ -25,8 +25,9 @@ Script format, one item per line:
   RECONNECT:                close and open a new connection (the greeting is not read)
 
 Every script runs against a server with listeners mx (smtp starttls), submission (starttls,
-smtpd_tls_security_level=encrypt, $mua_client_restrictions) and submissions (implicit TLS,
-$mua_client_restrictions) on 127.0.0.1; domain example.com; accounts bob@example.com (password
+smtpd_tls_security_level=encrypt, $mua_client_restrictions, $mua_sender_restrictions) and
+submissions (implicit TLS, $mua_client_restrictions, $mua_sender_restrictions), as the default
+listeners are, on 127.0.0.1; domain example.com; accounts bob@example.com (password
 PASSWORD) and alice@example.com (and carol@example.com); alias sales@example.com -> bob, alice;
 postmaster (the aliases(5) name of the mydestination domains) -> bob; domain catchall.example
 whose catch-all goes to carol. Scripts with the same config lines share one server; each
@@ -320,9 +321,9 @@ class MailHost:
         conf = pbtest.base_config(self.data) + FAST
         conf += (f"listen_tmx = smtp starttls 127.0.0.1:{self.ports['mx']}\n"
                  f"listen_tsub = smtp starttls 127.0.0.1:{self.ports['submission']} smtpd_tls_security_level=encrypt "
-                 f"smtpd_client_restrictions=$mua_client_restrictions\n"
+                 f"smtpd_client_restrictions=$mua_client_restrictions smtpd_sender_restrictions=$mua_sender_restrictions\n"
                  f"listen_tsubs = smtp implicit 127.0.0.1:{self.ports['submissions']} "
-                 f"smtpd_client_restrictions=$mua_client_restrictions\n"
+                 f"smtpd_client_restrictions=$mua_client_restrictions smtpd_sender_restrictions=$mua_sender_restrictions\n"
                  f"listen_tpop3 = pop3 starttls 127.0.0.1:{self.ports['pop3']}\n"
                  f"listen_tpop3s = pop3 implicit 127.0.0.1:{self.ports['pop3s']}\n")
         overridden = {name for name, _ in config_lines}

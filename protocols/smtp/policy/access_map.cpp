@@ -144,8 +144,22 @@ std::optional<Action> Action::parse(std::string_view value, std::string& error) 
     return std::nullopt;
 }
 
+// A table line's right-hand side: an access(5) action, or (Values::Text) any non-empty text.
+static std::optional<Action> parse_value(AccessMap::Values values, std::string_view value, std::string& error) {
+    if (values == AccessMap::Values::Actions) return Action::parse(value, error);
+    if (value.empty()) {
+        error = "missing value";
+        return std::nullopt;
+    }
+    Action a;
+    a.kind = Action::Kind::Dunno;
+    a.text.assign(value);
+    return a;
+}
+
 struct AccessMap::Impl {
     Type type = Type::Text;
+    Values values = Values::Actions;
     std::string name;
     std::unordered_map<std::string, Action> exact;  // Text: lower-case key
 
@@ -189,7 +203,7 @@ struct AccessMap::Impl {
         const std::string pattern = fmt::format("{}:{}", name, regex.rules[hit->rule].line);
         if (auto& pre = regex_actions[hit->rule]) return Match{*pre, pattern};
         std::string err;
-        auto a = Action::parse(hit->value, err);
+        auto a = parse_value(values, hit->value, err);
         if (!a) {
             // The substituted text no longer parses: behave as if the rule did not match.
             if (problem && problem->empty()) *problem = fmt::format("{}: {}", pattern, err);
@@ -202,19 +216,20 @@ struct AccessMap::Impl {
 AccessMap::~AccessMap() = default;
 
 AccessMap AccessMap::parse(Type type, std::string_view text, const std::string& name,
-                           std::vector<std::string>& problems) {
+                           std::vector<std::string>& problems, Values values) {
     auto impl = std::make_shared<Impl>();
     impl->type = type;
     impl->name = name;
+    impl->values = values;
     if (type == Type::Regex) {
-        impl->regex = detail::RegexTable::parse(text, name, problems, [](std::string_view v, std::string& e) {
-            return Action::parse(v, e).has_value();
+        impl->regex = detail::RegexTable::parse(text, name, problems, [values](std::string_view v, std::string& e) {
+            return parse_value(values, v, e).has_value();
         });
         for (auto& r : impl->regex.rules) {
             std::optional<Action> pre;
             if (r.kind == detail::RegexRule::Kind::Match && r.value.find('$') == std::string::npos) {
                 std::string e;
-                pre = Action::parse(r.value, e);
+                pre = parse_value(values, r.value, e);
             }
             impl->regex_actions.push_back(std::move(pre));
         }
@@ -258,14 +273,14 @@ AccessMap AccessMap::parse(Type type, std::string_view text, const std::string& 
                 continue;
             }
             std::string err;
-            auto a = Action::parse(value, err);
+            auto a = parse_value(values, value, err);
             if (!a) { problem(value.empty() ? "missing action" : err); continue; }
             rule.action = *a;
             impl->cidr.push_back(rule);
             continue;
         }
         std::string err;
-        auto a = Action::parse(value, err);
+        auto a = parse_value(values, value, err);
         if (!a) { problem(value.empty() ? fmt::format("missing action for '{}'", key) : err); continue; }
         // postmap folds keys to lower case, and keeps the first of duplicate keys.
         if (!impl->exact.emplace(ascii_lower(key), *a).second) problem(fmt::format("duplicate key '{}'", key));
@@ -277,7 +292,7 @@ AccessMap AccessMap::parse(Type type, std::string_view text, const std::string& 
     return AccessMap(std::move(impl));
 }
 
-AccessMap AccessMap::load(std::string_view spec, std::vector<std::string>& problems) {
+AccessMap AccessMap::load(std::string_view spec, std::vector<std::string>& problems, Values values) {
     auto colon = spec.find(':');
     if (colon == std::string_view::npos || colon + 1 >= spec.size())
         throw std::runtime_error(fmt::format("table '{}' is not TYPE:PATH", spec));
@@ -295,7 +310,7 @@ AccessMap AccessMap::load(std::string_view spec, std::vector<std::string>& probl
                                              spec, type));
     // hash:/etc/postfix/access names the postmap source file; its .db is never read.
     std::string text = detail::read_file(path);
-    return parse(t, text, std::string(spec), problems);
+    return parse(t, text, std::string(spec), problems, values);
 }
 
 std::optional<AccessMap::Match> AccessMap::lookup_client(std::string_view ip_str, std::string_view hostname,

@@ -52,10 +52,14 @@ public:
     // cidr: reads cidr_table(5), first match wins. pcre: and regexp: read regexp tables with
     // PCRE2 (regexp: POSIX syntax is close enough for the usual tables). Throws std::runtime_error when the file can't be read or the type is unknown;
     // bad lines are skipped and described in `problems` ("path:line: ...").
-    static AccessMap load(std::string_view spec, std::vector<std::string>& problems);
+    // Values::Text: the right-hand sides are not access(5) actions but plain text (tables such
+    // as smtpd_sender_login_maps); a match's Action is then Dunno with the value in `text`.
+    enum class Values { Actions, Text };
+    static AccessMap load(std::string_view spec, std::vector<std::string>& problems,
+                          Values values = Values::Actions);
     // The same from text in memory (tests, inline tables); `name` is used in messages.
     static AccessMap parse(Type type, std::string_view text, const std::string& name,
-                           std::vector<std::string>& problems);
+                           std::vector<std::string>& problems, Values values = Values::Actions);
 
     AccessMap(const AccessMap&) = default;
     AccessMap(AccessMap&&) noexcept = default;

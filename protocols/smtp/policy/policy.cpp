@@ -70,7 +70,8 @@ std::vector<config::ParamDef> parameter_defs() {
     // picks out the ones the policy reads.
     static const char* const kOther[] = {"smtpd_helo_required", "smtpd_delay_reject", "relay_domains",
                                          "parent_domain_matches_subdomains", "smtpd_null_access_lookup_key",
-                                         "unknown_address_tempfail_action", "header_checks"};
+                                         "unknown_address_tempfail_action", "header_checks",
+                                         "smtpd_sender_login_maps"};
     std::set<std::string, std::less<>> names(std::begin(kOther), std::end(kOther));
     for (auto& l : kLists) names.insert(l.name);
     for (auto& c : kCodes) names.insert(c.name);
@@ -155,6 +156,14 @@ PolicySettings PolicySettings::from_values(const Lookup& get) {
         }
     }
 
+    for (auto& spec : config::split_list(value("smtpd_sender_login_maps"))) {
+        try {
+            s.sender_login_maps.push_back(AccessMap::load(spec, s.warnings, AccessMap::Values::Text));
+        } catch (const std::exception& e) {
+            s.errors.push_back(fmt::format("smtpd_sender_login_maps: {}", e.what()));
+        }
+    }
+
     auto hc = config::split_list(value("header_checks"));
     if (!hc.empty()) {
         try {
@@ -208,6 +217,35 @@ bool PolicySettings::uses_sender_login_maps() const {
                     &recipient_restrictions, &data_restrictions, &end_of_data_restrictions})
         if (l->uses_sender_login_maps()) return true;
     return false;
+}
+
+std::vector<std::string> PolicySettings::sender_login_owners(std::string_view sender) const {
+    std::vector<std::string> out;
+    auto at = sender.rfind('@');
+    if (sender.empty()) return out;
+    std::string full = ascii_lower(sender);
+    std::vector<std::string> keys{full};
+    if (at != std::string_view::npos && at > 0) {
+        std::string local = full.substr(0, at), domain = full.substr(at + 1);
+        const auto& delim = codes.lookup.recipient_delimiter;
+        if (!delim.empty())
+            if (auto d = local.find_first_of(delim); d != std::string::npos && d > 0) keys.push_back(local.substr(0, d) + "@" + domain);
+        keys.push_back("@" + domain);
+    }
+    for (auto& t : sender_login_maps) {
+        std::optional<AccessMap::Match> m;
+        if (t.type() == AccessMap::Type::Regex) {
+            m = t.lookup_key(sender);
+        } else {
+            for (auto& k : keys)
+                if ((m = t.lookup_key(k))) break;
+        }
+        if (!m) continue;
+        // "bob@example.com, carol@example.com" or blank-separated.
+        for (auto& login : config::split_list(m->action.text)) out.push_back(login);
+        break;
+    }
+    return out;
 }
 
 void PolicyEngine::check_connect(const Context& ctx, dns::Resolver* r, std::function<void(Decision)> done) const {

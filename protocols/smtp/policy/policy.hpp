@@ -35,6 +35,9 @@ struct PolicySettings {
     std::vector<AccessMap> relay_domain_tables;
     bool relay_domains_match_subdomains = true;
     HeaderChecks header_checks;                // header_checks = (empty), e.g. pcre:/etc/pillarbox/header_checks
+    // smtpd_sender_login_maps = (empty): TYPE:PATH tables of "sender  login1, login2" lines that
+    // widen which logins own a sender address (beyond the account, its extensions and aliases).
+    std::vector<AccessMap> sender_login_maps;
     Codes codes;                               // *_reject_code, *_defer_code, lookup options
 
     // Parameter values by name; nullopt = not a known parameter (its default applies).
@@ -54,6 +57,10 @@ struct PolicySettings {
     // Whether any list uses reject_*sender_login_mismatch: the session must then fill
     // Context::sender_owners (the logins that own the MAIL FROM address).
     bool uses_sender_login_maps() const;
+    // The logins smtpd_sender_login_maps gives for `sender` (empty: none, or the null sender).
+    // Keys as in Postfix: user+ext@domain, user@domain, then @domain (hash-style tables); the
+    // whole address (regexp tables). The first table with an entry answers.
+    std::vector<std::string> sender_login_owners(std::string_view sender) const;
 };
 
 // The parameters above with defaults, types and docs, for server/parameters.cpp.

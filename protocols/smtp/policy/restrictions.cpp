@@ -721,6 +721,15 @@ private:
 
     bool stage_guards_relay() const { return stage() == Stage::Relay || stage() == Stage::Recipient; }
 
+    std::string strip_extension(std::string_view address) const {
+        auto at = address.rfind('@');
+        const auto& delim = codes_.lookup.recipient_delimiter;
+        if (at == std::string_view::npos || delim.empty()) return std::string(address);
+        auto cut = address.substr(0, at).find_first_of(delim);
+        if (cut == std::string_view::npos || cut == 0) return std::string(address);
+        return std::string(address.substr(0, cut)) + std::string(address.substr(at));
+    }
+
     void login_mismatch(Verb v) {
         if (!ctx_.sender || ctx_.sender->empty()) return dunno();
         const auto& owners = ctx_.sender_owners;
@@ -731,6 +740,9 @@ private:
             if (owned)
                 for (auto& o : *owners)
                     if (ascii_iequals(o, ctx_.sasl_username)) return dunno();
+            // A login always owns the address that is its name (user+ext@ too): a passwd-file
+            // user without an account here may still send as themselves.
+            if (ascii_iequals(strip_extension(*ctx_.sender), strip_extension(ctx_.sasl_username))) return dunno();
             return refuse_with(make(553, "5.7.1",
                                     rejected(sender_subject(), fmt::format("not owned by user {}", ctx_.sasl_username))));
         }

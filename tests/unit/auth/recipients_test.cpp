@@ -248,3 +248,23 @@ TEST_CASE("postmaster of every local domain reaches the admins when nothing else
     CHECK(f.r.resolve("postmaster@example.com").accounts == std::vector<std::string>{"alice@example.com"});
     CHECK(f.r.resolve("postmaster@elsewhere.net").status == Status::NotLocal);
 }
+
+TEST_CASE("sender_owners: the account, its extensions and aliases reaching it, never a catch-all") {
+    Fixture f;
+    using V = std::vector<std::string>;
+    f.db.add_alias("sales@example.com", "bob@example.com");
+    f.db.add_alias("sales@example.com", "alice@example.com");
+    f.db.add_alias("sales@example.com", "partner@remote.net");
+    f.db.add_alias("all@example.com", "sales@example.com");
+    f.db.add_alias("all@example.com", "gone@example.com");  // a target that doesn't exist
+    f.db.add_alias("@example.com", "bob@example.com");      // catch-all
+    CHECK(f.r.sender_owners("Bob@Example.com") == V{"bob@example.com"});
+    CHECK(f.r.sender_owners("bob+lists@example.com") == V{"bob@example.com"});
+    CHECK(f.r.sender_owners("sales@example.com") == V{"bob@example.com", "alice@example.com"});
+    CHECK(f.r.sender_owners("all@example.com") == V{"bob@example.com", "alice@example.com"});
+    // What only the catch-all reaches is nobody's sender address, though mail to it reaches bob.
+    CHECK(f.r.resolve("ceo@example.com").accounts == V{"bob@example.com"});
+    CHECK(f.r.sender_owners("ceo@example.com").empty());
+    CHECK(f.r.sender_owners("bob@elsewhere.net").empty());
+    CHECK(f.r.sender_owners("").empty());
+}

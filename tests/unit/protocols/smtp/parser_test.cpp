@@ -108,6 +108,32 @@ TEST_CASE("parse_command splits the verb and keeps the arguments as sent", "[smt
     CHECK_FALSE(parse_command(std::string_view("\0MAIL", 5)));
 }
 
+TEST_CASE("check_helo_name refuses what the queue's envelope would refuse", "[smtp][parser][helo]") {
+    CHECK_FALSE(check_helo_name("client.example", true));
+    CHECK_FALSE(check_helo_name("[192.0.2.1]", false));
+    CHECK_FALSE(check_helo_name("b\xc3\xbc" "cher.example", true));  // UTF-8 (RFC 6531)
+    CHECK_FALSE(check_helo_name(std::string(255, 'a'), true));
+    for (std::string bad : {std::string("bad\xffname"), std::string("caf\xc3"), std::string("\xc0\xaf"),
+                            std::string("\xed\xa0\x80x"), std::string("\xf4\x90\x80\x80"),
+                            std::string("\xc2\x85")}) {
+        INFO(bad);
+        auto r = check_helo_name(bad, true);
+        REQUIRE(r);
+        CHECK(r->code == 501);
+        CHECK(r->enhanced == "5.5.2");
+    }
+    for (std::string bad : {std::string(""), std::string("a\rb"), std::string("a\nb"), std::string("a\x7f"),
+                            std::string(256, 'a')}) {
+        INFO(bad);
+        auto r = check_helo_name(bad, false);
+        REQUIRE(r);
+        CHECK(r->line() == "501 5.5.4 Syntax: HELO hostname");
+    }
+    CHECK(valid_utf8("plain"));
+    CHECK(valid_utf8("\xe2\x82\xac"));
+    CHECK_FALSE(valid_utf8("\xe2\x82"));
+}
+
 TEST_CASE("is_forbidden_command catches HTTP and proxy probes", "[smtp][parser]") {
     CHECK(is_forbidden_command("GET / HTTP/1.1"));
     CHECK(is_forbidden_command("post /x HTTP/1.0"));
@@ -467,6 +493,7 @@ TEST_CASE("validate_mail_params", "[smtp][parser]") {
         CHECK(mail_params("ENVID=" + plus100).envid == std::string(100, '+'));  // limit after decoding
         CHECK(mail_params_err("ENVID=" + plus100 + "x").code == 501);
         CHECK(mail_params_err("ENVID=a+0Ab").code == 501);  // not printable once decoded
+        CHECK(mail_params_err("ENVID=a+09b").code == 501);  // TAB: the queue would refuse it
         CHECK(mail_params_err("ENVID=a+2b").code == 501);   // bad xtext
         CHECK(mail_params_err("ENVID").code == 501);
     }
@@ -497,6 +524,7 @@ TEST_CASE("validate_rcpt_params", "[smtp][parser]") {
     CHECK(r.notify == (RcptParams::Success | RcptParams::Failure | RcptParams::Delay));
     CHECK(r.orcpt_type == "rfc822");
     CHECK(r.orcpt == "a+b@c.d");
+    CHECK(rcpt_params_err("ORCPT=rfc822;a+09b@c.d").code == 501);  // TAB once decoded
     CHECK(rcpt_params("NOTIFY=NEVER").notify == RcptParams::Never);
     CHECK(rcpt_params("NOTIFY=FAILURE").notify == RcptParams::Failure);
 

@@ -875,9 +875,64 @@ TEST_CASE("sender login mismatch verbs", "[policy][verbs][sasl]") {
     c.sender_owners.reset();
     CHECK(eval(all, c).kind == Decision::Kind::Reject);
     CHECK(eval("reject_known_sender_login_mismatch", c).kind == Decision::Kind::Continue);
+    // A login always owns the address that is its name, with or without an extension (a
+    // passwd-file user has no account whose owners could say so).
+    c.sasl_username = "Dave@example.com";
+    for (const char* own : {"dave@example.com", "dave+lists@EXAMPLE.com"}) {
+        c.sender = own;
+        CHECK(eval(all, c).kind == Decision::Kind::Continue);
+    }
+    c.sender = "dave.x@example.com";
+    CHECK(eval(all, c).kind == Decision::Kind::Reject);
     c.sender = "";
     CHECK(eval(all, c).kind == Decision::Kind::Continue);
     CHECK(parse_list(all).uses_sender_login_maps());
+}
+
+TEST_CASE("smtpd_sender_login_maps: logins that own a sender, Postfix key order", "[policy][sasl][sender_login_maps]") {
+    std::vector<std::string> problems;
+    PolicySettings s;
+    CHECK(s.sender_login_owners("alice@example.com").empty());
+    s.sender_login_maps.push_back(AccessMap::parse(AccessMap::Type::Text,
+                                                   "alice@example.com   alice@example.com, bob@example.com\n"
+                                                   "Boss@Example.com bob@example.com carol@example.com\n"
+                                                   "@shared.example  team@example.com\n"
+                                                   "nologin@example.com\n",
+                                                   "texthash:logins", problems, AccessMap::Values::Text));
+    CHECK(problems.size() == 1);  // a key without logins is skipped
+    using V = std::vector<std::string>;
+    CHECK(s.sender_login_owners("alice@example.com") == V{"alice@example.com", "bob@example.com"});
+    CHECK(s.sender_login_owners("ALICE@example.COM") == V{"alice@example.com", "bob@example.com"});
+    CHECK(s.sender_login_owners("alice+news@example.com") == V{"alice@example.com", "bob@example.com"});
+    CHECK(s.sender_login_owners("boss@example.com") == V{"bob@example.com", "carol@example.com"});
+    CHECK(s.sender_login_owners("anyone@shared.example") == V{"team@example.com"});
+    CHECK(s.sender_login_owners("anyone@sub.shared.example").empty());  // @domain is exact
+    CHECK(s.sender_login_owners("carol@example.com").empty());
+    CHECK(s.sender_login_owners("").empty());
+    // The first table with an entry answers; regexp tables see the whole address.
+    s.sender_login_maps.push_back(AccessMap::parse(AccessMap::Type::Regex,
+                                                   "/^(.*)@dept\\.example$/ $1@example.com\n/^alice@/ nobody@example.com\n",
+                                                   "pcre:logins", problems, AccessMap::Values::Text));
+    CHECK(s.sender_login_owners("dave@dept.example") == V{"dave@example.com"});
+    CHECK(s.sender_login_owners("alice@example.com") == V{"alice@example.com", "bob@example.com"});
+
+    // With the verb: bob may now use alice's address (the session joins these to the default owners).
+    Context c;
+    c.sasl_authenticated = true;
+    c.sasl_username = "bob@example.com";
+    c.sender = "alice@example.com";
+    c.sender_owners = s.sender_login_owners(*c.sender);
+    std::string error;
+    auto list = RestrictionList::parse("reject_sender_login_mismatch", Stage::Sender, error, problems);
+    REQUIRE(list);
+    std::optional<Decision> d;
+    list->evaluate(c, Codes{}, nullptr, [&](Decision x) { d = std::move(x); });
+    REQUIRE(d);
+    CHECK_FALSE(d->rejected());
+
+    auto bad = settings_with({{"smtpd_sender_login_maps", "texthash:/nonexistent/pillarbox-logins"}});
+    REQUIRE(bad.errors.size() == 1);
+    CHECK(bad.errors[0].find("smtpd_sender_login_maps") != std::string::npos);
 }
 
 TEST_CASE("DNS answers that arrive later resume the list; the callback runs once", "[policy][dns][async]") {
@@ -1051,7 +1106,7 @@ TEST_CASE("settings from a real Config use the Postfix defaults for parameters i
     CHECK(s.codes.lookup.recipient_delimiter == "+");
     CHECK(s.relay_restrictions.has_relay_guard());
     auto defs = parameter_defs();
-    CHECK(defs.size() == 7 + 7 + 12);
+    CHECK(defs.size() == 7 + 8 + 12);  // lists, other parameters (smtpd_sender_login_maps too), codes
     for (auto& d : defs) CHECK(config::check_value(d, d.default_value).empty());
 }
 
