@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "server/file_modes.hpp"
 #include "server/loop_guard.hpp"
+#include "server/mail_names.hpp"
 #include "storage/index/sqlite.hpp"
 
 namespace pillarbox::auth {
@@ -96,21 +98,16 @@ constexpr const char* kAccountColumns =
 
 std::string normalise_address(std::string_view address) {
     if (address.empty() || address.size() > 254) return {};
-    auto at = address.find('@');
-    if (at == std::string_view::npos || at == 0 || at + 1 == address.size() || address.find('@', at + 1) != std::string_view::npos)
-        return {};
-    for (unsigned char c : address)
-        if (c <= ' ' || c == 0x7f || c == '/' || c == '"' || c == '\\' || c == '<' || c == '>' || c == ',' || c == ':' || c == ';')
-            return {};
-    auto domain = address.substr(at + 1);
-    if (domain.front() == '.' || domain.back() == '.' || domain.find("..") != std::string_view::npos) return {};
+    // The one rule for names that become Maildir paths (server/mail_names.hpp); it also refuses
+    // a second '@', which can't be in a local part.
+    if (!names::valid_address(address)) return {};
     return ascii_lower(address);
 }
 
 AccountsDb::AccountsDb(const std::filesystem::path& file) {
     blocking_call("AccountsDb open");
     std::error_code ec;
-    std::filesystem::create_directories(file.parent_path(), ec);
+    files::make_private_directories(file.parent_path(), ec);
     db_ = std::make_unique<storage::sqlite::Db>(file.string());
     migrate(*db_);
 }
@@ -119,6 +116,8 @@ AccountsDb::~AccountsDb() = default;
 
 bool AccountsDb::add_domain(std::string_view domain) {
     blocking_call("AccountsDb");
+    if (auto why = names::domain_problem(domain); !why.empty())
+        throw std::invalid_argument(fmt::format("{}: not a valid domain name ({})", domain, why));
     std::lock_guard lock(mu_);
     auto st = db_->prepare("INSERT OR IGNORE INTO domains(name, created) VALUES (?, strftime('%s','now'))");
     st.bind(1, ascii_lower(domain)).run();
@@ -171,6 +170,9 @@ std::vector<std::string> AccountsDb::domains() {
 
 bool AccountsDb::add_account(const AccountRecord& a) {
     blocking_call("AccountsDb");
+    // The store would refuse the name at the first delivery: refuse it here, for every caller.
+    if (auto why = names::address_problem(a.address); !why.empty())
+        throw std::invalid_argument(fmt::format("{}: not a valid address ({})", a.address, why));
     std::lock_guard lock(mu_);
     auto addr = ascii_lower(a.address);
     auto st = db_->prepare(

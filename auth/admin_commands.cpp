@@ -6,8 +6,15 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,7 +23,10 @@
 #include "auth/authenticator.hpp"
 #include "auth/recipients.hpp"
 #include "server/config.hpp"
+#include "server/ascii.hpp"
 #include "server/config_values.hpp"
+#include "server/log.hpp"
+#include "server/mail_names.hpp"
 
 namespace pillarbox::auth::admin {
 
@@ -44,6 +54,14 @@ std::string when(std::int64_t t) {
 int fail(const std::string& msg) {
     fmt::print(stderr, "pillarbox: {}\n", msg);
     return 1;
+}
+
+// Why normalise_address refused an address, for the message.
+std::string not_an_address(const std::string& address) {
+    if (address.find('@') == std::string::npos) return fmt::format("{}: not an address (localpart@domain)", address);
+    if (address.size() > 254) return fmt::format("{}: not a valid address (longer than 254 bytes)", address);
+    auto why = names::address_problem(address);
+    return fmt::format("{}: not a valid address ({})", address, why.empty() ? "localpart@domain" : why);
 }
 
 // A domain is usable for accounts when mail for it is delivered here.
@@ -121,7 +139,7 @@ std::optional<std::string> read_new_password() {
 
 int user_add(const config::Config& c, const std::string& address, const UserOptions& o) {
     auto addr = normalise_address(address);
-    if (addr.empty()) return fail(fmt::format("{}: not an address (localpart@domain)", address));
+    if (addr.empty()) return fail(not_an_address(address));
     auto db = open_db(c);
     auto domain = addr.substr(addr.rfind('@') + 1);
     if (!domain_is_local(c, *db, domain))
@@ -143,7 +161,9 @@ int user_add(const config::Config& c, const std::string& address, const UserOpti
 
 int user_del(const config::Config& c, const std::string& address) {
     auto addr = normalise_address(address);
-    if (addr.empty()) return fail(fmt::format("{}: not an address (localpart@domain)", address));
+    // An older database may hold a name that today's rule refuses: it can still be deleted.
+    if (addr.empty() && address.find('@') != std::string::npos) addr = ascii_lower(address);
+    if (addr.empty()) return fail(not_an_address(address));
     auto db = open_db(c);
     if (!db->delete_account(addr)) return fail(fmt::format("{}: no such account", addr));
     auto at = addr.rfind('@');
@@ -154,7 +174,7 @@ int user_del(const config::Config& c, const std::string& address) {
 
 int user_passwd(const config::Config& c, const std::string& address) {
     auto addr = normalise_address(address);
-    if (addr.empty()) return fail(fmt::format("{}: not an address (localpart@domain)", address));
+    if (addr.empty()) return fail(not_an_address(address));
     auto db = open_db(c);
     auto a = db->account(addr);
     if (!a) return fail(fmt::format("{}: no such account", addr));
@@ -175,7 +195,7 @@ int user_list(const config::Config& c, const std::string& domain) {
 
 int user_show(const config::Config& c, const std::string& address) {
     auto addr = normalise_address(address);
-    if (addr.empty()) return fail(fmt::format("{}: not an address (localpart@domain)", address));
+    if (addr.empty()) return fail(not_an_address(address));
     auto db = open_db(c);
     auto a = db->account(addr);
     if (!a) return fail(fmt::format("{}: no such account", addr));
@@ -204,7 +224,7 @@ int user_show(const config::Config& c, const std::string& address) {
 int user_set(const config::Config& c, const std::string& address, std::optional<bool> enabled,
              std::optional<std::string> quota, std::optional<std::string> message_quota) {
     auto addr = normalise_address(address);
-    if (addr.empty()) return fail(fmt::format("{}: not an address (localpart@domain)", address));
+    if (addr.empty()) return fail(not_an_address(address));
     auto db = open_db(c);
     auto a = db->account(addr);
     if (!a) return fail(fmt::format("{}: no such account", addr));
@@ -221,9 +241,9 @@ int user_set(const config::Config& c, const std::string& address, std::optional<
 }
 
 int domain_add(const config::Config& c, const std::string& domain) {
-    auto probe = normalise_address("x@" + domain);
-    if (probe.empty() || domain.find('@') != std::string::npos) return fail(fmt::format("{}: not a domain name", domain));
-    auto d = probe.substr(2);
+    if (auto why = names::domain_problem(domain); !why.empty())
+        return fail(fmt::format("{}: not a valid domain name ({})", domain, why));
+    auto d = ascii_lower(domain);
     auto db = open_db(c);
     auto s = RecipientSettings::from(c);
     if (std::find(s.mydestination.begin(), s.mydestination.end(), d) != s.mydestination.end())
@@ -266,17 +286,35 @@ std::string alias_source(const std::string& s) {
     return normalise_address(s);
 }
 
+// An alias target: an address, or a bare local name (same domain as the source).
+std::string alias_target(const std::string& t) { return t.find('@') == std::string::npos ? alias_source(t) : normalise_address(t); }
+
+// ": why" for an alias source or target refused above, or nothing when the shape was the problem.
+std::string name_problem(const std::string& s) {
+    std::string why;
+    if (s.size() > 1 && s.front() == '@') why = names::domain_problem(s.substr(1));
+    else if (s.find('@') == std::string::npos) why = names::local_part_problem(s);
+    else why = names::address_problem(s);
+    return why.empty() ? std::string() : ": " + why;
+}
+
 }  // namespace
 
 int alias_add(const config::Config& c, const std::string& source, const std::vector<std::string>& targets) {
     auto src = alias_source(source);
-    if (src.empty()) return fail(fmt::format("{}: not an alias name (user@domain, @domain or a local name)", source));
+    if (src.empty())
+        return fail(fmt::format("{}: not an alias name (user@domain, @domain or a local name{})", source, name_problem(source)));
+    // Every target is checked before anything is added.
+    std::vector<std::string> tgts;
+    for (auto& t : targets) {
+        auto tgt = alias_target(t);
+        if (tgt.empty()) return fail(fmt::format("{}: not a valid address{}; nothing added", t, name_problem(t)));
+        tgts.push_back(tgt);
+    }
     auto db = open_db(c);
     if (src.find('@') != std::string::npos && !domain_is_local(c, *db, src.substr(src.find('@') + 1)))
         return fail(fmt::format("{}: mail for {} is not delivered here; add the domain first", src, src.substr(src.find('@') + 1)));
-    for (auto& t : targets) {
-        auto tgt = t.find('@') == std::string::npos ? alias_source(t) : normalise_address(t);
-        if (tgt.empty()) return fail(fmt::format("{}: not an address", t));
+    for (auto& tgt : tgts) {
         if (db->add_alias(src, tgt)) fmt::print("{} -> {}: alias added\n", src, tgt);
         else fmt::print("{} -> {}: alias exists\n", src, tgt);
     }
@@ -285,6 +323,7 @@ int alias_add(const config::Config& c, const std::string& source, const std::vec
 
 int alias_del(const config::Config& c, const std::string& source, const std::string& target) {
     auto src = alias_source(source);
+    if (src.empty()) src = ascii_lower(source);  // an older database's name that today's rule refuses
     if (src.empty()) return fail(fmt::format("{}: not an alias name", source));
     auto db = open_db(c);
     auto n = db->delete_alias(src, target);
@@ -324,6 +363,12 @@ int aliases_import(const config::Config& c, const std::string& file) {
     std::size_t added = 0, skipped = 0;
     db->transaction([&] {
         for (auto& e : parsed.entries) {
+            if (alias_source(e.source).empty()) {
+                fmt::print(stderr, "pillarbox: {}: line {}: {}: not a valid alias name{}; skipped\n", file, e.line, e.source,
+                           name_problem(e.source));
+                ++skipped;
+                continue;
+            }
             auto at = e.source.find('@');
             if (at != std::string::npos && !domain_is_local(c, *db, e.source.substr(at + 1))) {
                 fmt::print(stderr, "pillarbox: {}: line {}: {}: mail for {} is not delivered here; skipped\n", file, e.line,
@@ -331,13 +376,65 @@ int aliases_import(const config::Config& c, const std::string& file) {
                 ++skipped;
                 continue;
             }
-            for (auto& t : e.targets)
+            for (auto& t : e.targets) {
+                if (alias_target(t).empty()) {
+                    fmt::print(stderr, "pillarbox: {}: line {}: {}: target {} is not a valid address{}; skipped\n", file, e.line,
+                               e.source, t, name_problem(t));
+                    continue;
+                }
                 if (db->add_alias(e.source, t)) ++added;
+            }
         }
     });
     fmt::print("{}: {} alias target(s) imported from {} entries, {} entries skipped, {} problem(s)\n", file, added,
                parsed.entries.size(), skipped, parsed.problems.size());
     return 0;
+}
+
+std::string write_first_admin_file(const std::filesystem::path& file, const std::string& address, const std::string& password) {
+    // tmp + rename: never a half-written file, and never through a link someone left there.
+    std::string tmp = file.string() + ".tmp";
+    ::unlink(tmp.c_str());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return fmt::format("cannot create {}: {}", tmp, std::strerror(errno));
+    std::string text = fmt::format(
+        "# The first admin account, created at the first start. Change its password with\n"
+        "# pillarbox user passwd {}\n# and then delete this file.\naddress: {}\npassword: {}\n",
+        address, address, password);
+    bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+              ::fsync(fd) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
+        if (ok) err = errno;
+        ::unlink(tmp.c_str());
+        return fmt::format("cannot write {}: {}", file.string(), std::strerror(err));
+    }
+    return "";
+}
+
+void announce_first_admin(const config::Config& c) {
+    auto first = create_first_admin(c);
+    if (!first) return;
+    auto& [address, password] = *first;
+    if (::isatty(STDOUT_FILENO)) {
+        // A person is watching: print it once; the log only says that it was created.
+        fmt::print("\nFirst start: created the admin account {} with password {}\nChange it with: pillarbox user passwd {}\n\n",
+                   address, password, address);
+        std::fflush(stdout);
+        log::info("master", "created the first admin account {}", address);
+        return;
+    }
+    // Standard output is a pipe or a file: under Docker or systemd that is the log, which must
+    // never hold a password.
+    auto file = std::filesystem::path(c.get("data_directory")) / kFirstAdminFile;
+    if (auto err = write_first_admin_file(file, address, password); !err.empty()) {
+        // Without the password nobody could use the account: take it back, so that the next
+        // start creates it again.
+        open_db(c)->delete_account(address);
+        throw std::runtime_error(fmt::format("first admin account {}: {}", address, err));
+    }
+    log::info("master", "created the first admin account {}; its password is in {} (mode 0600)", address, file.string());
 }
 
 std::optional<std::pair<std::string, std::string>> create_first_admin(const config::Config& c) {

@@ -3,6 +3,7 @@
 // server reads the database on every lookup) and with it stopped.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,5 +47,17 @@ std::optional<std::string> read_new_password();
 // a random password and returns "address password" for printing once; nullopt when accounts
 // exist or the builtin backend is not used.
 std::optional<std::pair<std::string, std::string>> create_first_admin(const config::Config& c);
+
+// The file in the data folder that holds the first admin's password when nobody is at a terminal.
+inline constexpr const char* kFirstAdminFile = "first-admin-password";
+
+// Writes the address and password to file (mode 0600, replacing an older one). Error text, or "".
+std::string write_first_admin_file(const std::filesystem::path& file, const std::string& address, const std::string& password);
+
+// serve's first start: create_first_admin, then hand the password over without it reaching the
+// log. Standard output a terminal: printed there once. Otherwise (Docker, systemd, a pipe):
+// written to DATA/first-admin-password (0600), and the log says where. Throws std::runtime_error
+// when that file can't be written (the account is removed again).
+void announce_first_admin(const config::Config& c);
 
 }  // namespace pillarbox::auth::admin

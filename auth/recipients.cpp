@@ -8,6 +8,7 @@
 
 #include "auth/accounts.hpp"
 #include "server/config.hpp"
+#include "server/mail_names.hpp"
 
 namespace pillarbox::auth {
 
@@ -65,6 +66,15 @@ std::string RecipientResolver::account_for(const std::string& local, const std::
 Resolution RecipientResolver::resolve(std::string_view address) {
     Resolution r;
     db_.read([&] { r = resolve_now(address); });
+    // An account named against the store's rule (a row from an older database, say "..") is no
+    // mailbox: refused at RCPT, permanently, instead of failing at every delivery attempt.
+    for (auto& acct : r.accounts)
+        if (auto why = names::address_problem(acct); !why.empty()) {
+            Resolution bad;
+            bad.status = Resolution::Status::Unknown;
+            bad.detail = fmt::format("invalid mailbox name {}: {}", acct, why);
+            return bad;
+        }
     return r;
 }
 

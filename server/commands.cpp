@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <iostream>
 
+#include "file_modes.hpp"
 #include "log.hpp"
 #include "loop_guard.hpp"
 #include "server.hpp"
@@ -84,11 +85,12 @@ int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOp
     return rc;
 }
 
-int check(const ConfigPath& cfg, const config::Environment& env) {
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix) {
     std::vector<Diagnostic> diags;
     Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
     auto rt = build_runtime(c, diags, /*create_files=*/false);
     auto add = [&](Diagnostic::Severity sev, std::string msg) { diags.push_back({sev, "", 0, std::move(msg)}); };
+    bool loose = false;  // modes looser than 0700/0600 left in the data folder
     if (rt) {
         namespace fs = std::filesystem;
         const auto& s = rt->settings;
@@ -106,8 +108,29 @@ int check(const ConfigPath& cfg, const config::Environment& env) {
                 add(Diagnostic::Error, fmt::format("data_directory {} is not a directory", s.data_directory));
             else if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
                 add(Diagnostic::Error, fmt::format("data_directory {} is not writable by uid {}", s.data_directory, geteuid()));
-            else if (st.st_mode & S_IWOTH)
+            else if ((st.st_mode & S_IWOTH) && !fix)
                 add(Diagnostic::Error, fmt::format("data_directory {} is world-writable", s.data_directory));
+            // Everything in the data folder is the server's alone: account database (password
+            // hashes, SCRAM keys), mail, indexes, queue, TLS key.
+            constexpr std::size_t kShown = 100;
+            auto found = files::find_loose_modes(dir, fix);
+            std::size_t shown = 0;
+            for (auto& l : found) {
+                if (!l.error.empty()) {
+                    add(Diagnostic::Error, fmt::format("{}: mode {:04o}, should be {:04o}; chmod failed: {}", l.path, l.mode, l.wanted, l.error));
+                    continue;
+                }
+                if (++shown > kShown) continue;
+                if (l.fixed) std::cerr << fmt::format("pillarbox: {}: mode {:04o} changed to {:04o}\n", l.path, l.mode, l.wanted);
+                else std::cerr << fmt::format("pillarbox: warning: {}: mode {:04o}, should be {:04o}\n", l.path, l.mode, l.wanted);
+            }
+            if (shown > kShown)
+                std::cerr << fmt::format("pillarbox: {} more path(s) {}\n", shown - kShown, fix ? "changed" : "with a looser mode");
+            if (!fix && !found.empty()) {
+                loose = true;
+                std::cerr << fmt::format("pillarbox: {} path(s) in {} give group or others access; repair with: pillarbox check --fix\n",
+                                         found.size(), s.data_directory);
+            }
         }
         for (auto& [name, ls] : rt->listeners) {
             for (auto& ep : ls->line.endpoints)
@@ -129,8 +152,8 @@ int check(const ConfigPath& cfg, const config::Environment& env) {
     }
     print_diags(diags);
     bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
-    if (errors) {
-        std::cerr << "pillarbox: " << cfg.path << ": errors found\n";
+    if (errors || loose) {
+        std::cerr << "pillarbox: " << cfg.path << ": " << (errors ? "errors found" : "file modes too loose") << "\n";
         return 1;
     }
     std::cerr << "pillarbox: " << (c.source().empty() ? cfg.path + " not found, embedded defaults" : cfg.path) << ": OK\n";

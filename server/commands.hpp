@@ -36,7 +36,8 @@ struct ConfigOptions {
 };
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
-int check(const ConfigPath& cfg, const config::Environment& env);
+// fix (check --fix): chmod what is looser than 0700/0600 in the data folder (see file_modes.hpp).
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false);
 
 // The configuration for commands that only read it; nullopt (with the errors printed) on errors.
 std::optional<config::Config> load_config(const ConfigPath& cfg, const config::Environment& env);

@@ -24,6 +24,9 @@
 
 int main(int argc, char** argv) {
     using namespace pillarbox;
+    // Everything the server and the CLI create (account database and its -wal/-shm, mail,
+    // indexes, queue files, TLS key) is for the server's user alone: 0600 files, 0700 folders.
+    ::umask(077);
     CLI::App app{"Pillarbox: SMTP, POP3 and IMAP mail server in one process"};
     app.require_subcommand(1);
     std::string config_file;
@@ -38,6 +41,8 @@ int main(int argc, char** argv) {
     config->add_flag("--doc", copt.doc, "print the parameter reference in Markdown");
     config->add_option("NAME", copt.names, "parameters to print");
     auto* check = app.add_subcommand("check", "validate configuration, files and permissions, like postfix check");
+    bool check_fix = false;
+    check->add_flag("--fix", check_fix, "make what is in the data folder private again (folders 0700, files 0600)");
     auto* version = app.add_subcommand("version", "print version and library versions");
     auto* index = app.add_subcommand("index", "check or rebuild an account's mail index (server stopped)");
     index->require_subcommand(1);
@@ -154,13 +159,7 @@ int main(int argc, char** argv) {
             };
             log::info("master", "mail store in {}/mail", settings.data_directory.string());
             shared->store = std::make_unique<storage::Store>(loop, std::move(settings));
-            if (auto first = auth::admin::create_first_admin(c)) {
-                // Printed once, on the terminal (standard output), never into the log.
-                std::cout << "\nFirst start: created the admin account " << first->first << " with password "
-                          << first->second << "\nChange it with: pillarbox user passwd " << first->first << "\n\n"
-                          << std::flush;
-                log::info("master", "created the first admin account {}", first->first);
-            }
+            auth::admin::announce_first_admin(c);
             shared->auth = std::make_unique<auth::Authenticator>(loop, server.workers(), auth::AuthSettings::from(c),
                                                                  auth::make_backends(c));
             shared->queue = std::make_unique<storage::queue::Queue>(loop, c.get("data_directory"));
@@ -205,7 +204,7 @@ int main(int argc, char** argv) {
         return cli::serve(path, env, std::move(factories), services);
     }
     if (*config) return cli::config(path, env, copt);
-    if (*check) return cli::check(path, env);
+    if (*check) return cli::check(path, env, check_fix);
     if (*version) return cli::version();
     if (*user || *domain || *alias || *aliases) {
         auto c = cli::load_config(path, env);

@@ -16,6 +16,7 @@
 #include <random>
 #include <system_error>
 
+#include "server/file_modes.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/index/schema.hpp"
@@ -137,7 +138,9 @@ void Account::create_layout() {
     // Deliveries may have made tmp/ already (they write before the account is opened), so a
     // new account is one without cur/.
     const bool fresh_account = !fs::exists(root_ / "cur");
-    fs::create_directories(root_.parent_path());
+    std::error_code ec;
+    if (!files::make_private_directories(root_.parent_path(), ec))
+        throw std::system_error(ec, "mkdir " + root_.parent_path().string());
     make_maildir(root_, false);
     const fs::path index_path = root_ / "pillarbox.index";
     bool clean = false;

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "server/mail_names.hpp"
 #include "storage/account.hpp"
 #include "storage/index/sqlite.hpp"
 #include "storage/maildir/filename.hpp"
@@ -19,7 +20,7 @@ fs::path account_root_for(const fs::path& data_directory, const std::string& use
     auto at = user.rfind('@');
     if (at == std::string::npos) return {};
     std::string lp = user.substr(0, at), dom = user.substr(at + 1);
-    if (!safe_path_component(lp) || !safe_path_component(dom)) return {};
+    if (!names::valid_local_part(lp) || !names::valid_domain(dom)) return {};
     return data_directory / "mail" / dom / lp;
 }
 

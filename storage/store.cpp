@@ -18,8 +18,10 @@
 #include <utility>
 
 #include "server/background.hpp"
+#include "server/file_modes.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
+#include "server/mail_names.hpp"
 #include "storage/maildir/filename.hpp"
 
 namespace pillarbox::storage {
@@ -104,6 +106,12 @@ bool write_fully(int fd, std::string_view first, std::string_view second) {
     return true;
 }
 
+std::string invalid_account_name(std::string_view localpart, std::string_view domain) {
+    auto why = names::local_part_problem(localpart);
+    if (why.empty()) why = names::domain_problem(domain);
+    return why.empty() ? std::string() : fmt::format("invalid mailbox name {}@{}: {}", localpart, domain, why);
+}
+
 bool safe_path_component(std::string_view s) {
     if (s.empty() || s.size() > 255 || s == "." || s == ".." || s.front() == '.') return false;
     return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c == '/' || c == '\\' || c < 0x20 || c == 0x7f; });
@@ -122,6 +130,7 @@ public:
         int fd = -1;
         int error = 0;  // errno of the first failure
         std::string what;
+        bool invalid = false;  // a name the store refuses: a permanent failure, nothing written
     };
 
     void start(const std::string& return_path, bool add) {
@@ -134,7 +143,15 @@ public:
         r.localpart = lp;
         r.domain = domain;
         r.delivered_to = dt;
-        r.root = store_.account_root(lp, domain);
+        // Before anything is created: the root is built from these names (".." would be
+        // DATA/mail itself, ".hidden" a Maildir++ folder of another account's shape).
+        if (auto why = invalid_account_name(lp, domain); !why.empty()) {
+            r.invalid = true;
+            r.error = EINVAL;
+            r.what = why;
+        } else {
+            r.root = store_.account_root(lp, domain);
+        }
         rcpts_.push_back(std::move(r));
     }
 
@@ -235,7 +252,7 @@ private:
             r.fd = create_message_file(tmp, r.msg);
             if (r.fd < 0 && errno == ENOENT) {  // a new account: its folders come with the first message
                 std::error_code ec;
-                fs::create_directories(tmp, ec);
+                files::make_private_directories(tmp, ec);
                 r.fd = create_message_file(tmp, r.msg);
             }
             if (r.fd < 0) return fail("create a file in " + tmp.string());
@@ -295,8 +312,8 @@ private:
             auto& r = rcpts_[i];
             if (r.error) {
                 RecipientResult res;
-                res.temporary = true;
-                res.reason = fmt::format("{}: {}", r.what, errno_text(r.error));
+                res.temporary = !r.invalid;
+                res.reason = r.invalid ? r.what : fmt::format("{}: {}", r.what, errno_text(r.error));
                 if (r.fd >= 0 && !r.msg.file) ::close(r.fd);
                 r.fd = -1;
                 discard_message_file(r.msg);
@@ -381,8 +398,7 @@ fs::path Store::account_root(const std::string& localpart, const std::string& do
 }
 
 Account& Store::account(const std::string& localpart, const std::string& domain) {
-    if (!safe_path_component(localpart) || !safe_path_component(domain))
-        throw std::runtime_error(fmt::format("unsafe account name {}@{}", localpart, domain));
+    if (auto why = invalid_account_name(localpart, domain); !why.empty()) throw std::runtime_error(why);
     std::string key = localpart + "@" + domain;
     auto& a = accounts_[key];
     if (!a) {
@@ -412,13 +428,12 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
     asio::post(io_, [this, localpart, domain, mailbox, msg, flags, internal_date, done = std::move(done), work]() mutable {
         Item item{localpart, domain, mailbox, {}, std::move(done)};
         NewMessage& m = item.message;
-        std::string error;
-        if (!safe_path_component(localpart) || !safe_path_component(domain)) {
-            error = fmt::format("unsafe account name {}@{}", localpart, domain);
-        } else {
+        std::string error = invalid_account_name(localpart, domain);
+        const bool invalid = !error.empty();
+        if (!invalid) {
             fs::path tmp = account_root(localpart, domain) / "tmp";
             std::error_code ec;
-            fs::create_directories(tmp, ec);
+            files::make_private_directories(tmp, ec);
             m.base = unique_base(settings_.hostname);
             int fd = create_message_file(tmp, m);
             // Synced here, on the io thread, like a delivery's copy: the writer only links it.
@@ -436,8 +451,9 @@ void Store::append(const std::string& localpart, const std::string& domain, cons
         m.flags = flags;
         m.internal_date = internal_date;
         if (!error.empty()) {
-            asio::post(loop_, [done = std::move(item.done), error, work] {
+            asio::post(loop_, [done = std::move(item.done), error, invalid, work] {
                 RecipientResult r;
+                r.temporary = !invalid;
                 r.reason = error;
                 done(r);
             });

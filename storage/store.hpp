@@ -189,4 +189,8 @@ bool write_fully(int fd, std::string_view first, std::string_view second);  // o
 // Checks a localpart or domain before it becomes a directory name.
 bool safe_path_component(std::string_view s);
 
+// "" when localpart@domain may name an account's folder (server/mail_names.hpp), else
+// "invalid mailbox name ...: why". Deliveries to such a name fail permanently, creating nothing.
+std::string invalid_account_name(std::string_view localpart, std::string_view domain);
+
 }  // namespace pillarbox::storage

@@ -1,6 +1,9 @@
 // SQLite wrapper (see sqlite.hpp).
 #include "sqlite.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -93,6 +96,12 @@ std::string Stmt::text(int col) const {
 bool Stmt::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
 
 Db::Db(const std::string& path) {
+    if (!path.empty() && path.front() != ':' && path.rfind("file:", 0) != 0) {
+        // A new database file is the server's alone (0600) whatever the umask; SQLite gives its
+        // -wal and -shm files the database file's mode.
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) ::close(fd);
+    }
     int rc = sqlite3_open_v2(path.c_str(), &db_, path.rfind("file:", 0) == 0 ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
                                                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              nullptr);

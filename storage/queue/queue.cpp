@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "server/background.hpp"
+#include "server/file_modes.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/account.hpp"  // fsync_dir
@@ -462,8 +463,8 @@ private:
             // The first message for this place: the layout's own entries must be as durable as
             // the renames into them.
             std::error_code ec;
-            fs::create_directories(core_->tmp, ec);
-            fs::create_directories(core_->dir(place_), ec);
+            files::make_private_directories(core_->tmp, ec);
+            files::make_private_directories(core_->dir(place_), ec);
             try {
                 fsync_dir(core_->root);
                 fsync_dir(core_->root.parent_path());
@@ -769,7 +770,7 @@ std::string Queue::move(const std::string& id, Place from, Place to) {
     struct stat st {};
     if (::stat(env_from.c_str(), &st) != 0) return fmt::format("no message {} in {}", id, place_name(from));
     std::error_code ec;
-    fs::create_directories(core_->dir(to), ec);
+    files::make_private_directories(core_->dir(to), ec);
     // The .eml is linked, not renamed: until the .env moves, the message stays whole where it was.
     if (::link(eml_from.c_str(), eml_to.c_str()) != 0 && errno != EEXIST)
         return fmt::format("link {} to {}: {}", eml_from, eml_to, errno_text(errno));
@@ -801,7 +802,7 @@ std::string Queue::rewrite_envelope(const Envelope& env, Place where) {
     struct stat st {};
     if (::stat(target.c_str(), &st) != 0) return fmt::format("no message {} in {}", env.id, place_name(where));
     std::error_code ec;
-    fs::create_directories(core_->tmp, ec);
+    files::make_private_directories(core_->tmp, ec);
     auto tmp = (core_->tmp / (env.id + ".env")).string();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fmt::format("create {}: {}", tmp, errno_text(errno));

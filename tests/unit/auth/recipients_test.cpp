@@ -195,6 +195,12 @@ TEST_CASE("normalise_address") {
     CHECK(normalise_address("bo b@example.com").empty());
     CHECK(normalise_address("bob@exa..mple.com").empty());
     CHECK(normalise_address("../x@example.com").empty());
+    // The store's rule (server/mail_names.hpp): these named folders outside the account's own.
+    CHECK(normalise_address("..@example.com").empty());
+    CHECK(normalise_address(".hidden@example.com").empty());
+    CHECK(normalise_address("a..b@example.com").empty());
+    CHECK(normalise_address("bob@.example.com").empty());
+    CHECK(normalise_address(std::string(65, 'a') + "@example.com").empty());
     CHECK(normalise_address(std::string(300, 'a') + "@x.com").empty());
 }
 

@@ -174,16 +174,32 @@ TEST_CASE("abort and a dropped delivery leave no file behind") {
     CHECK(files_in(root / "new").empty());
 }
 
-TEST_CASE("one bad recipient fails alone, temporarily") {
+TEST_CASE("a recipient with an invalid mailbox name fails alone, permanently, and creates nothing") {
     test::TempDir dir;
     asio::io_context io;
     Store store(io, {dir.path, "mx.example.org"});
-    auto res = deliver(io, store, {{"alice", "example.org"}, {"..", "example.org"}}, "Subject: x\r\n\r\nx\r\n");
-    REQUIRE(res.size() == 2);
+    // ".." made DATA/mail/tmp and ".hidden" DATA/mail/example.org/.hidden/tmp before the check,
+    // and both failed temporarily: 451 at every retry.
+    auto res = deliver(io, store, {{"alice", "example.org"}, {"..", "example.org"}, {".hidden", "example.org"}, {"bob", ".."}},
+                       "Subject: x\r\n\r\nx\r\n");
+    REQUIRE(res.size() == 4);
     CHECK(res[0].ok);
-    CHECK_FALSE(res[1].ok);
-    CHECK(res[1].temporary);
-    CHECK_FALSE(res[1].reason.empty());
+    for (std::size_t i = 1; i < res.size(); ++i) {
+        CHECK_FALSE(res[i].ok);
+        CHECK_FALSE(res[i].temporary);
+        CHECK(res[i].reason.find("invalid mailbox name") != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(dir.path / "mail" / "tmp"));
+    CHECK_FALSE(fs::exists(dir.path / "mail" / "example.org" / ".hidden"));
+    CHECK_FALSE(fs::exists(dir.path / "tmp"));
+    CHECK(files_in(dir.path / "mail" / "example.org") == std::vector<fs::path>{dir.path / "mail" / "example.org" / "alice"});
+    RecipientResult appended;
+    store.append("..", "example.org", "INBOX", "Subject: x\r\n\r\nx\r\n", 0, 0, [&](RecipientResult r) { appended = r; });
+    io.run();
+    io.restart();
+    CHECK_FALSE(appended.ok);
+    CHECK_FALSE(appended.temporary);
+    CHECK_FALSE(fs::exists(dir.path / "mail" / "tmp"));
 }
 
 TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") {
