@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
+constexpr auto kTlsCloseTimeout = 5s;  // how long writing the close_notify alert may take
 constexpr std::size_t kReadChunk = 16 * 1024;
 
 std::string service_name(config::Protocol p) {
@@ -85,17 +86,49 @@ void Connection::start(std::string refusal) {
     spawn(&Connection::watchdog);
 }
 
-void Connection::touch() { deadline_ = std::chrono::steady_clock::now() + listener_->idle_timeout; }
+void Connection::touch() {
+    last_active_ = std::chrono::steady_clock::now();
+    deadline_ = last_active_ + idle_timeout();
+}
+
+std::chrono::milliseconds Connection::idle_timeout() const {
+    if (load_ && load_->stressed && !authenticated_) return std::min(listener_->idle_timeout, load_->stress_idle_timeout);
+    return listener_->idle_timeout;
+}
+
+void Connection::load_changed() {
+    // Deadlines of goodbyes, handshakes and drains are not idle deadlines: leave them.
+    if (finished_ || closing_ || timed_out_ || refused_ || in_handshake_ || draining_) return;
+    deadline_ = last_active_ + idle_timeout();
+    idle_timer_.cancel();  // the watchdog re-arms at the new deadline (at once if it has passed)
+}
+
+void Connection::set_authenticated() {
+    if (authenticated_) return;
+    authenticated_ = true;
+    load_changed();
+}
 
 asio::awaitable<bool> Connection::handshake() {
     std::error_code ec;
     in_handshake_ = true;
+    // A client that connects and never completes the handshake holds a connection for at most
+    // tls_handshake_timeout (the watchdog aborts it), or the idle timeout if shorter (stress).
+    auto handshake_timeout = std::min(listener_->tls_handshake_timeout, idle_timeout());
+    auto handshake_deadline = std::chrono::steady_clock::now() + handshake_timeout;
+    deadline_ = refused_ ? std::min(deadline_, handshake_deadline) : handshake_deadline;  // a refusal keeps its grace
+    idle_timer_.cancel();
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, listener_->tls->context());
     co_await tls_->async_handshake(asio::ssl::stream_base::server, redirect_error(use_awaitable, ec));
     in_handshake_ = false;
     if (ec) {
-        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from {}[{}]: {}", info_.peer_name,
-                  info_.peer_ip, ec.message());
+        if (handshake_timed_out_)
+            log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+                      "TLS handshake failed from {}[{}]: timed out after {}s (tls_handshake_timeout)", info_.peer_name, info_.peer_ip,
+                      std::chrono::duration_cast<std::chrono::seconds>(handshake_timeout).count());
+        else
+            log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from {}[{}]: {}",
+                      info_.peer_name, info_.peer_ip, ec.message());
         co_return false;
     }
     SSL* ssl = tls_->native_handle();
@@ -115,6 +148,7 @@ asio::awaitable<void> Connection::reader() {
     if (info_.tls_mode == config::TlsMode::Implicit && listener_->tls) {
         if (!co_await handshake()) {
             closing_ = true;
+            reader_done_ = true;
             writer_wake_.cancel();
             if (--spawns_ == 0) finish();
             co_return;
@@ -170,6 +204,7 @@ asio::awaitable<void> Connection::reader() {
         }
     }
     closing_ = true;
+    reader_done_ = true;
     writer_wake_.cancel();
     if (--spawns_ == 0) finish();
 }
@@ -194,6 +229,7 @@ void Connection::flush_held() {
 asio::awaitable<void> Connection::writer() {
     std::error_code ec;
     std::string chunk;
+    bool write_failed = false;
     for (;;) {
         if (out_.empty() || (held_ && !closing_)) {
             if (out_.empty() && (closing_ || finished_)) break;
@@ -209,7 +245,10 @@ asio::awaitable<void> Connection::writer() {
         writing_ = 0;
         bytes_out_ += chunk.size();
         reader_wake_.cancel();
-        if (ec) break;
+        if (ec) {
+            write_failed = true;
+            break;
+        }
         // A client reading a long reply is not idle: progress on output counts as activity.
         if (!closing_ && !finished_) {
             touch();
@@ -217,11 +256,33 @@ asio::awaitable<void> Connection::writer() {
         }
     }
     closing_ = true;
+    // Every way out (QUIT, timeout, error reply, shutdown, the client's EOF) ends a TLS
+    // connection with close_notify, unless the socket is broken or already closed (abort).
+    if (!write_failed && tls_ && info_.tls_active && socket_.is_open()) co_await close_tls();
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);
     reader_wake_.cancel();
     idle_timer_.cancel();
     if (--spawns_ == 0) finish();
+}
+
+// Sends close_notify without waiting for the client's (RFC 8446 section 6.1 lets the side that
+// closes first skip the wait): shutting down the read side first makes the pending read (the
+// reader's, then the TLS shutdown's own) see end of file at once. Bounded by kTlsCloseTimeout
+// through the watchdog, for a client that doesn't read.
+asio::awaitable<void> Connection::close_tls() {
+    std::error_code ec;
+    tls_closing_ = true;
+    deadline_ = std::chrono::steady_clock::now() + kTlsCloseTimeout;
+    idle_timer_.cancel();
+    reader_wake_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ec);
+    while (!reader_done_ && socket_.is_open()) {  // one operation at a time on the TLS stream
+        writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
+    }
+    if (!socket_.is_open()) co_return;
+    co_await tls_->async_shutdown(redirect_error(use_awaitable, ec));
 }
 
 asio::awaitable<void> Connection::watchdog() {
@@ -233,13 +294,16 @@ asio::awaitable<void> Connection::watchdog() {
         if (std::chrono::steady_clock::now() < deadline_) continue;  // extended meanwhile
         // Already saying goodbye (timeout, refusal, shutdown) or stuck in a handshake: the
         // goodbye did not get through in time, so stop waiting for the client.
-        if (timed_out_ || in_handshake_ || refused_ || (draining_ && closing_)) {
+        if (timed_out_ || in_handshake_ || refused_ || tls_closing_ || (draining_ && closing_)) {
+            if (in_handshake_) handshake_timed_out_ = true;
             abort();
             break;
         }
         timed_out_ = true;
-        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from {}[{}]",
-                  std::chrono::duration_cast<std::chrono::seconds>(listener_->idle_timeout).count(), info_.peer_name, info_.peer_ip);
+        auto timeout = idle_timeout();
+        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from {}[{}]{}",
+                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), info_.peer_name, info_.peer_ip,
+                  timeout < listener_->idle_timeout ? " (server under stress)" : "");
         session_->on_timeout();
         close();
         deadline_ = std::chrono::steady_clock::now() + kCloseGrace;

@@ -28,6 +28,11 @@ public:
     // Server shutdown: idle sessions say goodbye now, busy ones when they finish.
     void begin_shutdown();
     void abort();  // close at once, no more output
+    // The server's load (stress mode); null: never stressed. Set before start().
+    void set_load(std::shared_ptr<const ServerLoad> load) { load_ = std::move(load); }
+    // The server entered stress mode (or the session logged in): the idle deadline follows the
+    // timeout now in force.
+    void load_changed();
 
     // SessionIo
     void send(std::string_view bytes) override;
@@ -38,6 +43,8 @@ public:
     std::size_t output_queued() const override { return out_.size() + writing_; }
     void set_peer_name(const std::string& name) override { info_.peer_name = name; }
     const ConnectionInfo& info() const override { return info_; }
+    bool under_stress() const override { return load_ && load_->stressed; }
+    void set_authenticated() override;
 
 private:
     asio::awaitable<void> reader();
@@ -49,18 +56,22 @@ private:
     void check_drain();
     void finish();
     void touch();
+    std::chrono::milliseconds idle_timeout() const;  // the listener's, or the stress one
+    asio::awaitable<void> close_tls();
 
     asio::ip::tcp::socket socket_;
     std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
     std::shared_ptr<const ListenerState> listener_;
     std::unique_ptr<Session> session_;
     std::function<void()> on_closed_;
+    std::shared_ptr<const ServerLoad> load_;
     ConnectionInfo info_;
 
     std::string in_;
     std::string out_;  // queued output
     asio::steady_timer writer_wake_, reader_wake_, idle_timer_;
     std::chrono::steady_clock::time_point deadline_;
+    std::chrono::steady_clock::time_point last_active_;  // last input, or output progress
     bool closing_ = false;       // no more input; close once output is written
     bool tls_requested_ = false;
     bool in_handshake_ = false;
@@ -68,6 +79,10 @@ private:
     bool finished_ = false;
     bool timed_out_ = false;
     bool refused_ = false;
+    bool authenticated_ = false;
+    bool handshake_timed_out_ = false;
+    bool tls_closing_ = false;  // sending close_notify
+    bool reader_done_ = false;
     bool held_ = false;        // out_ waits for the replies to pipelined commands (send_grouped)
     std::size_t writing_ = 0;  // bytes handed to the socket and not yet confirmed written
     int spawns_ = 0;           // coroutines still running; finish() when the last one ends

@@ -20,12 +20,20 @@ struct ListenerState {
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<tls::ServerContexts> tls;  // null when line.tls == None
     std::chrono::milliseconds idle_timeout{300'000};
+    std::chrono::milliseconds tls_handshake_timeout{30'000};  // implicit TLS and STARTTLS
     std::size_t input_limit = 1 << 20;
     std::size_t output_limit = 1 << 20;
     std::uint64_t client_limit = 50;
     std::vector<config::Cidr> client_limit_exceptions;
     std::uint64_t client_rate_limit = 0;  // connections per client_connection_rate_time_unit; 0 = none
     std::chrono::milliseconds client_rate_unit{60'000};
+};
+
+// The server's load as its connections see it, shared by the Server (which decides it) and every
+// Connection (which asks it for the idle timeout in force).
+struct ServerLoad {
+    bool stressed = false;  // connection_stress_threshold reached
+    std::chrono::milliseconds stress_idle_timeout{10'000};
 };
 
 }  // namespace pillarbox

@@ -33,6 +33,18 @@ inline bool in_networks(const std::string& ip, const std::vector<config::Cidr>& 
     return !ec && in_networks(a, nets);
 }
 
+// The key that per-client connection limits count by: an IPv4 address (IPv4-mapped IPv6
+// included) as itself, an IPv6 address by its /64 ("2001:db8:1:2::/64"), since one host or
+// customer usually holds a whole /64 and could otherwise vary its address without limit.
+// auth/throttle.cpp's ip_key() keys the login throttle the same way.
+inline std::string client_key(const asio::ip::address& a) {
+    auto addr = unmapped(a);
+    if (addr.is_v4()) return addr.to_string();
+    auto b = addr.to_v6().to_bytes();
+    std::fill(b.begin() + 8, b.end(), 0);
+    return asio::ip::address_v6(b).to_string() + "/64";
+}
+
 inline bool is_loopback(const std::string& ip) {
     std::error_code ec;
     auto a = asio::ip::make_address(ip, ec);

@@ -32,7 +32,7 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "The program name at the start of each log line (pillarbox/smtpd[pid]: ...)."});
     add({.name = "mynetworks", .default_value = "127.0.0.1/32 [::1]/128", .type = Type::CidrList,
          .doc = "Trusted client networks (Postfix syntax: 192.0.2.0/24, [2001:db8::]/32). Clients "
-                "here are exempt from per-client connection limits. Keep this to networks you "
+                "here may relay without logging in (permit_mynetworks). Keep this to networks you "
                 "control: never a Docker bridge or the whole Internet. The default is the host "
                 "itself, not all of 127.0.0.0/8: a local proxy or tunnel that forwards outside "
                 "clients from another loopback address must not make them trusted."});
@@ -78,21 +78,36 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     // --- connection limits and timeouts ---
     add({.name = "connection_limit", .default_value = "1000", .type = Type::Count, .min = 1, .max = 1000000,
          .doc = "Connections open at once over all listeners; more are answered with the protocol's "
-                "'too many connections' reply and closed."});
+                "'too many connections' reply and closed. Lowered at start when the open files limit "
+                "(its hard limit, to which the server raises the soft one) can't hold that many; the "
+                "start log says which limit is in force."});
+    add({.name = "connection_stress_threshold", .default_value = "80", .type = Type::Count, .min = 0, .max = 100,
+         .doc = "Percent of connection_limit at which the server enters stress mode (0 = never), as "
+                "Postfix does when its process limits are reached: while there, sessions that have not "
+                "logged in time out after connection_stress_idle_timeout and every session is closed at "
+                "its first error, so idle connections are shed before new clients are refused. Left "
+                "when the count falls 10 % below the threshold."});
+    add({.name = "connection_stress_idle_timeout", .default_value = "10s", .type = Type::Time,
+         .doc = "The idle timeout of sessions that have not logged in while the server is under stress "
+                "(see connection_stress_threshold)."});
     add({.name = "client_connection_limit", .default_value = "50", .type = Type::Count, .per_listener = true,
          .min = 0, .max = 1000000,
          .doc = "Connections open at once from one client IP address to one listener (0 = no limit). "
-                "Like Postfix's smtpd_client_connection_count_limit."});
+                "An IPv6 client is counted by its /64. Like Postfix's "
+                "smtpd_client_connection_count_limit."});
     add({.name = "client_connection_rate_limit", .default_value = "0", .type = Type::Count, .per_listener = true,
          .min = 0, .max = 1000000,
-         .doc = "New connections one client IP may open to one listener per "
+         .doc = "New connections one client IP (IPv6: /64) may open to one listener per "
                 "client_connection_rate_time_unit (0 = no limit); more are refused with the "
                 "protocol's 'too many connections' reply. Postfix's smtpd_client_connection_rate_limit; "
                 "client_connection_limit_exceptions are exempt."});
     add({.name = "client_connection_rate_time_unit", .default_value = "60s", .type = Type::Time, .per_listener = true,
          .doc = "The time unit of client_connection_rate_limit (Postfix's anvil_rate_time_unit)."});
-    add({.name = "client_connection_limit_exceptions", .default_value = "$mynetworks", .type = Type::CidrList,
-         .per_listener = true, .doc = "Client networks exempt from client_connection_limit."});
+    add({.name = "client_connection_limit_exceptions", .default_value = "", .type = Type::CidrList,
+         .per_listener = true,
+         .doc = "Client networks exempt from client_connection_limit and client_connection_rate_limit. "
+                "Empty by default, loopback included: trust for relaying (mynetworks) is no licence to "
+                "hold every connection."});
     add({.name = "smtpd_timeout", .default_value = "300s", .type = Type::Time, .per_listener = true,
          .doc = "How long an SMTP client may stay silent (RFC 5321 4.5.3.2 asks for at least 5 minutes)."});
     add({.name = "pop3_idle_timeout", .default_value = "10m", .type = Type::Time, .per_listener = true,
@@ -101,6 +116,9 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          .doc = "How long an IMAP client may stay silent (RFC 9051: at least 30 minutes)."});
     add({.name = "http_idle_timeout", .default_value = "60s", .type = Type::Time, .per_listener = true,
          .doc = "How long an HTTP client may stay silent."});
+    add({.name = "tls_handshake_timeout", .default_value = "30s", .type = Type::Time, .per_listener = true,
+         .doc = "How long a TLS handshake may take (implicit TLS, STARTTLS, STLS); a client that "
+                "doesn't complete it in time is disconnected."});
     add({.name = "input_buffer_limit", .default_value = "1M", .type = Type::Size, .per_listener = true,
          .doc = "Unprocessed input kept per connection; a client that sends more than its session can "
                 "take is disconnected."});

@@ -9,6 +9,8 @@
 #include <cctype>
 #include <random>
 
+#include <sys/resource.h>
+
 #include "connection.hpp"
 #include "log.hpp"
 #include "loop_guard.hpp"
@@ -35,19 +37,43 @@ bool valid_hostname(const std::string& h) {
     return std::all_of(h.begin(), h.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
 }
 
-std::string plain_ip(const asio::ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
-    return a.to_string();
+
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (a default soft limit of 1024 can't hold
+// connection_limit connections). Returns the hard limit, 0 when unlimited or unknown.
+std::uint64_t raise_open_files_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rlimit want = rl;
+        want.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0)
+            log::warning("master", "cannot raise the open files limit from {} to {}: {}", rl.rlim_cur, rl.rlim_max,
+                         std::error_code(errno, std::generic_category()).message());
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+    return rl.rlim_cur;
 }
 
-
 }  // namespace
+
+// Descriptors kept back from connections: listening sockets, the log, the accounts database,
+// DNS sockets, and per worker thread a message file, its folder and an index database with
+// its -wal and -shm files. Each connection is then counted as two descriptors: its socket and
+// the message file it may be delivering. Documented in docs/operations.md.
+std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads) {
+    if (open_files == 0) return UINT64_MAX;
+    std::uint64_t reserve = 64 + 16 * static_cast<std::uint64_t>(worker_threads);
+    return open_files > reserve + 2 ? (open_files - reserve) / 2 : 1;
+}
 
 ServerSettings ServerSettings::from(const config::Config& c) {
     ServerSettings s;
     s.data_directory = c.get("data_directory");
     s.hostname = c.get("myhostname");
     s.connection_limit = c.get_count("connection_limit");
+    s.stress_threshold_percent = c.get_count("connection_stress_threshold");
+    s.stress_idle_timeout = c.get_time("connection_stress_idle_timeout");
     s.shutdown_timeout = c.get_time("shutdown_timeout");
     s.worker_threads = c.get_count("worker_threads");
     s.inet_interfaces = c.get_list("inet_interfaces");
@@ -116,6 +142,7 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
         if (diags.size() != before && has_error()) continue;
         const config::Config& lc = *ls->config;
         ls->idle_timeout = idle_timeout_for(lc, ls->line.protocol);
+        ls->tls_handshake_timeout = lc.get_time("tls_handshake_timeout");
         ls->input_limit = lc.get_size("input_buffer_limit");
         ls->output_limit = lc.get_size("output_buffer_limit");
         ls->client_limit = lc.get_count("client_connection_limit");
@@ -162,6 +189,7 @@ struct Server::Acceptor {
     explicit Acceptor(asio::io_context& io) : acceptor(io), retry(io) {}
     tcp::acceptor acceptor;
     asio::steady_timer retry;
+    std::chrono::milliseconds backoff{0};  // after a failed accept
     std::shared_ptr<const ListenerState> listener;
     bool closed = false;
 };
@@ -213,7 +241,9 @@ bool Server::start() {
         return false;
     }
     workers_ = std::make_unique<WorkerPool>(loop_, rt->settings.worker_threads);
+    open_files_limit_ = raise_open_files_limit();
     if (!apply(rt)) return false;
+    update_limits(*rt, true);
     log::info("master", "daemon started -- version {}, configuration {}{}", PILLARBOX_VERSION, config_path_,
               rt->config->source().empty() ? " (not found: embedded defaults)" : "");
     return true;
@@ -322,18 +352,78 @@ bool Server::apply(std::shared_ptr<Runtime> rt) {
     return true;
 }
 
+// The effective connection limit and the stress threshold, from the config and the open files
+// limit; logged at start and when a reload changes them.
+void Server::update_limits(const Runtime& rt, bool starting) {
+    const auto& s = rt.settings;
+    auto capacity = connection_capacity(open_files_limit_, s.worker_threads);
+    auto limit = std::min<std::uint64_t>(s.connection_limit, capacity);
+    bool changed = limit != effective_limit_;
+    effective_limit_ = limit;
+    stress_threshold_ = s.stress_threshold_percent == 0 ? 0 : std::max<std::uint64_t>(1, limit * s.stress_threshold_percent / 100);
+    load_->stress_idle_timeout = s.stress_idle_timeout;
+    std::string files = open_files_limit_ ? std::to_string(open_files_limit_) : "unlimited";
+    if (limit < s.connection_limit && (starting || changed))
+        log::warning("master", "connection limit lowered from {} to {}: the open files limit is {} (raise its hard limit: "
+                               "ulimit -Hn, systemd LimitNOFILE=, docker run --ulimit nofile=)",
+                     s.connection_limit, limit, files);
+    else if (starting || changed)
+        log::info("master", "connection limit {} (open files limit {})", limit, files);
+    if (!starting) update_stress();
+}
+
+// Stress mode, after Postfix's: entered when connection_stress_threshold connections are open,
+// left when the count falls 10 % below it (so a count hovering at the threshold doesn't flap).
+void Server::update_stress() {
+    auto n = connections_.size();
+    bool was = load_->stressed;
+    if (!was && stress_threshold_ > 0 && n >= stress_threshold_) {
+        load_->stressed = true;
+        log::warning("master", "server is under stress: {} connections (connection_stress_threshold {} of {}): "
+                               "idle timeout {}s before login, error limits 1",
+                     n, stress_threshold_, effective_limit_,
+                     std::chrono::duration_cast<std::chrono::seconds>(load_->stress_idle_timeout).count());
+    } else if (was && (stress_threshold_ == 0 || n + std::max<std::uint64_t>(1, stress_threshold_ / 10) <= stress_threshold_)) {
+        load_->stressed = false;
+        log::info("master", "server is no longer under stress: {} connections", n);
+        // Deadlines already shortened stay so (as a Postfix smtpd started under stress keeps its
+        // short timeouts): a client gets its normal timeout back with its next command. Else
+        // shedding the first few idle connections would end stress and reprieve the rest.
+        return;
+    } else {
+        return;
+    }
+    auto conns = connections_;
+    for (auto& [id, weak] : conns)
+        if (auto c = weak.lock()) c->load_changed();
+}
+
 void Server::accept_loop(std::shared_ptr<Acceptor> a) {
     a->acceptor.async_accept([this, a](std::error_code ec, tcp::socket socket) {
         if (a->closed || stopping_) return;
         if (!ec) {
+            if (accept_failures_ > 0) {
+                log::info("master", "accepting connections again after {} failed accepts", accept_failures_);
+                accept_failures_ = 0;
+            }
+            a->backoff = std::chrono::milliseconds(0);
             on_accept(std::move(socket), a->listener);
             accept_loop(a);
             return;
         }
         if (ec == asio::error::operation_aborted) return;
-        // EMFILE and friends: back off instead of spinning.
-        log::warning("master", "listen_{}: accept: {}", a->listener->name, ec.message());
-        a->retry.expires_after(std::chrono::milliseconds(100));
+        if (ec == asio::error::connection_aborted) {  // the client gave up before we took it
+            accept_loop(a);
+            return;
+        }
+        // EMFILE, ENFILE and the like: pause this listener instead of spinning on a connection
+        // that stays queued, and log once per burst rather than once per failure.
+        if (accept_failures_++ == 0)
+            log::warning("master", "listen_{}: accept: {} ({} connections open, open files limit {}); pausing accepts",
+                         a->listener->name, ec.message(), connections_.size(),
+                         open_files_limit_ ? std::to_string(open_files_limit_) : "unlimited");
+        a->backoff = std::clamp(a->backoff * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
+        a->retry.expires_after(a->backoff);
         a->retry.async_wait([this, a](std::error_code) {
             if (!a->closed && !stopping_) accept_loop(a);
         });
@@ -354,39 +444,41 @@ void Server::on_accept(tcp::socket socket, const std::shared_ptr<const ListenerS
     }
     std::uint64_t id = ++next_id_;
     std::string cid = fmt::format("{:08X}", id);
-    std::string ip = plain_ip(peer.address());
     std::string refusal;
-    auto key = std::make_pair(listener->name, ip);
-    auto open_from_client = per_client_.count(key) ? per_client_.at(key) : 0;
-    if (connections_.size() >= runtime_->settings.connection_limit) {
-        refusal = fmt::format("too many connections (connection_limit {})", runtime_->settings.connection_limit);
-    } else if (listener->client_limit > 0 && open_from_client >= listener->client_limit &&
+    std::string key = client_key(peer.address());  // an IPv6 client counts by its /64
+    if (connections_.size() >= effective_limit_) {
+        refusal = fmt::format("too many connections (connection_limit {})", effective_limit_);
+    } else if (listener->client_limit > 0 && per_client_.open(listener->name, key) >= listener->client_limit &&
                !in_networks(peer.address(), listener->client_limit_exceptions)) {
-        refusal = fmt::format("too many connections from {} (client_connection_limit {})", ip, listener->client_limit);
+        refusal = fmt::format("too many connections from {} (client_connection_limit {})", key, listener->client_limit);
     } else if (listener->client_rate_limit > 0 && !in_networks(peer.address(), listener->client_limit_exceptions) &&
-               !rate_.allow(listener->name, ip, listener->client_rate_limit, listener->client_rate_unit,
+               !rate_.allow(listener->name, key, listener->client_rate_limit, listener->client_rate_unit,
                             std::chrono::steady_clock::now())) {
-        refusal = fmt::format("connection rate limit exceeded by {} (client_connection_rate_limit {} per {}s)", ip,
+        refusal = fmt::format("connection rate limit exceeded by {} (client_connection_rate_limit {} per {}s)", key,
                               listener->client_rate_limit,
                               std::chrono::duration_cast<std::chrono::seconds>(listener->client_rate_unit).count());
     }
     if (!refusal.empty()) {
         // Refusals are cheap but not free: past this many at once, drop without a reply.
-        if (refusing_ >= std::max<std::size_t>(10, runtime_->settings.connection_limit / 10)) return;
+        if (refusing_ >= std::max<std::size_t>(10, effective_limit_ / 10)) return;
         ++refusing_;
         auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second, [this] { --refusing_; });
         conn->start(refusal);
         return;
     }
-    ++per_client_[key];
-    auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second, [this, id, key] {
+    per_client_.add(listener->name, key);
+    auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second,
+                                             [this, id, lname = listener->name, key] {
         connections_.erase(id);
-        if (--per_client_[key] == 0) per_client_.erase(key);
+        per_client_.remove(lname, key);
+        update_stress();
         stop_if_drained();
     });
+    conn->set_load(load_);
     connections_[id] = conn;
     conn->start();
     if (stopping_) conn->begin_shutdown();
+    update_stress();
 }
 
 void Server::handle_signals() {
@@ -436,6 +528,7 @@ void Server::reload(std::function<void(bool)> done) {
                 log::error("master", "reload: keeping the running configuration");
             } else {
                 configure_logging(*rt->config);
+                update_limits(*rt, false);
                 if (rt->settings.worker_threads != workers_->size())
                     log::warning("master", "reload: worker_threads changes take effect after a restart");
                 log::info("master", "reload -- configuration {} in force, {} connections kept", config_path_, connections_.size());

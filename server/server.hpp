@@ -28,6 +28,8 @@ struct ServerSettings {
     std::string data_directory;
     std::string hostname;
     std::uint64_t connection_limit = 1000;
+    std::uint64_t stress_threshold_percent = 80;  // of the effective connection limit; 0 = never
+    std::chrono::milliseconds stress_idle_timeout{10'000};
     std::chrono::milliseconds shutdown_timeout{30'000};
     std::size_t worker_threads = 4;
     std::vector<std::string> inet_interfaces;
@@ -49,6 +51,10 @@ struct Runtime {
 // Problems go to diags; returns null when there is any error.
 std::shared_ptr<Runtime> build_runtime(const config::Config& config, std::vector<config::Diagnostic>& diags,
                                        bool create_files = true);
+
+// How many connections open_files descriptors can hold after a reserve for files, the
+// databases and DNS (open_files 0: unlimited).
+std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads);
 
 class Server {
 public:
@@ -72,6 +78,9 @@ public:
     bool stopping() const { return stopping_; }
 
     std::size_t connection_count() const { return connections_.size(); }
+    // connection_limit, lowered when the open files limit can't hold that many connections.
+    std::uint64_t effective_connection_limit() const { return effective_limit_; }
+    bool under_stress() const { return load_->stressed; }
     std::vector<asio::ip::tcp::endpoint> bound_endpoints() const;
     const Runtime& runtime() const { return *runtime_; }
     WorkerPool& workers() { return *workers_; }
@@ -83,6 +92,8 @@ private:
     void accept_loop(std::shared_ptr<Acceptor> a);
     void on_accept(asio::ip::tcp::socket socket, const std::shared_ptr<const ListenerState>& listener);
     void stop_if_drained();
+    void update_limits(const Runtime& rt, bool starting);
+    void update_stress();
 
     asio::io_context& loop_;
     config::Environment env_;
@@ -94,9 +105,14 @@ private:
     std::shared_ptr<Runtime> runtime_;
     std::map<asio::ip::tcp::endpoint, std::shared_ptr<Acceptor>> acceptors_;
     std::map<std::uint64_t, std::weak_ptr<Connection>> connections_;
-    std::map<std::pair<std::string, std::string>, std::uint64_t> per_client_;  // (listener, ip) -> open
+    ClientConnections per_client_;
     ConnectionRate rate_;
     std::size_t refusing_ = 0;
+    std::uint64_t open_files_limit_ = 0;  // hard RLIMIT_NOFILE after start (0: unlimited or unknown)
+    std::uint64_t effective_limit_ = 0;
+    std::uint64_t stress_threshold_ = 0;  // connections; 0 = stress mode off
+    std::shared_ptr<ServerLoad> load_ = std::make_shared<ServerLoad>();
+    std::uint64_t accept_failures_ = 0;  // in the current burst of failed accepts
     std::uint64_t next_id_ = 0;
     asio::signal_set signals_;
     asio::steady_timer shutdown_timer_;

@@ -49,6 +49,14 @@ public:
     // lines (TLS, timeout, disconnect) say name[ip] instead of unknown[ip].
     virtual void set_peer_name(const std::string& name) = 0;
     virtual const ConnectionInfo& info() const = 0;
+    // True while the server is under stress (connection_stress_threshold reached): sessions
+    // then disconnect a client at its first error, as Postfix's stress-dependent
+    // smtpd_hard_error_limit does. Compare error counters with error_limit(configured).
+    virtual bool under_stress() const { return false; }
+    unsigned error_limit(unsigned configured) const { return under_stress() ? 1u : configured; }
+    // A login succeeded: under stress the connection keeps its normal idle timeout (only
+    // sessions that have not logged in are shed after connection_stress_idle_timeout).
+    virtual void set_authenticated() {}
 };
 
 class Session {

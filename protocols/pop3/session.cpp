@@ -268,7 +268,7 @@ void Pop3Session::dispatch(std::string_view line) {
 
 void Pop3Session::bad(std::string_view text) {
     send(fmt::format("{}\r\n", text));
-    if (++bad_commands_ >= s_.max_bad_commands) {
+    if (++bad_commands_ >= io_.error_limit(s_.max_bad_commands)) {
         send("-ERR Too many bad commands, closing connection\r\n");
         log::line(log::Level::Warning, "pop3", info_.id, "too many bad commands from unknown[{}]", info_.peer_ip);
         io_.close();
@@ -478,6 +478,7 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
 
 void Pop3Session::opened(const std::string& method) {
     state_ = State::Transaction;
+    io_.set_authenticated();
     auto [count, octets] = drop_->stat();
     // Dovecot's login line, which log tools already parse.
     log::line(log::Level::Info, "pop3", info_.id, "Login: user=<{}>, method={}, rip={}, lip={}{}, messages={}", account_,

@@ -411,7 +411,7 @@ void SmtpSession::reply_raw(std::string text) { io_.send(text); }
 // Postfix's smtpd_soft_error_limit / smtpd_hard_error_limit.
 void SmtpSession::error_reply(int code, std::string_view enhanced, std::string_view text) {
     ++errors_;
-    if (errors_ >= s_.hard_error_limit) {
+    if (errors_ >= io_.error_limit(s_.hard_error_limit)) {
         reply(code, enhanced, text);
         reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
         log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", count_order_.empty() ? "CONNECT" : count_order_.back(), client());
@@ -543,7 +543,7 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
         state_ = State::Closed;
         return;
     }
-    if (def->junk && ++junk_ > s_.junk_command_limit && ++errors_ >= s_.hard_error_limit) {
+    if (def->junk && ++junk_ > s_.junk_command_limit && ++errors_ >= io_.error_limit(s_.hard_error_limit)) {
         reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
         log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", def->verb, client());
         io_.close();
@@ -702,6 +702,7 @@ void SmtpSession::auth_reply(auth::Exchange::Reply r) {
     switch (r.result.status) {
     case St::Ok:
         sasl_user_ = r.result.user;
+        io_.set_authenticated();
         reply(235, "2.7.0", "Authentication successful");
         break;
     case St::Failed:

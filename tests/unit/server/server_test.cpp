@@ -98,8 +98,8 @@ TEST_CASE("per-client connection limit answers with the session's refusal") {
     CHECK(greeting_eventually(port) == "220 test");
 }
 
-TEST_CASE("mynetworks clients are exempt from the per-client limit, not from the global one") {
-    Bed bed("client_connection_limit = 1\nconnection_limit = 3\n");
+TEST_CASE("client_connection_limit_exceptions are exempt from the per-client limit, not from the global one") {
+    Bed bed("client_connection_limit = 1\nconnection_limit = 3\nclient_connection_limit_exceptions = 127.0.0.0/8\n");
     REQUIRE(bed.server->started);
     auto port = bed.port;
     Client a(port), b(port), c(port);
@@ -108,6 +108,44 @@ TEST_CASE("mynetworks clients are exempt from the per-client limit, not from the
     CHECK(c.line() == "220 test");
     Client d(port);
     CHECK(d.line() == "421 too many");
+}
+
+TEST_CASE("loopback clients have no exemption from the per-client limit by default") {
+    Bed bed("client_connection_limit = 1\n");
+    REQUIRE(bed.server->started);
+    Client a(bed.port);
+    CHECK(a.line() == "220 test");
+    Client b(bed.port);
+    CHECK(b.line() == "421 too many");
+}
+
+TEST_CASE("the connection limit leaves a reserve of the open files limit") {
+    CHECK(connection_capacity(0, 4) == UINT64_MAX);        // unlimited
+    CHECK(connection_capacity(1024, 4) == (1024 - 128) / 2);  // 64 + 16 per worker thread, 2 per connection
+    CHECK(connection_capacity(1048576, 4) > 500000);
+    CHECK(connection_capacity(100, 4) == 1);  // never 0: the server still serves someone
+}
+
+TEST_CASE("stress mode sheds idle sessions that have not logged in, and keeps those that have") {
+    Bed bed("connection_limit = 10\nconnection_stress_threshold = 50\nconnection_stress_idle_timeout = 1s\n"
+            "client_connection_limit = 0\n");
+    REQUIRE(bed.server->started);
+    Client user(bed.port);
+    CHECK(user.line() == "220 test");
+    user.send("LOGIN\r\n");
+    CHECK(user.line() == "235 ok");
+    std::vector<std::unique_ptr<Client>> idle;
+    for (int i = 0; i < 4; ++i) {
+        idle.push_back(std::make_unique<Client>(bed.port));
+        CHECK(idle.back()->line() == "220 test");
+    }
+    // 5 of 10: under stress. The 4 silent ones time out after 1s instead of smtpd_timeout (300s).
+    for (auto& c : idle) {
+        CHECK(c->line() == "421 timeout");
+        CHECK(c->closed());
+    }
+    user.send("STILL\r\n");
+    CHECK(user.line() == "250 STILL");
 }
 
 TEST_CASE("reload adds and removes listeners and keeps established connections") {

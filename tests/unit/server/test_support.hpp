@@ -82,6 +82,7 @@ public:
         else if (line == "STARTTLS") io_.send("220 go ahead\r\n"), io_.start_tls();
         else if (line == "TLS?") io_.send(io_.info().tls_active ? "250 tls " + io_.info().tls_version + "\r\n" : "250 plain\r\n");
         else if (line == "QUIT") io_.send("221 bye\r\n"), io_.close();
+        else if (line == "LOGIN") io_.set_authenticated(), io_.send("235 ok\r\n");
         else io_.send("250 " + line + "\r\n");
         return eol + 2;
     }
