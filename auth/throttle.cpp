@@ -1,12 +1,10 @@
 // Failed-login penalty bookkeeping: one LRU list of IP and login entries, indexed by two hash
 // maps, so every operation is O(1) amortised and memory stays bounded.
 #include "auth/throttle.hpp"
+#include "server/networks.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <algorithm>
-#include <cstring>
 #include <iterator>
 
 namespace pillarbox::auth {
@@ -17,39 +15,10 @@ namespace {
 // stays short.
 constexpr unsigned kMaxCount = 64;
 
-// The key an address is penalised under. An IPv6 host normally owns a whole /64 (SLAAC, privacy
-// addresses) and can pick a fresh address from it for every attempt, so the /64 is the unit that
-// identifies an attacker; IPv4 addresses stay whole. IPv4-mapped IPv6 addresses count as IPv4:
-// grouping them by /64 would put the whole IPv4 internet under one penalty. Anything that is not
-// an address (a Unix socket peer, "") is used as given.
-std::string ip_key(std::string_view ip) {
-    std::string s(ip);
-    if (s.size() >= 2 && s.front() == '[' && s.back() == ']')
-        s = s.substr(1, s.size() - 2);
-    if (s.find(':') != std::string::npos) {
-        if (auto pct = s.find('%'); pct != std::string::npos)
-            s.resize(pct);  // the zone of a link-local address names our interface, not the peer
-        in6_addr a6{};
-        if (inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
-            char buf[INET6_ADDRSTRLEN];
-            if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-                in_addr a4{};
-                std::memcpy(&a4, a6.s6_addr + 12, 4);
-                if (inet_ntop(AF_INET, &a4, buf, sizeof buf))
-                    return buf;
-            }
-            std::memset(a6.s6_addr + 8, 0, 8);
-            if (inet_ntop(AF_INET6, &a6, buf, sizeof buf))
-                return std::string(buf) + "/64";
-        }
-        return std::string(ip);
-    }
-    in_addr a4{};
-    char buf[INET_ADDRSTRLEN];
-    if (inet_pton(AF_INET, s.c_str(), &a4) == 1 && inet_ntop(AF_INET, &a4, buf, sizeof buf))
-        return buf;
-    return std::string(ip);
-}
+// The key an address is penalised under: an IPv6 host normally owns a whole /64 and can pick a
+// fresh address from it for every attempt, so the /64 is the unit; IPv4 (and IPv4-mapped) stays
+// whole. The per-client connection limits count clients the same way.
+std::string ip_key(std::string_view ip) { return client_key(ip); }
 
 }  // namespace
 
