@@ -255,6 +255,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
     std::vector<fs::path> placed;
     std::uint64_t bytes = 0;
     for (auto& m : msgs) bytes += m.size;
+    known_usage_.reset();
     check_quota(bytes, msgs.size());  // OverQuota leaves the files to the caller
     auto undo = [&] {
         for (auto& p : placed) ::unlink(p.c_str());
@@ -329,6 +330,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
                                   msgs[i].size, msgs[i].rfc822_size, msgs[i].internal_date, msgs[i].flags,
                                   mb.highestmodseq + i + 1, {}});
         changes_.push_back(std::move(c));
+        if (known_usage_) known_usage_->bytes += bytes, known_usage_->messages += msgs.size();
     } catch (...) {
         undo();
         throw;

@@ -107,6 +107,11 @@ struct Usage {
     std::uint64_t messages = 0;
 };
 
+// Whether a message of size bytes (0: size not known) can no longer fit: the message count is
+// at its limit, or the bytes would pass theirs (with size 0: are at it already). What SMTP asks
+// at RCPT, with the SIZE= the client declared, as Dovecot's LMTP does.
+bool quota_full(const Usage& u, const Quota& q, std::uint64_t size);
+
 class Account {
 public:
     // Opens the account at root, creating the Maildir++ tree, the special-use folders and the
@@ -161,6 +166,9 @@ public:
     void set_parsed(const std::string& mailbox, std::uint32_t uid, const std::string& blob);
     void set_quota(const Quota& q) { quota_ = q; }
     const Quota& quota() const { return quota_; }
+    // The usage the last add_messages computed for its quota check, with what it added: known
+    // only when a quota applies, and only until the next call (then nullopt again).
+    std::optional<Usage> take_known_usage() { return std::exchange(known_usage_, std::nullopt); }
     // Where add_messages runs its directory fsync beside the index commit when flushes are slow:
     // a long-lived thread (the Store's) instead of a new thread per call. Without one, std::async.
     void set_side_thread(asio::thread_pool* pool) { side_ = pool; }
@@ -184,6 +192,7 @@ private:
     std::string hostname_;
     std::unique_ptr<sqlite::Db> db_;
     Quota quota_;
+    std::optional<Usage> known_usage_;  // see take_known_usage
     std::vector<Change> changes_;
     asio::thread_pool* side_ = nullptr;
     // How long the last directory fsync of add_messages took (written by whichever thread ran

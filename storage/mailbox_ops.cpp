@@ -449,12 +449,19 @@ void Account::set_parsed(const std::string& name, std::uint32_t uid, const std::
 void Account::check_quota(std::uint64_t more_bytes, std::uint64_t more_messages) {
     if (!quota_.max_bytes && !quota_.max_messages) return;
     Usage u = usage();
+    known_usage_ = u;
     if (quota_.max_bytes && u.bytes + more_bytes > quota_.max_bytes)
         throw StoreError(StoreError::Kind::OverQuota,
                          fmt::format("over quota: {} + {} bytes > {}", u.bytes, more_bytes, quota_.max_bytes));
     if (quota_.max_messages && u.messages + more_messages > quota_.max_messages)
         throw StoreError(StoreError::Kind::OverQuota,
                          fmt::format("over quota: {} + {} messages > {}", u.messages, more_messages, quota_.max_messages));
+}
+
+bool quota_full(const Usage& u, const Quota& q, std::uint64_t size) {
+    if (q.max_messages && u.messages + 1 > q.max_messages) return true;
+    if (q.max_bytes && (size ? u.bytes + size > q.max_bytes : u.bytes >= q.max_bytes)) return true;
+    return false;
 }
 
 }  // namespace pillarbox::storage

@@ -30,6 +30,10 @@ OpenFile::~OpenFile() {
     if (fd_ >= 0) ::close(fd_);
 }
 
+MessageCopy::~MessageCopy() {
+    if (fd >= 0) ::close(fd);
+}
+
 int create_message_file(const fs::path& tmp_dir, NewMessage& m) {
     if (g_unnamed.load() >= 0) {
         int fd = ::open(tmp_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

@@ -5,6 +5,7 @@
 // then a rename that locks tmp/ and new/), and a crash leaves no tmp/ leftovers: the kernel
 // frees an unlinked inode. Blocking; io and writer threads only.
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -24,6 +25,21 @@ public:
 
 private:
     int fd_;
+};
+
+// Bytes of a message that is already on disk, for a copy elsewhere (the SMTP session's retry
+// and hold copies of a partly delivered message, storage/queue's Queue::copy_in): an open
+// descriptor, which stays valid whatever happens to the file's names, or else a path opened
+// when read. Owns and closes the descriptor.
+struct MessageCopy {
+    MessageCopy() = default;
+    MessageCopy(const MessageCopy&) = delete;
+    MessageCopy& operator=(const MessageCopy&) = delete;
+    ~MessageCopy();
+    int fd = -1;
+    std::string path;                     // when fd < 0
+    std::uint64_t offset = 0;             // bytes to skip: the header lines a store copy starts with
+    std::uint64_t length = UINT64_MAX;    // bytes to copy; UINT64_MAX: to the end of the file
 };
 
 // Creates the file for m (m.base set) below tmp_dir for writing (an unnamed one is also readable,

@@ -265,6 +265,7 @@ private:
             // concurrent flushes into one journal commit, and the message doesn't wait for the
             // batch in front of it to finish before its data flush even starts.
             if (::fdatasync(r.fd) != 0) return fail("fdatasync " + message_file_label(r.msg));
+            if (!source_) keep_source(r, prefix.size());
             if (r.msg.file) {
                 r.fd = -1;  // the unnamed file stays open (r.msg.file) until it is linked
             } else {
@@ -276,6 +277,24 @@ private:
         }
     }
 
+    // On the io thread of the final write job: a descriptor of the first complete copy, for
+    // copy_source(). It keeps the data readable whatever then happens to the file (linked into
+    // new/, discarded as over quota, expunged by a POP3 client). One dup() per delivery.
+    void keep_source(const Rcpt& r, std::size_t added) {
+        int fd = r.msg.file ? ::fcntl(r.fd, F_DUPFD_CLOEXEC, 0) : ::open(r.msg.tmp_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        auto c = std::make_shared<MessageCopy>();
+        c->fd = fd;
+        c->offset = added;
+        c->length = r.msg.size - added;
+        source_ = std::move(c);
+    }
+
+public:
+    // Loop thread, after the commit callback (posted after the final write job ran).
+    std::shared_ptr<const MessageCopy> source() const { return source_; }
+
+private:
     void write_done() {
         writing_ = false;
         in_flight_ = 0;
@@ -354,6 +373,7 @@ private:
     char prev_ = 0;
     std::function<void()> drained_;
     std::function<void(std::vector<RecipientResult>)> done_;
+    std::shared_ptr<MessageCopy> source_;  // set by the final write job
 };
 
 namespace {
@@ -371,6 +391,7 @@ public:
     void on_drained(std::function<void()> cb) override { d_->on_drained(std::move(cb)); }
     void commit(std::function<void(std::vector<RecipientResult>)> done) override { d_->commit(std::move(done)); }
     void abort() override { d_->abort(); }
+    std::shared_ptr<const MessageCopy> copy_source() const override { return d_->source(); }
 
 private:
     std::shared_ptr<Delivery> d_;
@@ -499,6 +520,32 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
     });
 }
 
+void Store::remember_usage(const std::string& key, Account& acc) {
+    auto u = acc.take_known_usage();
+    std::lock_guard lock(usage_mutex_);
+    if (u) usage_[key] = {*u, acc.quota(), std::chrono::steady_clock::now()};
+    else usage_.erase(key);  // no quota applies (or no check ran): nothing to tell RCPT
+}
+
+void Store::forget_usage(const std::string& key) {
+    std::lock_guard lock(usage_mutex_);
+    usage_.erase(key);
+}
+
+std::optional<Store::KnownUsage> Store::known_usage(const std::string& localpart, const std::string& domain) const {
+    std::lock_guard lock(usage_mutex_);
+    auto it = usage_.find(account_key(localpart, domain));
+    if (it == usage_.end() || std::chrono::steady_clock::now() - it->second.at >= kUsageTtl) return std::nullopt;
+    return it->second;
+}
+
+Quota Store::quota_of(const std::string& localpart, const std::string& domain) const {
+    blocking_call("Store::quota_of");
+    if (settings_.quota_for)
+        if (auto q = settings_.quota_for(localpart, domain)) return *q;
+    return settings_.quota;
+}
+
 void Store::submit(std::vector<Item> items) {
     bool wake = false;
     {
@@ -585,7 +632,14 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
                     (*results)[idx[k]].uid = uids[k];
                 }
                 for (auto& c : acc.take_changes()) changes->emplace_back(key.first, std::move(c));
+                remember_usage(key.first, acc);
             } catch (const StoreError& e) {
+                if (e.kind == StoreError::Kind::OverQuota) {
+                    try {
+                        remember_usage(key.first, account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain));
+                    } catch (...) {
+                    }
+                }
                 fail_all(e.what(), e.kind == StoreError::Kind::OverQuota);
             } catch (const std::exception& e) {
                 fail_all(e.what(), false);

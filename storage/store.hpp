@@ -6,6 +6,7 @@
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -75,6 +76,11 @@ public:
     virtual void on_drained(std::function<void()> cb) = 0;
     virtual void commit(std::function<void(std::vector<RecipientResult>)> done) = 0;
     virtual void abort() = 0;  // nothing of this message stays anywhere
+    // Once commit's callback ran: the message as the body() calls gave it (without the header
+    // lines this delivery added to each copy), read from one copy that was written completely
+    // and synced, whether or not its mailbox then took it; null when no copy was. How a partly
+    // delivered message gets its retry and hold copies without keeping it in memory.
+    virtual std::shared_ptr<const MessageCopy> copy_source() const { return nullptr; }
 };
 
 // The result of a mailbox operation: a value, or what went wrong (error unset: a temporary
@@ -119,6 +125,21 @@ public:
     void read(const std::string& localpart, const std::string& domain, const MailboxInfo& mailbox, const std::string& file,
               std::uint64_t offset, std::size_t length, std::function<void(std::string, std::string)> done);
 
+    // What SMTP checks at RCPT without touching the disk: the account's usage and limits as the
+    // writer last saw them when it delivered to the account (it computes them for the quota
+    // check anyway), if that was less than kUsageTtl ago and nothing else changed the account
+    // since (expunges, copies: any run() drops the entry). nullopt: not known. Any thread.
+    struct KnownUsage {
+        Usage usage;
+        Quota quota;
+        std::chrono::steady_clock::time_point at;
+    };
+    static constexpr std::chrono::seconds kUsageTtl{30};  // then unknown: mail changed by other tools
+    std::optional<KnownUsage> known_usage(const std::string& localpart, const std::string& domain) const;
+    // The account's limits now (StoreSettings::quota_for, else quota). Blocking (it may read the
+    // account database): a worker thread.
+    Quota quota_of(const std::string& localpart, const std::string& domain) const;
+
     ChangeBus& bus() { return bus_; }
     static std::string account_key(const std::string& localpart, const std::string& domain) {
         return localpart + "@" + domain;
@@ -152,6 +173,10 @@ private:
     bool writer_busy_ = false;     // under queue_mutex_: drain() is posted or running
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
     ChangeBus bus_;                                              // loop thread
+    mutable std::mutex usage_mutex_;
+    std::map<std::string, KnownUsage> usage_;  // under usage_mutex_; see known_usage
+    void forget_usage(const std::string& key);                // writer thread
+    void remember_usage(const std::string& key, Account& a);  // writer thread, after add_messages
 };
 
 template <typename R, typename Fn>
@@ -162,6 +187,7 @@ void Store::run(const std::string& localpart, const std::string& domain, Fn fn, 
         auto changes = std::make_shared<std::vector<Change>>();
         try {
             Account& a = account(localpart, domain);
+            forget_usage(account_key(localpart, domain));  // fn may expunge: usage unknown now
             try {
                 out->value = fn(a);
             } catch (...) {

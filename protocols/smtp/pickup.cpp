@@ -14,6 +14,7 @@
 #include <set>
 
 #include "auth/accounts.hpp"
+#include "protocols/smtp/delivery_outcome.hpp"
 #include "server/log.hpp"
 #include "server/worker_pool.hpp"
 #include "storage/queue/queue.hpp"
@@ -42,6 +43,7 @@ struct Pickup::Routed {
     // After delivery.
     std::vector<std::string> log;
     std::map<std::string, int> account_state;  // 0 delivered, 1 temporary failure, 2 permanent
+    std::map<std::string, std::string> account_reason;  // why not delivered
     bool remote_failed = false;
     int pending = 0;
 };
@@ -186,7 +188,7 @@ void Pickup::next() {
 }
 
 void Pickup::deliver(std::shared_ptr<Routed> r) {
-    log::line(log::Level::Info, "pickup", r->id, "from=<{}>, size={}, nrcpt={} (released from hold)", r->env.sender, r->env.size,
+    log::line(log::Level::Info, "pickup", r->id, "from=<{}>, size={}, nrcpt={} (from incoming/: released from hold, or a local retry)", r->env.sender, r->env.size,
               r->env.recipients.size());
     auto self = shared_from_this();
     std::unique_ptr<storage::DeliveryTarget> local;
@@ -224,6 +226,7 @@ void Pickup::deliver(std::shared_ptr<Routed> r) {
             for (std::size_t i = 0; i < results.size() && i < r->accounts.size(); ++i) {
                 auto& res = results[i];
                 r->account_state[r->accounts[i]] = res.ok ? 0 : (res.temporary ? 1 : 2);
+                if (!res.ok) r->account_reason[r->accounts[i]] = res.reason;
                 r->log.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})", r->accounts[i], delay(),
                                              res.ok ? "2.0.0" : (res.temporary ? "4.3.0" : "5.2.2"),
                                              res.ok ? "sent" : (res.temporary ? "deferred" : "bounced"),
@@ -276,9 +279,21 @@ void Pickup::finished(std::shared_ptr<Routed> r) {
         return;
     }
     auto env = r->env;
+    // Nothing changed (the same recipients failed again, temporarily): leave the files alone.
+    // Rewriting them would wake the watch on incoming/ at once and retry in a tight loop; the
+    // next try is the next periodic scan.
+    bool same = !permanent && keep.size() == env.recipients.size();
     env.recipients = keep;
+    if (permanent) {
+        std::string why;
+        for (auto& [a, reason] : r->account_reason)
+            if (r->account_state[a] == 2) why += (why.empty() ? "" : "; ") + a + ": " + reason;
+        for (auto& [rcpt, reason] : r->refused) why += (why.empty() ? "" : "; ") + rcpt + ": " + reason;
+        env.reason = envelope_reason("not delivered, back on hold: " + why);
+    }
     services_->workers->run(
-        [queue, env, permanent] {
+        [queue, env, permanent, same] {
+            if (same) return std::string();
             auto err = queue->rewrite_envelope(env, Place::Incoming);
             if (err.empty() && permanent) err = queue->move(env.id, Place::Incoming, Place::Hold);
             return err;

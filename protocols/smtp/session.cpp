@@ -2,6 +2,7 @@
 #include "protocols/smtp/session.hpp"
 
 #include <asio/ip/address.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -17,6 +18,7 @@
 #include "auth/sasl/mechanism.hpp"
 #include "protocols/common/service_replies.hpp"
 #include "protocols/smtp/data_reader.hpp"
+#include "protocols/smtp/delivery_outcome.hpp"
 #include "protocols/smtp/headers.hpp"
 #include "protocols/smtp/parser.hpp"
 #include "protocols/smtp/policy/policy.hpp"
@@ -213,6 +215,9 @@ private:
 
     // RCPT steps.
     void rcpt_resolved(Path path, RcptParams params, auth::Resolution res, bool relay);
+    void rcpt_accept(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d);
+    bool rcpt_mailboxes_full(const auth::Resolution& res) const;
+    void rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d);
     // AUTH.
     void auth_reply(auth::Exchange::Reply r);
     // DATA / BDAT.
@@ -224,6 +229,8 @@ private:
     std::size_t on_bdat_input(std::string_view data);
     void finish_message(std::optional<std::string> refusal);
     void committed();
+    void queue_copies(DeliveryOutcome outcome);
+    void answer_commit();
     void abort_delivery();
     void check_backpressure();
 
@@ -269,6 +276,9 @@ private:
     std::optional<std::string> commit_error_;
     std::vector<std::string> delivery_log_;
     std::vector<std::string> local_accounts_;  // in add_recipient order, to read commit results
+    std::vector<storage::RecipientResult> local_results_;  // the local commit's, same order
+    bool remote_ok_ = false;      // the outbound (or hold) queue has its copy
+    std::string remote_id_;       // its queue id, or why not
     std::string received_;        // our Received: line, written first into every copy
     bool held_ = false;           // remote_ writes the whole message to the hold queue
     bool hold_failed_ = false;    // HOLD from header_checks, but the hold queue can't be written
@@ -945,22 +955,81 @@ void SmtpSession::rcpt_resolved(Path path, RcptParams params, auth::Resolution r
                                unpark();
                                return;
                            }
-                           // Postfix: DISCARD accepts the whole message and then throws it away.
-                           if (d.discard) tx_->discard = true;
-                           if (d.hold) tx_->hold = true;
-                           Recipient r;
-                           r.address = addr;
-                           r.params = params;
-                           if (res.status == St::Local) {
-                               r.accounts = res.accounts;
-                               r.remote = res.remote;
-                           } else {
-                               r.remote = {addr};
-                           }
-                           tx_->recipients.push_back(std::move(r));
-                           reply(250, "2.1.5", "Ok");
-                           unpark();
+                           if (res.status == St::Local && rcpt_mailboxes_full(res)) return rcpt_confirm_full(path, params, res, d);
+                           rcpt_accept(path, params, res, d);
                        });
+}
+
+void SmtpSession::rcpt_accept(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d) {
+    // Postfix: DISCARD accepts the whole message and then throws it away.
+    if (d.discard) tx_->discard = true;
+    if (d.hold) tx_->hold = true;
+    Recipient r;
+    r.address = path.address();
+    r.params = params;
+    if (res.status == auth::Resolution::Status::Local) {
+        r.accounts = res.accounts;
+        r.remote = res.remote;
+    } else {
+        r.remote = {r.address};
+    }
+    tx_->recipients.push_back(std::move(r));
+    reply(250, "2.1.5", "Ok");
+    unpark();
+}
+
+// The quota at RCPT, as Dovecot's LMTP checks it: a recipient whose every mailbox is full (for
+// SIZE= when the client declared it) is refused now, before the client sends the message, so
+// most over-quota mail never needs a hold copy. Only what the store knows in memory (the usage
+// its last delivery to the account computed, see Store::known_usage): no disk and no worker job
+// for the common case. An alias with an account that has room, or a remote target, is accepted:
+// delivery sorts out who gets it.
+bool SmtpSession::rcpt_mailboxes_full(const auth::Resolution& res) const {
+    if (!services_->store || res.accounts.empty() || !res.remote.empty()) return false;
+    std::uint64_t size = tx_->params.size.value_or(0);
+    for (auto& a : res.accounts) {
+        auto at = a.rfind('@');
+        auto known = services_->store->known_usage(a.substr(0, at), a.substr(at + 1));
+        if (!known || !storage::quota_full(known->usage, known->quota, size)) return false;
+    }
+    return true;
+}
+
+// The known usage says full; the limits may have been raised since (pillarbox user set): ask
+// for them now (the account database: a worker job, only in this rare case) before refusing.
+void SmtpSession::rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d) {
+    auto* store = services_->store;
+    std::uint64_t size = tx_->params.size.value_or(0);
+    std::vector<std::pair<std::string, storage::Store::KnownUsage>> known;
+    for (auto& a : res.accounts) {
+        auto at = a.rfind('@');
+        if (auto k = store->known_usage(a.substr(0, at), a.substr(at + 1))) known.emplace_back(a, *k);
+    }
+    services_->workers->run(
+        [store, known, size] {
+            try {
+                for (auto& [a, k] : known) {
+                    auto at = a.rfind('@');
+                    if (!storage::quota_full(k.usage, store->quota_of(a.substr(0, at), a.substr(at + 1)), size)) return false;
+                }
+                return true;
+            } catch (const std::exception&) {
+                return false;  // not sure: accept, delivery decides
+            }
+        },
+        [this, token = alive_token(), path, params, res, d, all = known.size() == res.accounts.size()](bool full) {
+            if (!*token) return;
+            if (!tx_) return unpark();
+            if (!full || !all) return rcpt_accept(path, params, res, d);
+            std::string addr = path.address();
+            bool temp = services_->store->settings().quota_full_tempfail;
+            int code = temp ? 452 : 552;
+            const char* enhanced = temp ? "4.2.2" : "5.2.2";
+            log::line(log::Level::Info, "smtpd", tx_->queue_id, "reject: RCPT from {}: {} {} <{}>: Mailbox is full; from=<{}> to=<{}> proto={} helo=<{}>",
+                      client(), code, enhanced, addr, tx_->sender.address(), addr, esmtp_ ? "ESMTP" : "SMTP", helo_name_.value_or(""));
+            error_reply(code, enhanced, fmt::format("<{}> Mailbox is full", addr));
+            unpark();
+        });
 }
 
 // --- DATA / BDAT ---
@@ -1255,44 +1324,32 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
               tx_->recipients.size());
     state_ = State::Committing;
     pending_commits_ = (local_ ? 1 : 0) + (remote_ ? 1 : 0);
+    local_results_.clear();
+    remote_ok_ = false;
+    remote_id_.clear();
     auto token = alive_token();
     // The reply waits for every commit: acknowledged means durable (DESIGN.md principle 1).
     if (local_) {
         local_->commit([this, token](std::vector<storage::RecipientResult> results) {
             if (!*token) return;
-            bool temp = false, perm = false;
-            for (auto& r : results) {
-                if (r.ok) continue;
-                if (r.over_quota && !r.temporary) perm = true;
-                else temp = true;
-            }
-            auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
-            for (std::size_t i = 0; i < results.size(); ++i) {
-                auto& r = results[i];
-                delivery_log_.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})",
-                                                    i < local_accounts_.size() ? local_accounts_[i] : "?", delay,
-                                                    r.ok ? "2.0.0" : (r.temporary ? "4.3.0" : "5.2.2"),
-                                                    r.ok ? "sent" : (r.temporary ? "deferred" : "bounced"),
-                                                    r.ok ? "delivered to maildir" : r.reason));
-            }
-            if (temp) commit_error_ = "451 4.3.0 Error: local delivery failed, try again later";
-            else if (perm && !commit_error_) commit_error_ = "552 5.2.2 Error: mailbox full";
+            local_results_ = std::move(results);
             if (--pending_commits_ == 0) committed();
         });
     }
     if (remote_) {
         remote_->commit([this, token](bool ok, std::string id_or_error) {
             if (!*token) return;
+            remote_ok_ = ok;
+            remote_id_ = std::move(id_or_error);
             if (!ok) {
-                log::line(log::Level::Error, "smtpd", tx_->queue_id, "queue write failed: {}", id_or_error);
-                commit_error_ = "451 4.3.0 Error: queue file write error";
+                log::line(log::Level::Error, "smtpd", tx_->queue_id, "queue write failed: {}", remote_id_);
             } else if (held_) {
                 for (auto& r : tx_->recipients)
-                    delivery_log_.push_back(fmt::format("to=<{}>, relay=none, status=held (hold queue id {})", r.address, id_or_error));
+                    delivery_log_.push_back(fmt::format("to=<{}>, relay=none, status=held (hold queue id {})", r.address, remote_id_));
             } else {
                 for (auto& r : tx_->recipients)
                     for (auto& x : r.remote)
-                        delivery_log_.push_back(fmt::format("to=<{}>, relay=none, status=queued (outbound queue id {})", x, id_or_error));
+                        delivery_log_.push_back(fmt::format("to=<{}>, relay=none, status=queued (outbound queue id {})", x, remote_id_));
             }
             if (--pending_commits_ == 0) committed();
         });
@@ -1300,11 +1357,133 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
     if (pending_commits_ == 0) committed();
 }
 
+// Every commit is back. A message that reached anyone is accepted: answering 4xx/5xx for a
+// partly delivered message made the client retry (a duplicate for everyone who had it) or
+// bounce it (a false failure). The recipients it missed get their copy in the queue first,
+// durably, before the 250: a temporary failure goes to incoming/, where the pickup service
+// retries it; over quota goes to the hold queue with the reason, kept for the admin until
+// bounce messages exist. Only when nobody has it does the client get the 4xx/5xx.
 void SmtpSession::committed() {
+    if (local_results_.size() != local_accounts_.size() && local_) {
+        // A DeliveryTarget answers once per recipient; anything else is a bug: fail safe.
+        local_results_.assign(local_accounts_.size(), storage::RecipientResult{});
+    }
+    auto outcome = decide_outcome(local_results_, local_accounts_, remote_ != nullptr && !held_, remote_ok_);
+    if (!local_ && !remote_) outcome = {.accepted = true, .refusal = {}, .copies = {}};  // nothing was to be written
+    if (held_) {
+        // The whole message went to the hold queue (HOLD): that copy is the only one.
+        outcome = {};
+        outcome.accepted = remote_ok_;
+        if (!remote_ok_) outcome.refusal = "451 4.3.0 Error: queue file write error";
+    }
+    if (!outcome.copies.empty()) return queue_copies(std::move(outcome));
+    auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
+    for (std::size_t i = 0; i < local_results_.size(); ++i) {
+        auto& r = local_results_[i];
+        delivery_log_.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})",
+                                            i < local_accounts_.size() ? local_accounts_[i] : "?", delay,
+                                            r.ok ? "2.0.0" : r.over_quota ? (r.temporary ? "4.2.2" : "5.2.2") : "4.3.0",
+                                            r.ok ? "sent" : (r.temporary ? "deferred" : "bounced"),
+                                            r.ok ? "delivered to maildir" : r.reason));
+    }
+    if (!outcome.accepted) commit_error_ = outcome.refusal;
+    answer_commit();
+}
+
+// The retry and hold copies of a partly delivered message. Their bytes come from a file already
+// on disk, not from memory (a session may take message_size_limit bytes, and there may be a
+// thousand sessions): the store keeps a descriptor of one complete copy it wrote (its own
+// Return-Path/Delivered-To lines skipped), else the outbound queue's .eml; the queue reads and
+// writes it on its own threads.
+void SmtpSession::queue_copies(DeliveryOutcome outcome) {
+    std::shared_ptr<const storage::MessageCopy> source = local_ ? local_->copy_source() : nullptr;
+    if (!source && remote_ && remote_ok_ && !held_) {
+        auto c = std::make_shared<storage::MessageCopy>();
+        c->path = services_->queue->message_path(remote_id_).string();
+        source = std::move(c);
+    }
+    auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
+    auto copies = std::make_shared<std::vector<DeliveryOutcome::Copy>>(std::move(outcome.copies));
+    auto pending = std::make_shared<std::size_t>(copies->size());
+    auto results = std::make_shared<std::vector<std::pair<bool, std::string>>>(copies->size());
+    auto token = alive_token();
+    auto done = [this, token, copies, results, delay] {
+        if (!*token) return;
+        bool all_ok = true;
+        std::vector<std::string> copy_of(local_accounts_.size());  // the copy's log text, per account
+        for (std::size_t k = 0; k < copies->size(); ++k) {
+            auto& c = (*copies)[k];
+            auto& [ok, id_or_error] = (*results)[k];
+            if (!ok) all_ok = false;
+            std::string what = !ok ? fmt::format("could not be queued: {}", id_or_error)
+                             : c.place == storage::queue::Place::Hold ? fmt::format("held in the hold queue as {}", id_or_error)
+                                                                       : fmt::format("queued for a local retry as {}", id_or_error);
+            for (auto i : c.accounts) copy_of[i] = what;
+            if (c.remote) {
+                for (auto& r : tx_->recipients)
+                    for (auto& x : r.remote)
+                        delivery_log_.push_back(ok ? fmt::format("to=<{}>, relay=none, status=queued (outbound queue id {})", x, id_or_error)
+                                                   : fmt::format("to=<{}>, relay=none, status=deferred (queue write failed: {})", x, id_or_error));
+            }
+        }
+        for (std::size_t i = 0; i < local_results_.size(); ++i) {
+            auto& r = local_results_[i];
+            std::string why = r.ok ? "delivered to maildir" : copy_of[i].empty() ? r.reason : r.reason + "; " + copy_of[i];
+            delivery_log_.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})",
+                                                i < local_accounts_.size() ? local_accounts_[i] : "?", delay,
+                                                r.ok ? "2.0.0" : r.over_quota ? (r.temporary ? "4.2.2" : "5.2.2") : "4.3.0",
+                                                r.ok ? "sent" : (r.temporary ? "deferred" : "bounced"), why));
+        }
+        // A copy that could not be made durable: the recipients it names would be lost with a
+        // 250, so the client keeps the message (the others will get it twice, never none).
+        if (!all_ok) commit_error_ = "451 4.3.0 Error: queue file write error";
+        answer_commit();
+    };
+    for (std::size_t k = 0; k < copies->size(); ++k) {
+        auto& c = (*copies)[k];
+        auto env = envelope();
+        env.reason = c.reason;
+        auto add = [&](const std::string& address, const Recipient& from) {
+            storage::queue::Recipient qr;
+            qr.address = address;
+            qr.notify = from.params.notify;
+            qr.orcpt = from.params.orcpt.empty() ? std::string() : from.params.orcpt_type + ";" + from.params.orcpt;
+            env.recipients.push_back(std::move(qr));
+        };
+        // The account's own address, not the alias the client gave: pickup routes it again, and
+        // an alias would reach the accounts that have it already.
+        for (auto i : c.accounts) {
+            const Recipient* from = &tx_->recipients.front();
+            for (auto& r : tx_->recipients)
+                if (std::find(r.accounts.begin(), r.accounts.end(), local_accounts_[i]) != r.accounts.end()) {
+                    from = &r;
+                    break;
+                }
+            add(local_accounts_[i], *from);
+        }
+        if (c.remote)
+            for (auto& r : tx_->recipients)
+                for (auto& x : r.remote) add(x, r);
+        auto one_done = [token, k, pending, results, done](bool ok, std::string id_or_error) {
+            if (!*token) return;
+            (*results)[k] = {ok, std::move(id_or_error)};
+            if (--*pending == 0) done();
+        };
+        if (!services_->queue || !source) {
+            auto loop = services_->loop;
+            asio::post(*loop, [one_done] { one_done(false, "no complete copy of the message to queue"); });
+            continue;
+        }
+        services_->queue->copy_in(std::move(env), c.place, source, one_done);
+    }
+}
+
+void SmtpSession::answer_commit() {
     for (auto& l : delivery_log_) log::line(log::Level::Info, "smtpd", tx_->queue_id, "{}", l);
     local_.reset();
     remote_.reset();
     headers_.reset();
+    local_results_.clear();
     state_ = State::Command;
     if (commit_error_) {
         reply_raw(*commit_error_ + "\r\n");

@@ -140,7 +140,8 @@ std::string validate(const Envelope& e) {
             return fmt::format("recipient {} combines notify never with others", i + 1);
     }
     if (e.ret != "" && e.ret != "FULL" && e.ret != "HDRS") return "ret is not FULL, HDRS or empty";
-    for (auto [what, s] : {std::pair{"envid", &e.envid}, {"client_ip", &e.client_ip}, {"helo", &e.helo}, {"sasl_user", &e.sasl_user}})
+    for (auto [what, s] : {std::pair{"envid", &e.envid}, {"client_ip", &e.client_ip}, {"helo", &e.helo}, {"sasl_user", &e.sasl_user},
+                           {"reason", &e.reason}})
         if (auto w = check_text(what, *s); !w.empty()) return w;
     if (e.received < 0 || e.next_attempt < 0) return "negative time";
     return "";
@@ -173,6 +174,7 @@ std::string to_json(const Envelope& e) {
     j["client_ip"] = e.client_ip;
     j["helo"] = e.helo;
     j["sasl_user"] = e.sasl_user;
+    if (!e.reason.empty()) j["reason"] = e.reason;
     try {
         return j.dump(2) + "\n";
     } catch (const nlohmann::json::exception& x) {
@@ -237,7 +239,7 @@ std::string parse_envelope(std::string_view text, Envelope& e) {
     if (auto w = get_integer(j, "attempts", e.attempts); !w.empty()) return w;
     if (auto w = get_integer(j, "next_attempt", e.next_attempt); !w.empty()) return w;
     // Log-only fields may be missing: a hand-written .env (a tool, a test) needs none of them.
-    for (auto [key, out] : {std::pair{"client_ip", &e.client_ip}, {"helo", &e.helo}, {"sasl_user", &e.sasl_user}})
+    for (auto [key, out] : {std::pair{"client_ip", &e.client_ip}, {"helo", &e.helo}, {"sasl_user", &e.sasl_user}, {"reason", &e.reason}})
         if (auto w = get_string(j, key, *out, false); !w.empty()) return w;
     auto rit = j.find("recipients");
     if (rit == j.end() || !rit->is_array()) return "recipients is not a list";
@@ -377,6 +379,37 @@ public:
         if (!writing_) flush(true);
     }
 
+    // Queue::copy_in: the body comes from src, read on an io thread, then the usual commit.
+    void copy_from(std::shared_ptr<const MessageCopy> src, std::function<void(bool, std::string)> done) {
+        if (committing_ || aborted_ || !started_ || !src) {
+            std::string why = !src ? "nothing to copy from" : committing_ ? "commit called twice" : aborted_ ? "aborted" : "commit without start";
+            asio::post(core_->loop, [done = std::move(done), why] {
+                if (done) done(false, why);
+            });
+            return;
+        }
+        committing_ = true;
+        done_ = std::move(done);
+        commit_work_.emplace(core_->loop.get_executor());
+        asio::thread_pool* io = core_->io;
+        if (!failed_.empty() || !io) {
+            if (failed_.empty()) failed_ = "the queue is shut down";
+            cleanup();
+            asio::post(core_->loop, [self = shared_from_this()] { self->finish(); });
+            return;
+        }
+        writing_ = true;
+        auto work = asio::make_work_guard(core_->loop);
+        asio::post(*io, [self = shared_from_this(), src, work] {
+            self->copy_chunks(*src);
+            if (self->finish_files()) {
+                self->core_->enqueue(self);
+                return;
+            }
+            asio::post(self->core_->loop, [self, work] { self->write_done(true); });
+        });
+    }
+
     void abort() {
         if (committing_ || aborted_) return;  // once committing, the commit decides
         aborted_ = true;
@@ -504,6 +537,39 @@ private:
         if (fd_eml_ < 0 && !open_tmp(tmp_eml_, fd_eml_, eml_created_)) return;
         if (!write_fully(fd_eml_, data)) return (void)fail("write", tmp_eml_);
         size_ += data.size();
+    }
+
+    void copy_chunks(const MessageCopy& src) {
+        blocking_call("queue::Message::copy_chunks");
+        int fd = src.fd;
+        if (fd < 0) {
+            fd = ::open(src.path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                if (error_.empty()) error_ = fmt::format("open {}: {}", src.path, errno_text(errno));
+                return;
+            }
+        }
+        std::string chunk;
+        std::uint64_t at = src.offset, left = src.length;
+        while (error_.empty() && left > 0) {
+            chunk.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left, kWriteChunk)));
+            ssize_t n = ::pread(fd, chunk.data(), chunk.size(), static_cast<off_t>(at));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                error_ = fmt::format("read {}: {}", src.path.empty() ? "the message to copy" : src.path, errno_text(errno));
+                break;
+            }
+            if (n == 0) {
+                if (src.length != UINT64_MAX) error_ = "the message to copy is shorter than it was";
+                break;
+            }
+            chunk.resize(static_cast<std::size_t>(n));
+            write_chunk(chunk);
+            at += static_cast<std::uint64_t>(n);
+            if (left != UINT64_MAX) left -= static_cast<std::uint64_t>(n);
+        }
+        if (src.fd < 0) ::close(fd);
+        if (!error_.empty()) discard_files();
     }
 
     // Creates the .eml if the body was empty and writes the .env; the files stay open for the
@@ -658,6 +724,12 @@ Queue::~Queue() {
 
 std::unique_ptr<Writer> Queue::writer(Place where) {
     return std::make_unique<WriterHandle>(std::make_shared<detail::Message>(core_, where));
+}
+
+void Queue::copy_in(Envelope env, Place where, std::shared_ptr<const MessageCopy> src, std::function<void(bool, std::string)> done) {
+    auto m = std::make_shared<detail::Message>(core_, where);
+    m->start(std::move(env));
+    m->copy_from(std::move(src), std::move(done));
 }
 
 fs::path Queue::message_path(const std::string& id, Place where) const { return core_->dir(where) / (id + ".eml"); }

@@ -27,6 +27,8 @@
 // crash at any instant leaves either a queued message with its complete .eml, or garbage that
 // nobody reads (tmp files, a lone messages/<ID>.eml) and that recover() deletes.
 
+namespace pillarbox::storage { struct MessageCopy; }
+
 namespace pillarbox::storage::queue {
 
 // Where a queued message is. messages/: the outbound queue, for the delivery agent. hold/:
@@ -55,6 +57,9 @@ struct Envelope {
     std::string envid;  // DSN ENVID, or ""
     bool smtputf8 = false, eightbit = false, requiretls = false;
     std::string client_ip, helo, sasl_user;  // for log lines only
+    // Why the message is where it is, for the admin (`queue list`, `queue show`): e.g. why a
+    // recipient's copy was put on hold ("5.2.2 mailbox full: ..."). "" when there is nothing to say.
+    std::string reason;
 
     // Filled in by the queue: start() sets id, attempts = 0, and received (next_attempt =
     // received) unless given; commit sets size. The delivery agent updates attempts and next_attempt.
@@ -123,6 +128,11 @@ public:
     Queue& operator=(const Queue&) = delete;
 
     std::unique_ptr<Writer> writer(Place where = Place::Messages);
+    // Queues a message whose bytes are already in a file (src; see storage::MessageCopy), read
+    // and written on the queue's threads in chunks, so no message is held in memory; then
+    // committed as a Writer's. done as Writer::commit's, always later on the loop. Loop thread.
+    void copy_in(Envelope env, Place where, std::shared_ptr<const MessageCopy> src,
+                 std::function<void(bool ok, std::string queue_id_or_error)> done);
 
     // Blocking, for startup and tools (never on the loop thread):
     // The queued messages' ids in id (arrival) order. An .env that does not parse, whose id

@@ -69,6 +69,8 @@ int list_command(const std::filesystem::path& data) {
                 std::string mark = p == Place::Hold ? "!" : p == Place::Incoming ? ">" : " ";
                 fmt::print("{:<17} {:>8} {:<20} {}\n", id + mark, env->size, arrival(env->received),
                            env->sender.empty() ? "MAILER-DAEMON" : env->sender);
+                // mailq prints why a message waits in parentheses above its recipients.
+                if (!env->reason.empty()) fmt::print("{:<47}({})\n", "", env->reason);
                 for (auto& r : env->recipients) fmt::print("{:<47}{}\n", "", r.address);
                 fmt::print("\n");
                 bytes += env->size;
@@ -91,6 +93,7 @@ int show_command(const std::filesystem::path& data, const std::string& id) {
         fmt::print("*** ENVELOPE RECORDS {} ({}) ***\n", id, place_name(*p));
         fmt::print("arrival: {}\nsender: {}\n", arrival(env->received), env->sender);
         for (auto& r : env->recipients) fmt::print("recipient: {}\n", r.address);
+        if (!env->reason.empty()) fmt::print("reason: {}\n", env->reason);
         if (!env->client_ip.empty()) fmt::print("client: {} helo={}\n", env->client_ip, env->helo);
         fmt::print("*** MESSAGE CONTENTS {} ***\n", id);
         std::ifstream in(q.message_path(id, *p), std::ios::binary);

@@ -57,6 +57,8 @@ class AccountQuota(ServerTest):
                     return 250, b""
                 except smtplib.SMTPDataError as e:
                     return e.smtp_code, e.smtp_error
+                except smtplib.SMTPRecipientsRefused as e:  # the quota check at RCPT
+                    return e.recipients["bob@example.com"]
 
         self.assertEqual(send()[0], 250)
         code, text = send()  # the second one doesn't fit in 3000 bytes

@@ -20,6 +20,7 @@
 
 #include "server/loop_guard.hpp"
 #include "storage/queue/queue.hpp"
+#include "storage/message_file.hpp"
 #include "tests/unit/server/test_support.hpp"
 
 using namespace pillarbox;
@@ -725,5 +726,85 @@ TEST_CASE("queue commit rate", "[.bench]") {
         CHECK(done == total);
         WARN(fmt::format("{} in flight: {} commits in {:.2f} s = {:.0f}/s, {} batches ({:.1f} per messages/ fsync)", in_flight,
                          total, secs, total / secs, st.batches, double(total) / double(st.dir_fsyncs)));
+    }
+}
+
+TEST_CASE("the hold reason is kept in the envelope and read back") {
+    Envelope e = sample_envelope();
+    e.id = "0000000000000ABE";
+    e.reason = "5.2.2 mailbox full: u3@example.com: over quota: 1 + 1 messages > 1";
+    auto back = from_json(to_json(e));
+    REQUIRE(back);
+    CHECK(back->reason == e.reason);
+    e.reason.clear();
+    CHECK_THAT(to_json(e), !Catch::Contains("reason"));  // older readers see the same file
+    e.reason = "line\r\nbreak";
+    CHECK_THROWS_AS(to_json(e), std::invalid_argument);
+}
+
+TEST_CASE("copy_in queues a part of an open file durably, without the message in memory") {
+    test::TempDir dir;
+    asio::io_context io;
+    Queue q(io, dir.path);
+    std::string added = "Return-Path: <alice@example.org>\r\nDelivered-To: u3@example.com\r\n";
+    std::string body = make_body(7, 300 * 1024);  // several chunks
+    auto file = dir.path / "delivered";
+    write_file(file, added + body);
+    auto before = blocking_calls_on_loop();
+
+    SECTION("from a descriptor, even once the file has no name") {
+        auto src = std::make_shared<storage::MessageCopy>();
+        src->fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        REQUIRE(src->fd >= 0);
+        src->offset = added.size();
+        src->length = body.size();
+        fs::remove(file);
+        Envelope env = sample_envelope();
+        env.reason = "5.2.2 mailbox full";
+        Result r;
+        q.copy_in(env, Place::Hold, src, [&](bool ok, std::string text) { r = {true, ok, std::move(text)}; });
+        CHECK_FALSE(r.called);
+        run(io);
+        REQUIRE(r.called);
+        INFO(r.text);
+        REQUIRE(r.ok);
+        CHECK(q.list(Place::Hold) == std::vector<std::string>{r.text});
+        CHECK(read_file(q.message_path(r.text, Place::Hold)) == body);
+        auto back = q.read_envelope(r.text, Place::Hold);
+        REQUIRE(back);
+        CHECK(back->reason == "5.2.2 mailbox full");
+        CHECK(back->size == body.size());
+        CHECK(blocking_calls_on_loop() == before);
+    }
+    SECTION("from a path, to the end of the file") {
+        auto src = std::make_shared<storage::MessageCopy>();
+        src->path = file.string();
+        src->offset = added.size();
+        Result r;
+        q.copy_in(sample_envelope(), Place::Incoming, src, [&](bool ok, std::string text) { r = {true, ok, std::move(text)}; });
+        run(io);
+        REQUIRE(r.ok);
+        CHECK(read_file(q.message_path(r.text, Place::Incoming)) == body);
+    }
+    SECTION("a source shorter than it claims fails and leaves nothing") {
+        auto src = std::make_shared<storage::MessageCopy>();
+        src->path = file.string();
+        src->length = added.size() + body.size() + 10;
+        Result r;
+        q.copy_in(sample_envelope(), Place::Hold, src, [&](bool ok, std::string text) { r = {true, ok, std::move(text)}; });
+        run(io);
+        REQUIRE(r.called);
+        CHECK_FALSE(r.ok);
+        CHECK(q.list(Place::Hold).empty());
+        CHECK(names_in(dir.path / "queue" / "tmp").empty());
+    }
+    SECTION("a missing file fails") {
+        auto src = std::make_shared<storage::MessageCopy>();
+        src->path = (dir.path / "nothing").string();
+        Result r;
+        q.copy_in(sample_envelope(), Place::Hold, src, [&](bool ok, std::string text) { r = {true, ok, std::move(text)}; });
+        run(io);
+        REQUIRE(r.called);
+        CHECK_FALSE(r.ok);
     }
 }

@@ -280,3 +280,83 @@ TEST_CASE("quota_full_tempfail makes over quota temporary") {
     CHECK(r.over_quota);
     CHECK(r.temporary);
 }
+
+TEST_CASE("a delivery keeps the message readable for queue copies, without the headers it added") {
+    test::TempDir dir;
+    asio::io_context io;
+    StoreSettings settings(dir.path, "mx.example.org");
+    settings.quota.max_messages = 1;
+    Store store(io, settings);
+    REQUIRE(deliver(io, store, {{"full", "example.org"}}, "first\r\n").at(0).ok);
+    std::string body = "Subject: partial\r\n\r\n" + std::string(200000, 'x') + "\r\n";
+    auto d = store.delivery();
+    d->start("sender@example.net", true);
+    d->add_recipient("full", "example.org", "full@example.org");  // over quota: its file is discarded
+    d->add_recipient("room", "example.org", "room@example.org");
+    for (std::size_t off = 0; off < body.size(); off += 7000) d->body(std::string_view(body).substr(off, 7000));
+    std::vector<RecipientResult> res;
+    d->commit([&](std::vector<RecipientResult> r) { res = std::move(r); });
+    io.run();
+    io.restart();
+    REQUIRE(res.size() == 2);
+    CHECK_FALSE(res[0].ok);
+    CHECK(res[0].over_quota);
+    CHECK(res[1].ok);
+    auto src = d->copy_source();
+    REQUIRE(src);
+    REQUIRE(src->fd >= 0);
+    std::string got(src->length, '\0');
+    REQUIRE(::pread(src->fd, got.data(), got.size(), static_cast<off_t>(src->offset)) == static_cast<ssize_t>(got.size()));
+    CHECK(got == body);
+}
+
+TEST_CASE("the store tells RCPT what its last delivery saw of an account's quota") {
+    test::TempDir dir;
+    asio::io_context io;
+    StoreSettings settings(dir.path, "mx.example.org");
+    settings.quota.max_messages = 2;
+    settings.quota.max_bytes = 100000;
+    Store store(io, settings);
+    CHECK_FALSE(store.known_usage("alice", "example.org"));  // nothing delivered yet: not known
+    REQUIRE(deliver(io, store, {{"alice", "example.org"}}, "a\r\n").at(0).ok);
+    auto k = store.known_usage("alice", "example.org");
+    REQUIRE(k);
+    CHECK(k->usage.messages == 1);
+    CHECK(k->quota.max_messages == 2);
+    CHECK_FALSE(quota_full(k->usage, k->quota, 0));
+    REQUIRE(deliver(io, store, {{"alice", "example.org"}}, "b\r\n").at(0).ok);
+    k = store.known_usage("alice", "example.org");
+    REQUIRE(k);
+    CHECK(k->usage.messages == 2);
+    CHECK(quota_full(k->usage, k->quota, 0));
+    CHECK_FALSE(deliver(io, store, {{"alice", "example.org"}}, "c\r\n").at(0).ok);
+    REQUIRE(store.known_usage("alice", "example.org"));  // an over-quota failure knows it too
+    CHECK(store.known_usage("alice", "example.org")->usage.messages == 2);
+
+    SECTION("any other change to the account makes it unknown (an expunge frees room)") {
+        Outcome<bool> o;
+        store.run<bool>("alice", "example.org", [](Account& a) { return a.snapshot("INBOX").size() == 2; },
+                        [&](Outcome<bool> r) { o = std::move(r); });
+        io.run();
+        io.restart();
+        CHECK(o.ok());
+        CHECK_FALSE(store.known_usage("alice", "example.org"));
+    }
+    SECTION("without a quota there is nothing to tell") {
+        CHECK_FALSE(store.known_usage("bob", "example.org"));
+    }
+}
+
+TEST_CASE("quota_full: the message count, the bytes, and SIZE=") {
+    Quota q;
+    CHECK_FALSE(quota_full({1000000, 1000000}, q, 5000000));  // no limits
+    q.max_messages = 3;
+    CHECK_FALSE(quota_full({0, 2}, q, 0));
+    CHECK(quota_full({0, 3}, q, 0));
+    q = {};
+    q.max_bytes = 1000;
+    CHECK_FALSE(quota_full({999, 0}, q, 0));  // size not known: a message may still fit
+    CHECK(quota_full({1000, 0}, q, 0));
+    CHECK_FALSE(quota_full({400, 0}, q, 600));
+    CHECK(quota_full({400, 0}, q, 601));    // SIZE= says it won't fit
+}
