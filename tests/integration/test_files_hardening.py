@@ -257,7 +257,8 @@ class FirstAdminPassword(Umask022, ServerTest):
             self.assertIsNotNone(m, out)
             password = m.group(2).decode()
             deadline = time.time() + 20
-            while "daemon started" not in open(log_path).read() and time.time() < deadline:
+            # The account is made once the services are up, which may be after "daemon started".
+            while "created the first admin account" not in open(log_path).read() and time.time() < deadline:
                 time.sleep(0.05)
             log = open(log_path).read()
             self.assertIn("created the first admin account postmaster@mail.pillarbox.test", log)
