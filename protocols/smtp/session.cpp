@@ -1309,6 +1309,13 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
         ++errors_;
         reply_raw(*refusal + "\r\n");
         reset_transaction();
+        if (errors_ >= io_.error_limit(s_.hard_error_limit)) {
+            // A refused message is an error like any other: at the hard limit the client goes.
+            reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
+            log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after END-OF-MESSAGE from {}", client());
+            io_.close();
+            state_ = State::Closed;
+        }
         return;
     }
     if (headers_->discard() || tx_->discard) {
