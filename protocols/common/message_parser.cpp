@@ -1,6 +1,7 @@
 // RFC 5322 / MIME message parser for IMAP FETCH (see message_parser.hpp): header fields,
 // envelope, body structure with byte ranges, and its JSON form for the index.
 #include "message_parser.hpp"
+#include "server/utf8.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -932,32 +933,6 @@ constexpr int json_version = 1;
 
 struct BadJson {};
 
-// Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): the same set
-// nlohmann's serializer accepts, so dump() never throws.
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = 0;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c < 0x80) { ++i; continue; }
-        if (c >= 0xc2 && c <= 0xdf) n = 1;
-        else if (c == 0xe0) { n = 2; lo = 0xa0; }
-        else if (c >= 0xe1 && c <= 0xec) n = 2;
-        else if (c == 0xed) { n = 2; hi = 0x9f; }
-        else if (c >= 0xee && c <= 0xef) n = 2;
-        else if (c == 0xf0) { n = 3; lo = 0x90; }
-        else if (c >= 0xf1 && c <= 0xf3) n = 3;
-        else if (c == 0xf4) { n = 3; hi = 0x8f; }
-        else return false;
-        if (i + n >= s.size()) return false;
-        for (std::size_t k = 1; k <= n; ++k) {
-            auto d = static_cast<unsigned char>(s[i + k]);
-            if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xbf)) return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
 
 json put_str(const std::string& s) {
     if (valid_utf8(s)) return s;

@@ -27,6 +27,7 @@
 #include "server/file_modes.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
+#include "server/utf8.hpp"
 #include "storage/account.hpp"  // fsync_dir
 #include "storage/store.hpp"    // write_fully
 
@@ -43,32 +44,6 @@ constexpr int kVersion = 1;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-bool utf8_valid(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len;
-        std::uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-        else return false;
-        if (i + len > s.size()) return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return false;
-        if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return false;
-        i += len;
-    }
-    return true;
-}
 
 // Every string ends up in a JSON file and later in SMTP commands and log lines: no CR/LF
 // smuggling, nothing the JSON writer would refuse.
@@ -79,7 +54,7 @@ std::string check_text(std::string_view what, const std::string& s) {
             return c < 0x20 || c == 0x7f;
         }))
         return fmt::format("{} contains a control character", what);
-    if (!utf8_valid(s)) return fmt::format("{} is not UTF-8", what);
+    if (!valid_utf8(s)) return fmt::format("{} is not UTF-8", what);
     return "";
 }
 
