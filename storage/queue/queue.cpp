@@ -335,44 +335,16 @@ public:
     }
 
     void commit(std::function<void(bool, std::string)> done) {
-        if (committing_ || aborted_ || !started_) {
-            std::string why = committing_ ? "commit called twice" : aborted_ ? "aborted" : "commit without start";
-            asio::post(core_->loop, [done = std::move(done), why] {
-                if (done) done(false, why);
-            });
+        if (!begin_commit(std::move(done), nullptr))
             return;
-        }
-        committing_ = true;
-        done_ = std::move(done);
-        commit_work_.emplace(core_->loop.get_executor());
-        if (!failed_.empty()) {
-            // Known on the loop already: no I/O to wait for, but never call back from inside commit().
-            cleanup();
-            asio::post(core_->loop, [self = shared_from_this()] { self->finish(); });
-            return;
-        }
         if (!writing_) flush(true);
     }
 
     // Queue::copy_in: the body comes from src, read on an io thread, then the usual commit.
     void copy_from(std::shared_ptr<const MessageCopy> src, std::function<void(bool, std::string)> done) {
-        if (committing_ || aborted_ || !started_ || !src) {
-            std::string why = !src ? "nothing to copy from" : committing_ ? "commit called twice" : aborted_ ? "aborted" : "commit without start";
-            asio::post(core_->loop, [done = std::move(done), why] {
-                if (done) done(false, why);
-            });
+        if (!begin_commit(std::move(done), !src ? "nothing to copy from" : !core_->io ? "the queue is shut down" : nullptr))
             return;
-        }
-        committing_ = true;
-        done_ = std::move(done);
-        commit_work_.emplace(core_->loop.get_executor());
         asio::thread_pool* io = core_->io;
-        if (!failed_.empty() || !io) {
-            if (failed_.empty()) failed_ = "the queue is shut down";
-            cleanup();
-            asio::post(core_->loop, [self = shared_from_this()] { self->finish(); });
-            return;
-        }
         writing_ = true;
         auto work = asio::make_work_guard(core_->loop);
         asio::post(*io, [self = shared_from_this(), src, work] {
@@ -398,6 +370,29 @@ public:
 
 private:
     friend struct Core;
+
+    // The common start of commit() and copy_from(): a call that can't commit is answered from the
+    // loop (never from inside the call); a failure known already (a write error, or `broken`, a
+    // reason the caller found) ends the commit without I/O. True when the caller goes on.
+    bool begin_commit(std::function<void(bool, std::string)> done, const char* broken) {
+        if (committing_ || aborted_ || !started_) {
+            std::string why = committing_ ? "commit called twice" : aborted_ ? "aborted" : "commit without start";
+            asio::post(core_->loop, [done = std::move(done), why] {
+                if (done) done(false, why);
+            });
+            return false;
+        }
+        committing_ = true;
+        done_ = std::move(done);
+        commit_work_.emplace(core_->loop.get_executor());
+        if (failed_.empty() && broken) failed_ = broken;
+        if (!failed_.empty()) {
+            cleanup();
+            asio::post(core_->loop, [self = shared_from_this()] { self->finish(); });
+            return false;
+        }
+        return true;
+    }
 
     void flush(bool final) {
         if (writing_) return;  // the running job's completion flushes again
