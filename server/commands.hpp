@@ -25,7 +25,8 @@ struct ConfigPath {
 // connection is served), to create what the sessions share (the mail store, the authenticator);
 // what it returns lives until the loop ends. Throwing std::exception stops the start with its message.
 using Services = std::function<std::shared_ptr<void>(asio::io_context&, Server&, const config::Config&)>;
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services = nullptr);
+int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services = nullptr,
+          ListenerCheck listener_check = {});
 
 struct ConfigOptions {
     bool non_default = false;  // -n
@@ -37,7 +38,7 @@ struct ConfigOptions {
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
 // fix (check --fix): chmod what is looser than 0700/0600 in the data folder (see file_modes.hpp).
-int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false);
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false, const ListenerCheck& listener_check = {});
 
 // The configuration for commands that only read it; nullopt (with the errors printed) on errors.
 std::optional<config::Config> load_config(const ConfigPath& cfg, const config::Environment& env);

@@ -10,6 +10,7 @@
 #include "auth/authenticator.hpp"
 #include "auth/dovecot_socket.hpp"
 #include "commands.hpp"
+#include "protocols/smtp/policy/policy.hpp"
 #include "protocols/smtp/session.hpp"
 #include "server/dns.hpp"
 #include "storage/queue/queue.hpp"
@@ -116,6 +117,11 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     auto env = config::Environment::detect();
     auto path = cli::ConfigPath::resolve(config_file, env);
+    // What only the SMTP code can judge: a listener's restriction lists. A typo in them, or lists
+    // without a relay guard, stop serve, reload and check instead of making an open relay.
+    const ListenerCheck listener_check = [](config::Protocol p, const config::Config& c) {
+        return p == config::Protocol::Smtp ? smtp::policy::PolicySettings::from(c).errors : std::vector<std::string>{};
+    };
     if (*serve) {
         SessionFactories factories;
         // The IMAP and HTTP sessions replace these as they land.
@@ -201,10 +207,10 @@ int main(int argc, char** argv) {
             }
             return shared;
         };
-        return cli::serve(path, env, std::move(factories), services);
+        return cli::serve(path, env, std::move(factories), services, listener_check);
     }
     if (*config) return cli::config(path, env, copt);
-    if (*check) return cli::check(path, env, check_fix);
+    if (*check) return cli::check(path, env, check_fix, listener_check);
     if (*version) return cli::version();
     if (*user || *domain || *alias || *aliases) {
         auto c = cli::load_config(path, env);

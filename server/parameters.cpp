@@ -226,13 +226,15 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "smtpd_recipient_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
          .doc = "Spam-blocking restrictions at RCPT TO, after smtpd_relay_restrictions."});
     add({.name = "smtpd_data_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
-         .doc = "Restrictions at DATA (recipient checks apply only with exactly one recipient)."});
+         .doc = "Postfix's restrictions at DATA. Not enforced yet: a non-empty value is refused at start "
+                "(`pillarbox check` says so), rather than accepted and ignored."});
     add({.name = "smtpd_end_of_data_restrictions", .default_value = "", .type = Type::List, .per_listener = true,
-         .doc = "Restrictions after the message content, before the final reply."});
+         .doc = "Postfix's restrictions after the message content. Not enforced yet: a non-empty value is "
+                "refused at start, rather than accepted and ignored."});
     add({.name = "smtpd_helo_required", .default_value = "no", .type = Type::Bool, .per_listener = true,
          .doc = "Require HELO or EHLO before MAIL FROM (503 5.5.1 otherwise)."});
     add({.name = "smtpd_delay_reject", .default_value = "yes", .type = Type::Bool, .per_listener = true,
-         .doc = "Evaluate smtpd_client_restrictions, smtpd_helo_restrictions and smtpd_sender_restrictions at RCPT TO, so rejections are logged with the recipient and clients that mishandle early rejections keep working."});
+         .doc = "Evaluate smtpd_client_restrictions, smtpd_helo_restrictions and smtpd_sender_restrictions at RCPT TO, so rejections are logged with the recipient and clients that mishandle early rejections keep working. Only `yes` is supported yet; `no` is refused at start."});
     add({.name = "relay_domains", .default_value = "", .type = Type::List, .per_listener = true,
          .doc = "Domains this server relays mail to (it is not their final destination). 'example.com' also matches subdomains (see parent_domain_matches_subdomains); /file/name entries are read as lists, TYPE:PATH entries as tables."});
     add({.name = "parent_domain_matches_subdomains", .default_value = "relay_domains, smtpd_access_maps", .type = Type::List, .per_listener = true,

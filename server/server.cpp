@@ -80,7 +80,8 @@ ServerSettings ServerSettings::from(const config::Config& c) {
     return s;
 }
 
-std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Diagnostic>& diags, bool create_files) {
+std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Diagnostic>& diags, bool create_files,
+                                       const ListenerCheck& check) {
     blocking_call("build_runtime");
     auto has_error = [&] {
         return std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
@@ -141,6 +142,11 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
                          : std::make_shared<const config::Config>(cfg.with_overrides(ls->line.overrides, at, diags));
         if (diags.size() != before && has_error()) continue;
         const config::Config& lc = *ls->config;
+        if (check) {
+            auto errors = check(ls->line.protocol, lc);
+            for (auto& e : errors) error_at(pname, fmt::format("{}: {}", pname, e));
+            if (!errors.empty()) continue;
+        }
         ls->idle_timeout = idle_timeout_for(lc, ls->line.protocol);
         ls->tls_handshake_timeout = lc.get_time("tls_handshake_timeout");
         ls->input_limit = lc.get_size("input_buffer_limit");
@@ -216,7 +222,7 @@ Server::~Server() {
 std::shared_ptr<Runtime> Server::load(std::vector<Diagnostic>& diags) const {
     blocking_call("Server::load");
     auto cfg = config::Config::load_file(config_path_, config_must_exist_, env_, diags);
-    return build_runtime(cfg, diags);
+    return build_runtime(cfg, diags, true, listener_check_);
 }
 
 static void report(const std::vector<Diagnostic>& diags) {

@@ -162,6 +162,9 @@ public:
 
     void on_start() override;
     void greet();
+    // With a policy that has errors (a list that failed to parse, or no relay guard) the session
+    // answers 421 and closes: a broken restriction list must never turn into an open relay.
+    bool refuse_broken_policy();
     std::size_t on_input(std::string_view data) override;
     void on_tls_started() override;
     void on_refused(std::string_view) override { bye(protocols::Goodbye::TooManyConnections); }
@@ -336,6 +339,14 @@ void SmtpSession::on_start() {
     greet();
 }
 
+bool SmtpSession::refuse_broken_policy() {
+    if (policy_->errors.empty()) return false;
+    reply(421, "4.3.5", fmt::format("{} Server configuration error", s_.hostname));
+    io_.close();
+    state_ = State::Closed;
+    return true;
+}
+
 void SmtpSession::greet() {
     // Postfix's postscreen_greet_wait: waiting a moment before the greeting catches spambots
     // that talk first (they don't wait for 220).
@@ -364,6 +375,7 @@ void SmtpSession::greet() {
     auto it = services_->policies.find(key);
     if (it != services_->policies.end()) {
         policy_ = it->second;
+        if (refuse_broken_policy()) return;
         greeted_ = true;
         reply(220, "", s_.banner);
         if (parked_) unpark();
@@ -383,13 +395,7 @@ void SmtpSession::greet() {
             services->policies.emplace(key, p);
             if (!*token) return;
             policy_ = p;
-            if (!policy_->errors.empty()) {
-                // A broken restriction list must not turn into an open relay: refuse service.
-                reply(421, "4.3.5", fmt::format("{} Server configuration error", s_.hostname));
-                io_.close();
-                state_ = State::Closed;
-                return;
-            }
+            if (refuse_broken_policy()) return;
             if (early_talker_ && s_.forbid_unauth_pipelining) {
                 greet();  // refuses, now that the talker is known
                 return;

@@ -172,17 +172,27 @@ PolicySettings PolicySettings::from_values(const Lookup& get) {
             s.errors.push_back(fmt::format("header_checks: {}", e.what()));
         }
     }
+
+    // Settings the session does not act on yet are refused rather than ignored: an admin who sets
+    // them expects mail to be refused that would otherwise get through.
+    if (!s.delay_reject)
+        s.errors.push_back("smtpd_delay_reject: 'no' is not supported yet (client, HELO and sender "
+                           "restrictions are evaluated at RCPT TO only); remove the setting");
+    for (auto [name, list] : {std::pair{"smtpd_data_restrictions", &PolicySettings::data_restrictions},
+                              std::pair{"smtpd_end_of_data_restrictions", &PolicySettings::end_of_data_restrictions}})
+        if (!(s.*list).empty())
+            s.errors.push_back(fmt::format("{}: not enforced yet; leave it empty", name));
+    // Postfix's rule: one of the two RCPT lists must refuse unauthorized destinations.
+    if (s.errors.empty() && !s.relay_restrictions.has_relay_guard() && !s.recipient_restrictions.has_relay_guard())
+        s.errors.push_back("smtpd_relay_restrictions or smtpd_recipient_restrictions must contain at least one of "
+                           "reject_unauth_destination, defer_unauth_destination, reject, defer or defer_if_permit "
+                           "(otherwise this server would be an open relay)");
     return s;
 }
 
 std::string PolicySettings::validate() const {
     std::string out;
-    for (auto& e : errors) out += e + "\n";
-    if (errors.empty() && !relay_restrictions.has_relay_guard() && !recipient_restrictions.has_relay_guard())
-        out += "smtpd_relay_restrictions or smtpd_recipient_restrictions must contain at least one of "
-               "reject_unauth_destination, defer_unauth_destination, reject, defer or defer_if_permit "
-               "(otherwise this server would be an open relay)\n";
-    if (!out.empty()) out.pop_back();
+    for (auto& e : errors) out += (out.empty() ? "" : "\n") + e;
     return out;
 }
 

@@ -42,11 +42,12 @@ struct PolicySettings {
 
     // Parameter values by name; nullopt = not a known parameter (its default applies).
     using Lookup = std::function<std::optional<std::string>(std::string_view name)>;
-    // Blocking: reads the tables. Unknown verbs, unreadable tables and bad codes go to
-    // `errors` (validate() reports them); skipped table lines go to `warnings`.
+    // Blocking: reads the tables. Unknown verbs, unreadable tables, bad codes, settings not
+    // enforced yet and lists that would make an open relay go to `errors` (a session must not
+    // serve with any); skipped table lines go to `warnings`.
     static PolicySettings from(const config::Config& c);
     static PolicySettings from_values(const Lookup& get);
-    // Empty when usable; otherwise every error, one per line. Also enforces Postfix's rule that
+    // Empty when usable; otherwise every error, one per line. Among them Postfix's rule that
     // smtpd_relay_restrictions or smtpd_recipient_restrictions refuses unauthorized destinations.
     std::string validate() const;
 

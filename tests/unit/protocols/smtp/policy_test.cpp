@@ -1079,6 +1079,17 @@ TEST_CASE("settings: errors for unknown verbs, missing tables, bad codes; relay 
 
     auto open = settings_with({{"smtpd_relay_restrictions", "permit_mynetworks"}});
     CHECK(open.validate().find("open relay") != std::string::npos);
+    // In `errors` itself, which is what the session and the start-up check look at.
+    CHECK(open.errors.size() == 1);
+
+    // Settings the session doesn't act on yet are errors, not silently ignored.
+    auto later = settings_with({{"smtpd_delay_reject", "no"},
+                                {"smtpd_data_restrictions", "reject"},
+                                {"smtpd_end_of_data_restrictions", "defer"}});
+    REQUIRE(later.errors.size() == 3);
+    CHECK(later.errors[0].find("smtpd_delay_reject: 'no' is not supported yet") == 0);
+    CHECK(later.errors[1] == "smtpd_data_restrictions: not enforced yet; leave it empty");
+    CHECK(later.errors[2] == "smtpd_end_of_data_restrictions: not enforced yet; leave it empty");
     auto old_style = settings_with({{"smtpd_relay_restrictions", ""},
                                     {"smtpd_recipient_restrictions", "permit_mynetworks, reject_unauth_destination"}});
     CHECK(old_style.validate().empty());
