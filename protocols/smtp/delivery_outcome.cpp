@@ -1,9 +1,19 @@
 // The reply and the extra queue copies after a message's commits (see delivery_outcome.hpp).
 #include "protocols/smtp/delivery_outcome.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace pillarbox::smtp {
+
+std::string local_delivery_log(const std::string& account, const storage::RecipientResult& r, double delay,
+                               const std::string& why) {
+    const char* dsn = r.ok ? "2.0.0" : r.temporary ? (r.over_quota ? "4.2.2" : "4.3.0") : "5.2.2";
+    const char* status = r.ok ? "sent" : r.temporary ? "deferred" : "bounced";
+    return fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})", account, delay, dsn, status,
+                       !why.empty() ? why : r.ok ? "delivered to maildir" : r.reason);
+}
 
 std::string envelope_reason(std::string_view text) {
     constexpr std::size_t kMax = 1000;  // the envelope takes 2048 bytes a field

@@ -31,6 +31,11 @@ struct DeliveryOutcome {
 DeliveryOutcome decide_outcome(const std::vector<storage::RecipientResult>& local, const std::vector<std::string>& accounts,
                                bool remote_used, bool remote_ok);
 
+// Postfix's log line for one local recipient's delivery: "to=<account>, relay=local, delay=D,
+// dsn=X.Y.Z, status=sent|deferred|bounced (why)"; `why` is the result's reason unless given.
+std::string local_delivery_log(const std::string& account, const storage::RecipientResult& r, double delay,
+                               const std::string& why = {});
+
 // The text made safe for a queue envelope's reason (no control characters, bounded).
 std::string envelope_reason(std::string_view text);
 

@@ -227,10 +227,7 @@ void Pickup::deliver(std::shared_ptr<Routed> r) {
                 auto& res = results[i];
                 r->account_state[r->accounts[i]] = res.ok ? 0 : (res.temporary ? 1 : 2);
                 if (!res.ok) r->account_reason[r->accounts[i]] = res.reason;
-                r->log.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})", r->accounts[i], delay(),
-                                             res.ok ? "2.0.0" : (res.temporary ? "4.3.0" : "5.2.2"),
-                                             res.ok ? "sent" : (res.temporary ? "deferred" : "bounced"),
-                                             res.ok ? "delivered to maildir" : res.reason));
+                r->log.push_back(local_delivery_log(r->accounts[i], res, delay()));
             }
             if (--r->pending == 0) self->finished(r);
         });

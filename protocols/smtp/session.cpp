@@ -165,6 +165,8 @@ public:
     // With a policy that has errors (a list that failed to parse, or no relay guard) the session
     // answers 421 and closes: a broken restriction list must never turn into an open relay.
     bool refuse_broken_policy();
+    // At smtpd_hard_error_limit: 421 and the client goes, logged as Postfix does.
+    void too_many_errors(std::string_view after);
     std::size_t on_input(std::string_view data) override;
     void on_tls_started() override;
     void on_refused(std::string_view) override { bye(protocols::Goodbye::TooManyConnections); }
@@ -219,8 +221,15 @@ private:
     // RCPT steps.
     void rcpt_resolved(Path path, RcptParams params, auth::Resolution res, bool relay);
     void rcpt_accept(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d);
-    bool rcpt_mailboxes_full(const auth::Resolution& res) const;
-    void rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d);
+    // An account of a recipient whose every mailbox the store knows to be full.
+    struct KnownFull {
+        std::string localpart, domain;
+        storage::Usage usage;
+    };
+    // Every account of the recipient, when each one is known full; otherwise empty.
+    std::vector<KnownFull> rcpt_mailboxes_full(const auth::Resolution& res) const;
+    void rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d,
+                           std::vector<KnownFull> known);
     // AUTH.
     void auth_reply(auth::Exchange::Reply r);
     // DATA / BDAT.
@@ -234,6 +243,7 @@ private:
     void committed();
     void queue_copies(DeliveryOutcome outcome);
     void answer_commit();
+    void log_local_results(const std::vector<std::string>& copy_of);
     void abort_delivery();
     void check_backpressure();
 
@@ -425,14 +435,18 @@ void SmtpSession::reply_raw(std::string text) { io_.send(text); }
 
 // Errors count towards the soft limit (replies slow down) and the hard limit (disconnect),
 // Postfix's smtpd_soft_error_limit / smtpd_hard_error_limit.
+void SmtpSession::too_many_errors(std::string_view after) {
+    reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
+    log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", after, client());
+    io_.close();
+    state_ = State::Closed;
+}
+
 void SmtpSession::error_reply(int code, std::string_view enhanced, std::string_view text) {
     ++errors_;
     if (errors_ >= io_.error_limit(s_.hard_error_limit)) {
         reply(code, enhanced, text);
-        reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
-        log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", count_order_.empty() ? "CONNECT" : count_order_.back(), client());
-        io_.close();
-        state_ = State::Closed;
+        too_many_errors(count_order_.empty() ? "CONNECT" : count_order_.back());
         return;
     }
     if (errors_ > s_.soft_error_limit && s_.error_sleep.count() > 0) {
@@ -559,13 +573,8 @@ void SmtpSession::dispatch(std::string_view line, bool more_buffered) {
         state_ = State::Closed;
         return;
     }
-    if (def->junk && ++junk_ > s_.junk_command_limit && ++errors_ >= io_.error_limit(s_.hard_error_limit)) {
-        reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
-        log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after {} from {}", def->verb, client());
-        io_.close();
-        state_ = State::Closed;
-        return;
-    }
+    if (def->junk && ++junk_ > s_.junk_command_limit && ++errors_ >= io_.error_limit(s_.hard_error_limit))
+        return too_many_errors(def->verb);
     (this->*(def->handler))(cmd->args);
 }
 
@@ -961,7 +970,9 @@ void SmtpSession::rcpt_resolved(Path path, RcptParams params, auth::Resolution r
                                unpark();
                                return;
                            }
-                           if (res.status == St::Local && rcpt_mailboxes_full(res)) return rcpt_confirm_full(path, params, res, d);
+                           if (res.status == St::Local)
+                               if (auto full = rcpt_mailboxes_full(res); !full.empty())
+                                   return rcpt_confirm_full(path, params, res, d, std::move(full));
                            rcpt_accept(path, params, res, d);
                        });
 }
@@ -990,43 +1001,41 @@ void SmtpSession::rcpt_accept(const Path& path, const RcptParams& params, const 
 // its last delivery to the account computed, see Store::known_usage): no disk and no worker job
 // for the common case. An alias with an account that has room, or a remote target, is accepted:
 // delivery sorts out who gets it.
-bool SmtpSession::rcpt_mailboxes_full(const auth::Resolution& res) const {
-    if (!services_->store || res.accounts.empty() || !res.remote.empty()) return false;
+std::vector<SmtpSession::KnownFull> SmtpSession::rcpt_mailboxes_full(const auth::Resolution& res) const {
+    std::vector<KnownFull> full;
+    if (!services_->store || res.accounts.empty() || !res.remote.empty()) return full;
     std::uint64_t size = tx_->params.size.value_or(0);
     for (auto& a : res.accounts) {
         auto at = a.rfind('@');
-        auto known = services_->store->known_usage(a.substr(0, at), a.substr(at + 1));
-        if (!known || !storage::quota_full(known->usage, known->quota, size)) return false;
+        KnownFull k{a.substr(0, at), a.substr(at + 1), {}};
+        auto known = services_->store->known_usage(k.localpart, k.domain);
+        if (!known || !storage::quota_full(known->usage, known->quota, size)) return {};
+        k.usage = known->usage;
+        full.push_back(std::move(k));
     }
-    return true;
+    return full;
 }
 
 // The known usage says full; the limits may have been raised since (pillarbox user set): ask
 // for them now (the account database: a worker job, only in this rare case) before refusing.
-void SmtpSession::rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d) {
+void SmtpSession::rcpt_confirm_full(const Path& path, const RcptParams& params, const auth::Resolution& res, const policy::Decision& d,
+                                    std::vector<KnownFull> known) {
     auto* store = services_->store;
     std::uint64_t size = tx_->params.size.value_or(0);
-    std::vector<std::pair<std::string, storage::Store::KnownUsage>> known;
-    for (auto& a : res.accounts) {
-        auto at = a.rfind('@');
-        if (auto k = store->known_usage(a.substr(0, at), a.substr(at + 1))) known.emplace_back(a, *k);
-    }
     services_->workers->run(
-        [store, known, size] {
+        [store, known = std::move(known), size] {
             try {
-                for (auto& [a, k] : known) {
-                    auto at = a.rfind('@');
-                    if (!storage::quota_full(k.usage, store->quota_of(a.substr(0, at), a.substr(at + 1)), size)) return false;
-                }
+                for (auto& k : known)
+                    if (!storage::quota_full(k.usage, store->quota_of(k.localpart, k.domain), size)) return false;
                 return true;
             } catch (const std::exception&) {
                 return false;  // not sure: accept, delivery decides
             }
         },
-        [this, token = alive_token(), path, params, res, d, all = known.size() == res.accounts.size()](bool full) {
+        [this, token = alive_token(), path, params, res, d](bool full) {
             if (!*token) return;
             if (!tx_) return unpark();
-            if (!full || !all) return rcpt_accept(path, params, res, d);
+            if (!full) return rcpt_accept(path, params, res, d);
             std::string addr = path.address();
             bool temp = services_->store->settings().quota_full_tempfail;
             int code = temp ? 452 : 552;
@@ -1315,13 +1324,8 @@ void SmtpSession::finish_message(std::optional<std::string> refusal) {
         ++errors_;
         reply_raw(*refusal + "\r\n");
         reset_transaction();
-        if (errors_ >= io_.error_limit(s_.hard_error_limit)) {
-            // A refused message is an error like any other: at the hard limit the client goes.
-            reply(421, "4.7.0", fmt::format("{} Error: too many errors", s_.hostname));
-            log::line(log::Level::Warning, "smtpd", info_.id, "too many errors after END-OF-MESSAGE from {}", client());
-            io_.close();
-            state_ = State::Closed;
-        }
+        // A refused message is an error like any other: at the hard limit the client goes.
+        if (errors_ >= io_.error_limit(s_.hard_error_limit)) too_many_errors("END-OF-MESSAGE");
         return;
     }
     if (headers_->discard() || tx_->discard) {
@@ -1390,15 +1394,7 @@ void SmtpSession::committed() {
         if (!remote_ok_) outcome.refusal = "451 4.3.0 Error: queue file write error";
     }
     if (!outcome.copies.empty()) return queue_copies(std::move(outcome));
-    auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
-    for (std::size_t i = 0; i < local_results_.size(); ++i) {
-        auto& r = local_results_[i];
-        delivery_log_.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})",
-                                            i < local_accounts_.size() ? local_accounts_[i] : "?", delay,
-                                            r.ok ? "2.0.0" : r.over_quota ? (r.temporary ? "4.2.2" : "5.2.2") : "4.3.0",
-                                            r.ok ? "sent" : (r.temporary ? "deferred" : "bounced"),
-                                            r.ok ? "delivered to maildir" : r.reason));
-    }
+    log_local_results({});
     if (!outcome.accepted) commit_error_ = outcome.refusal;
     answer_commit();
 }
@@ -1415,12 +1411,11 @@ void SmtpSession::queue_copies(DeliveryOutcome outcome) {
         c->path = services_->queue->message_path(remote_id_).string();
         source = std::move(c);
     }
-    auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
     auto copies = std::make_shared<std::vector<DeliveryOutcome::Copy>>(std::move(outcome.copies));
     auto pending = std::make_shared<std::size_t>(copies->size());
     auto results = std::make_shared<std::vector<std::pair<bool, std::string>>>(copies->size());
     auto token = alive_token();
-    auto done = [this, token, copies, results, delay] {
+    auto done = [this, token, copies, results] {
         if (!*token) return;
         bool all_ok = true;
         std::vector<std::string> copy_of(local_accounts_.size());  // the copy's log text, per account
@@ -1439,14 +1434,7 @@ void SmtpSession::queue_copies(DeliveryOutcome outcome) {
                                                    : fmt::format("to=<{}>, relay=none, status=deferred (queue write failed: {})", x, id_or_error));
             }
         }
-        for (std::size_t i = 0; i < local_results_.size(); ++i) {
-            auto& r = local_results_[i];
-            std::string why = r.ok ? "delivered to maildir" : copy_of[i].empty() ? r.reason : r.reason + "; " + copy_of[i];
-            delivery_log_.push_back(fmt::format("to=<{}>, relay=local, delay={:.2f}, dsn={}, status={} ({})",
-                                                i < local_accounts_.size() ? local_accounts_[i] : "?", delay,
-                                                r.ok ? "2.0.0" : r.over_quota ? (r.temporary ? "4.2.2" : "5.2.2") : "4.3.0",
-                                                r.ok ? "sent" : (r.temporary ? "deferred" : "bounced"), why));
-        }
+        log_local_results(copy_of);
         // A copy that could not be made durable: the recipients it names would be lost with a
         // 250, so the client keeps the message (the others will get it twice, never none).
         if (!all_ok) commit_error_ = "451 4.3.0 Error: queue file write error";
@@ -1488,6 +1476,17 @@ void SmtpSession::queue_copies(DeliveryOutcome outcome) {
             continue;
         }
         services_->queue->copy_in(std::move(env), c.place, source, one_done);
+    }
+}
+
+// The local recipients' delivery lines; copy_of (per account, may be empty) says what became of
+// a failed one's queue copy.
+void SmtpSession::log_local_results(const std::vector<std::string>& copy_of) {
+    auto delay = std::chrono::duration<double>(Clock::now() - tx_->started).count();
+    for (std::size_t i = 0; i < local_results_.size(); ++i) {
+        auto& r = local_results_[i];
+        std::string note = i < copy_of.size() && !copy_of[i].empty() && !r.ok ? r.reason + "; " + copy_of[i] : std::string();
+        delivery_log_.push_back(local_delivery_log(i < local_accounts_.size() ? local_accounts_[i] : "?", r, delay, note));
     }
 }
 
