@@ -8,6 +8,10 @@
 #include <optional>
 
 #include "auth/authenticator.hpp"
+#include "protocols/common/async_guard.hpp"
+#include "protocols/common/command_table.hpp"
+#include "protocols/common/line_framer.hpp"
+#include "protocols/common/sasl_driver.hpp"
 #include "protocols/common/service_replies.hpp"
 #include "protocols/pop3/maildrop.hpp"
 #include "protocols/pop3/message_stream.hpp"
@@ -23,7 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kSaslLineLimit = 12288;    // as for SMTP AUTH (RFC 4954 section 4)
 constexpr std::size_t kReadChunk = 128 * 1024;  // bytes of a message file read at a time
 constexpr const char* kPlaintextRefused =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections: use STLS first, "
@@ -54,16 +57,23 @@ struct Settings {
     }
 };
 
-enum StateBit : unsigned { kAuthorization = 1, kTransaction = 2 };
-
 class Pop3Session;
+using Handler = void (Pop3Session::*)(const std::string& args);
 
-// Verbs and the states they are allowed in; one table, enforced in one place (DESIGN.md).
-struct CommandDef {
-    const char* verb;
-    void (Pop3Session::*handler)(const std::string& args);
-    unsigned states;
-};
+// RFC 3206 / RFC 5034 section 6 (AUTH-RESP-CODE): [AUTH] for credentials, [SYS/TEMP] for us.
+// Failed logins count as bad commands too: the throttle slows each guess down, the limit ends a
+// connection that keeps guessing (or keeps meeting a full throttle queue).
+const protocols::SaslReplies& login_replies() {
+    static const protocols::SaslReplies r{
+        .challenge_prefix = "+ ",
+        .failed = {"-ERR [AUTH] Authentication failed.", true},
+        .temp_fail = {"-ERR [SYS/TEMP] Temporary authentication failure, try again later.", true},
+        .aborted = {"-ERR Authentication aborted.", true},
+        .malformed = {"-ERR Invalid base64 data in the response.", true},
+        .refused = {std::string(kPlaintextRefused, std::char_traits<char>::length(kPlaintextRefused) - 2), false},
+    };
+    return r;
+}
 
 // A RETR or TOP on its way out: read a chunk, encode it, send it, repeat while the client keeps
 // up (bounded by output_watermark).
@@ -81,11 +91,10 @@ struct Transfer {
 class Pop3Session final : public Session {
 public:
     Pop3Session(SessionIo& io, std::shared_ptr<Services> services)
-        : io_(io), services_(std::move(services)), info_(io.info()), s_(Settings::from(*info_.config)) {
-        alive_ = std::make_shared<bool>(true);
-    }
+        : io_(io), services_(std::move(services)), info_(io.info()), s_(Settings::from(*info_.config)), guard_(io),
+          framer_(s_.line_limit), sasl_(io, guard_, login_replies()) {}
     ~Pop3Session() override {
-        *alive_ = false;
+        guard_.end();
         unlock();
     }
 
@@ -99,6 +108,7 @@ public:
         info_ = io_.info();
         // RFC 2595 section 4: the client discards what it knew; so do we (a USER given before).
         user_.clear();
+        framer_.reset();
         unpark();
     }
     void on_output_written() override {
@@ -112,7 +122,7 @@ public:
     }
     void on_shutdown() override { bye(protocols::Goodbye::ShuttingDown); }
     bool busy() const override { return transfer_.has_value() || state_ == State::Update; }
-    bool wants_input() const override { return !parked_ && !transfer_ && state_ != State::Update; }
+    bool wants_input() const override { return !guard_.parked() && !transfer_ && state_ != State::Update; }
     std::string summary() const override;
 
     // Commands (RFC 1939 section 4-7, RFC 2449, RFC 2595, RFC 5034, RFC 6856).
@@ -134,22 +144,18 @@ public:
     void cmd_noop(const std::string& a);
 
 private:
-    enum class State { Authorization, Sasl, Transaction, Update, Closed };
+    enum class State { Authorization, Transaction, Update, Closed };
 
-    static const std::vector<CommandDef>& commands();
+    static const protocols::CommandTable<Handler>& commands();
     void dispatch(std::string_view line);
     void send(std::string_view s) { io_.send(s); }
     // An error that counts towards pop3_max_bad_commands.
     void bad(std::string_view text);
     void bye(protocols::Goodbye why);
-    void park() { parked_ = true; }
-    void unpark() {
-        parked_ = false;
-        io_.resume_input();
-    }
+    void park() { guard_.park(); }
+    void unpark() { guard_.unpark(); }
     bool tls_active() const { return info_.tls_active || io_.info().tls_active; }
     auth::ClientInfo auth_client() const;
-    void sasl_reply(auth::Exchange::Reply r);
     void logged_in(const auth::Result& r, const std::string& method);
     void opened(const std::string& method);
     void unlock();
@@ -166,17 +172,15 @@ private:
     std::shared_ptr<Services> services_;
     ConnectionInfo info_;
     Settings s_;
-    std::shared_ptr<bool> alive_;
+    protocols::AsyncGuard guard_;
+    protocols::LineFramer framer_;
+    protocols::SaslDriver sasl_;
+    protocols::ErrorCounter bad_commands_;
     State state_ = State::Authorization;
-    bool parked_ = false;
-    bool skipping_long_line_ = false;
     bool utf8_ = false;
-    unsigned bad_commands_ = 0;
     unsigned total_commands_ = 0;
 
     std::string user_;  // USER given, waiting for PASS
-    std::unique_ptr<auth::Exchange> exchange_;
-    std::string sasl_method_;
     std::shared_ptr<void> login_;  // a USER/PASS check in flight
 
     // TRANSACTION state.
@@ -191,84 +195,63 @@ private:
     } counts_;
 };
 
-const std::vector<CommandDef>& Pop3Session::commands() {
-    static const std::vector<CommandDef> table = {
-        {"CAPA", &Pop3Session::cmd_capa, kAuthorization | kTransaction},
-        {"USER", &Pop3Session::cmd_user, kAuthorization},
-        {"PASS", &Pop3Session::cmd_pass, kAuthorization},
-        {"APOP", &Pop3Session::cmd_apop, kAuthorization},
-        {"AUTH", &Pop3Session::cmd_auth, kAuthorization},
-        {"STLS", &Pop3Session::cmd_stls, kAuthorization},
-        {"UTF8", &Pop3Session::cmd_utf8, kAuthorization},
-        {"QUIT", &Pop3Session::cmd_quit, kAuthorization | kTransaction},
-        {"STAT", &Pop3Session::cmd_stat, kTransaction},
-        {"LIST", &Pop3Session::cmd_list, kTransaction},
-        {"UIDL", &Pop3Session::cmd_uidl, kTransaction},
-        {"RETR", &Pop3Session::cmd_retr, kTransaction},
-        {"TOP", &Pop3Session::cmd_top, kTransaction},
-        {"DELE", &Pop3Session::cmd_dele, kTransaction},
-        {"RSET", &Pop3Session::cmd_rset, kTransaction},
-        {"NOOP", &Pop3Session::cmd_noop, kTransaction},
+const protocols::CommandTable<Handler>& Pop3Session::commands() {
+    using namespace protocols;
+    static const CommandTable<Handler> table = {
+        {"CAPA", &Pop3Session::cmd_capa, kAnyLogin},
+        {"USER", &Pop3Session::cmd_user, kBeforeLogin},
+        {"PASS", &Pop3Session::cmd_pass, kBeforeLogin},
+        {"APOP", &Pop3Session::cmd_apop, kBeforeLogin},
+        {"AUTH", &Pop3Session::cmd_auth, kBeforeLogin},
+        {"STLS", &Pop3Session::cmd_stls, kBeforeLogin},
+        {"UTF8", &Pop3Session::cmd_utf8, kBeforeLogin},
+        {"QUIT", &Pop3Session::cmd_quit, kAnyLogin},
+        {"STAT", &Pop3Session::cmd_stat, kAfterLogin},
+        {"LIST", &Pop3Session::cmd_list, kAfterLogin},
+        {"UIDL", &Pop3Session::cmd_uidl, kAfterLogin},
+        {"RETR", &Pop3Session::cmd_retr, kAfterLogin},
+        {"TOP", &Pop3Session::cmd_top, kAfterLogin},
+        {"DELE", &Pop3Session::cmd_dele, kAfterLogin},
+        {"RSET", &Pop3Session::cmd_rset, kAfterLogin},
+        {"NOOP", &Pop3Session::cmd_noop, kAfterLogin},
     };
     return table;
 }
 
 std::size_t Pop3Session::on_input(std::string_view data) {
     if (state_ == State::Closed) return data.size();
-    if (parked_ || transfer_ || state_ == State::Update) return 0;
-    auto nl = data.find('\n');
-    std::size_t limit = state_ == State::Sasl ? kSaslLineLimit : s_.line_limit;
-    if (nl == std::string_view::npos) {
-        if (data.size() < limit) return 0;
-        if (!skipping_long_line_) {
-            skipping_long_line_ = true;
-            bad("-ERR Line too long");
-        }
-        return data.size();
-    }
-    std::string_view line = data.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (skipping_long_line_) {
-        skipping_long_line_ = false;
-        return nl + 1;
-    }
-    if (line.size() + 2 > limit) {
-        bad("-ERR Line too long");
-        return nl + 1;
-    }
-    dispatch(line);
-    return nl + 1;
+    if (guard_.parked() || transfer_ || state_ == State::Update) return 0;
+    // RFC 1939 section 3: a command line is at most 512 octets with its CRLF (pop3_line_length_limit
+    // allows more); a SASL response may be longer.
+    framer_.set_limit(sasl_.active() ? protocols::kSaslLineLimit : s_.line_limit);
+    auto item = framer_.next(data);
+    using K = protocols::LineFramer::Item::Kind;
+    if (item.kind == K::TooLong) bad("-ERR Line too long");
+    else if (item.kind == K::Line) dispatch(item.data);
+    return item.consumed;
 }
 
 void Pop3Session::dispatch(std::string_view line) {
-    if (state_ == State::Sasl) {
-        park();  // the answer may come from inside respond()
-        exchange_->respond(line, [this, token = alive_](auth::Exchange::Reply r) {
-            if (*token) sasl_reply(std::move(r));
-        });
-        return;
-    }
+    if (sasl_.active()) return sasl_.respond(line);
     ++total_commands_;
     auto cmd = parse_command(line);
-    const CommandDef* def = nullptr;
-    if (cmd)
-        for (auto& d : commands())
-            if (cmd->verb == d.verb) def = &d;
+    const protocols::CommandDef<Handler>* def = cmd ? commands().find(cmd->verb) : nullptr;
     if (!def) {
         bad("-ERR Unknown command");
         return;
     }
-    unsigned bit = state_ == State::Transaction ? kTransaction : kAuthorization;
-    if (!(def->states & bit)) {
-        bad(bit == kAuthorization ? "-ERR Not logged in" : "-ERR Already logged in");
-        return;
+    protocols::CommandState st{.logged_in = state_ == State::Transaction};
+    switch (protocols::check_command(def->flags, st)) {
+    case protocols::Refusal::None: break;
+    case protocols::Refusal::NotLoggedIn: return bad("-ERR Not logged in");
+    default: return bad("-ERR Already logged in");
     }
     (this->*def->handler)(cmd->args);
 }
 
 void Pop3Session::bad(std::string_view text) {
     send(fmt::format("{}\r\n", text));
-    if (++bad_commands_ >= io_.error_limit(s_.max_bad_commands)) {
+    if (bad_commands_.add(io_, s_.max_bad_commands)) {
         send("-ERR Too many bad commands, closing connection\r\n");
         log::line(log::Level::Warning, "pop3", info_.id, "too many bad commands from unknown[{}]", info_.peer_ip);
         io_.close();
@@ -351,11 +334,10 @@ void Pop3Session::cmd_pass(const std::string& args) {
     }
     std::string user = std::exchange(user_, "");
     park();
-    login_ = services_->auth->login(auth_client(), user, args, [this, token = alive_](auth::Result r) {
-        if (!*token) return;
+    login_ = services_->auth->login(auth_client(), user, args, guard_.wrap([this](auth::Result r) {
         login_.reset();
         logged_in(r, "PLAIN");
-    });
+    }));
 }
 
 void Pop3Session::cmd_auth(const std::string& args) {
@@ -380,38 +362,17 @@ void Pop3Session::cmd_auth(const std::string& args) {
     std::optional<std::string> initial;
     if (space != std::string::npos) initial = args.substr(space + 1);  // RFC 5034 section 4: "=" is empty
     user_.clear();
-    sasl_method_ = mech;
-    exchange_ = services_->auth->begin(mech, auth_client());
-    state_ = State::Sasl;
-    park();
-    exchange_->start(initial, [this, token = alive_](auth::Exchange::Reply r) {
-        if (*token) sasl_reply(std::move(r));
-    });
-}
-
-void Pop3Session::sasl_reply(auth::Exchange::Reply r) {
-    if (!r.done) {
-        send(fmt::format("+ {}\r\n", r.challenge));
-        unpark();
-        return;
-    }
-    state_ = State::Authorization;
-    exchange_.reset();
-    logged_in(r.result, sasl_method_);
+    sasl_.start(services_->auth->begin(mech, auth_client()), std::move(initial),
+                [this, mech](const auth::Result& r, const protocols::SaslReplies::Final*) { logged_in(r, mech); });
 }
 
 void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
-    using St = auth::Result::Status;
-    // RFC 3206 / RFC 5034 section 6 (AUTH-RESP-CODE): [AUTH] for credentials, [SYS/TEMP] for us.
-    switch (r.status) {
-    case St::Ok: break;
-    // Failed logins count as bad commands too: the throttle slows each guess down, the limit
-    // ends a connection that keeps guessing (or keeps meeting a full throttle queue).
-    case St::Failed: bad("-ERR [AUTH] Authentication failed."); unpark(); return;
-    case St::TempFail: bad("-ERR [SYS/TEMP] Temporary authentication failure, try again later."); unpark(); return;
-    case St::Aborted: bad("-ERR Authentication aborted."); unpark(); return;
-    case St::Malformed: bad("-ERR Invalid base64 data in the response."); unpark(); return;
-    case St::Refused: send(kPlaintextRefused); unpark(); return;
+    if (r.status != auth::Result::Status::Ok) {
+        auto& reply = login_replies().for_status(r.status);
+        if (reply.error) bad(reply.line);
+        else send(reply.line + "\r\n");
+        unpark();
+        return;
     }
     auto at = r.user.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == r.user.size() ||
@@ -460,8 +421,7 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
     services_->store->run<Snapshot>(
         localpart_, domain_,
         [](storage::Account& a) { return Snapshot{a.mailbox("INBOX"), a.snapshot("INBOX")}; },
-        [this, token = alive_, method](storage::Outcome<Snapshot> out) {
-            if (!*token) return;
+        guard_.wrap([this, method](storage::Outcome<Snapshot> out) {
             if (!out.ok()) {
                 log::line(log::Level::Error, "pop3", info_.id, "user=<{}>: cannot open INBOX: {}", account_, out.reason);
                 send("-ERR [SYS/TEMP] Cannot open the mailbox, try again later.\r\n");
@@ -473,7 +433,7 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
             }
             drop_.emplace(std::move(out.value->first), out.value->second, s_.uidl_format);
             opened(method);
-        });
+        }));
 }
 
 void Pop3Session::opened(const std::string& method) {
@@ -544,8 +504,7 @@ void Pop3Session::cmd_quit(const std::string&) {
     park();
     services_->store->run<std::string>(
         localpart_, domain_, [u](storage::Account& a) { return Maildrop::commit(a, "INBOX", u); },
-        [this, token = alive_, deleted = u.expunge.size()](storage::Outcome<std::string> out) {
-            if (!*token) return;
+        guard_.wrap([this, deleted = u.expunge.size()](storage::Outcome<std::string> out) {
             if (!out.ok()) {
                 log::line(log::Level::Error, "pop3", info_.id, "user=<{}>: deleting {} messages failed: {}", account_,
                           deleted, out.reason);
@@ -563,7 +522,7 @@ void Pop3Session::cmd_quit(const std::string&) {
             io_.close();
             state_ = State::Closed;
             unlock();
-        });
+        }));
 }
 
 // --- TRANSACTION ---
@@ -681,9 +640,7 @@ void Pop3Session::pump() {
     t.reading = true;
     const DropMessage* m = drop_->get(t.number);
     services_->store->read(localpart_, domain_, drop_->inbox(), m->file, t.offset, kReadChunk,
-                           [this, token = alive_](std::string bytes, std::string error) {
-                               if (*token) read_done(std::move(bytes), std::move(error));
-                           });
+                           guard_.wrap([this](std::string bytes, std::string error) { read_done(std::move(bytes), std::move(error)); }));
 }
 
 void Pop3Session::read_done(std::string bytes, std::string error) {
@@ -753,8 +710,7 @@ void Pop3Session::relookup() {
                 if (m.uid == uid) return m;
             return std::nullopt;
         },
-        [this, token = alive_](storage::Outcome<std::optional<storage::MessageInfo>> out) {
-            if (!*token) return;
+        guard_.wrap([this](storage::Outcome<std::optional<storage::MessageInfo>> out) {
             Transfer& t = *transfer_;
             t.reading = false;
             DropMessage* m = drop_->get(t.number);
@@ -772,7 +728,7 @@ void Pop3Session::relookup() {
                 }
             }
             read_done("", out.ok() ? "the message was expunged by another session" : out.reason);
-        });
+        }));
 }
 
 void Pop3Session::end_transfer() {
