@@ -28,6 +28,7 @@ struct Resolution {
         NotLocal,    // the domain is not ours: relaying is the caller's decision
         Unknown,     // the domain is ours but no such user (550 5.1.1)
         Loop,        // an alias chain loops or exceeds the limits (554 5.4.6)
+        TempFail,    // the lookup itself failed (the database): try again later (451 4.3.0)
     };
     Status status = Status::NotLocal;
     std::vector<std::string> accounts;  // account addresses, deduplicated, in order

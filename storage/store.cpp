@@ -383,7 +383,7 @@ public:
     explicit DeliveryHandle(std::shared_ptr<Delivery> d) : d_(std::move(d)) {}
     ~DeliveryHandle() override { d_->abort(); }
     void start(const std::string& rp, bool add) override { d_->start(rp, add); }
-    void add_recipient(const std::string& lp, const std::string& dom, const std::string& dt) override {
+    void add_recipient(const std::string& lp, const std::string& dom, const std::string& dt, const RecipientDsn&) override {
         d_->add_recipient(lp, dom, dt);
     }
     void body(std::string_view chunk) override { d_->body(chunk); }

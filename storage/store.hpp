@@ -23,6 +23,7 @@
 #include "server/config.hpp"
 #include "storage/account.hpp"
 #include "storage/change_bus.hpp"
+#include "storage/delivery_target.hpp"
 
 namespace pillarbox::storage {
 
@@ -46,41 +47,6 @@ struct StoreSettings {
     // data_directory, myhostname, worker_threads, mailbox_size_limit, mailbox_message_limit,
     // quota_full_tempfail.
     static StoreSettings from(const config::Config& c);
-};
-
-// What happened to one recipient of a delivery.
-struct RecipientResult {
-    bool ok = false;
-    bool temporary = true;  // on failure: try again later (disk full, I/O error)
-    bool over_quota = false;
-    std::string reason;     // for the log, never for the client
-    std::uint32_t uid = 0;
-};
-
-// The delivery contract (maddy's shape): start, add recipients, stream the body, then commit or
-// abort. commit's callback runs only after the message is durable in every mailbox that
-// reports ok. Use from the loop thread only.
-class DeliveryTarget {
-public:
-    virtual ~DeliveryTarget() = default;
-    // return_path: the envelope sender without <> ("" for the null sender). With add_return_path
-    // a Return-Path: header is written at the top of each copy.
-    virtual void start(const std::string& return_path, bool add_return_path) = 0;
-    // One copy per account; delivered_to non-empty adds a Delivered-To: header to that copy.
-    virtual void add_recipient(const std::string& localpart, const std::string& domain,
-                               const std::string& delivered_to) = 0;
-    virtual void body(std::string_view chunk) = 0;
-    // Bytes accepted by body() and not yet written; a session may stop reading above a limit and
-    // wait for on_drained.
-    virtual std::size_t buffered() const = 0;
-    virtual void on_drained(std::function<void()> cb) = 0;
-    virtual void commit(std::function<void(std::vector<RecipientResult>)> done) = 0;
-    virtual void abort() = 0;  // nothing of this message stays anywhere
-    // Once commit's callback ran: the message as the body() calls gave it (without the header
-    // lines this delivery added to each copy), read from one copy that was written completely
-    // and synced, whether or not its mailbox then took it; null when no copy was. How a partly
-    // delivered message gets its retry and hold copies without keeping it in memory.
-    virtual std::shared_ptr<const MessageCopy> copy_source() const { return nullptr; }
 };
 
 // The result of a mailbox operation: a value, or what went wrong (error unset: a temporary

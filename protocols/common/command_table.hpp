@@ -10,16 +10,15 @@
 
 namespace pillarbox::protocols {
 
-enum CommandFlag : unsigned {
-    kBeforeLogin = 1u << 0,    // allowed before authentication
-    kAfterLogin = 1u << 1,     // allowed after authentication
-    kAnyLogin = kBeforeLogin | kAfterLogin,
-    kNeedsTls = 1u << 2,       // refused where the session requires TLS and it isn't active yet
-    kInTransaction = 1u << 3,  // needs a transaction (SMTP: after MAIL; IMAP: a selected mailbox)
-    kNoTransaction = 1u << 4,  // refused while a transaction is open
-    // Bits from here up are the protocol's own (SMTP: junk command, last in a pipelined group).
-    kFirstProtocolFlag = 1u << 8,
-};
+// Command flags (plain unsigned bits, so protocols can add their own beside them).
+inline constexpr unsigned kBeforeLogin = 1u << 0;    // allowed before authentication
+inline constexpr unsigned kAfterLogin = 1u << 1;     // allowed after authentication
+inline constexpr unsigned kAnyLogin = kBeforeLogin | kAfterLogin;
+inline constexpr unsigned kNeedsTls = 1u << 2;       // refused where the session requires TLS and it isn't active yet
+inline constexpr unsigned kInTransaction = 1u << 3;  // needs a transaction (SMTP: after MAIL; IMAP: a selected mailbox)
+inline constexpr unsigned kNoTransaction = 1u << 4;  // refused while a transaction is open
+// Bits from here up are the protocol's own (SMTP: junk command, last in a pipelined group).
+inline constexpr unsigned kFirstProtocolFlag = 1u << 8;
 
 // Where the session is, as far as the flags care.
 struct CommandState {

@@ -405,14 +405,6 @@ ParamError bad_value(const Param& p, std::string_view what = "") {
 
 }  // namespace
 
-std::string Reply::line() const {
-    std::string r = std::to_string(code);
-    r += ' ';
-    if (!enhanced.empty()) r.append(enhanced).append(" ");
-    r += text;
-    return r;
-}
-
 std::optional<Command> parse_command(std::string_view line) {
     std::size_t n = 0;
     while (n < line.size() && is_alpha(line[n])) ++n;

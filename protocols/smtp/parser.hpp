@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "protocols/smtp/reply.hpp"
+
 namespace pillarbox::smtp {
 
 // RFC 5321 4.5.3.1.1-3.
@@ -39,14 +41,6 @@ struct Path {
     // local@domain with the local part re-quoted if it is not a Dot-string; "postmaster" for
     // <postmaster>; "" for the null path.
     std::string address() const;
-};
-
-// A reply the session sends as is: "501 5.1.7 Bad sender address syntax".
-struct Reply {
-    int code = 0;
-    std::string enhanced;  // "5.1.7"
-    std::string text;
-    std::string line() const;  // "501 5.1.7 text" without CRLF
 };
 
 // The HELO/EHLO argument, trailing blanks removed. It goes into Received:, the log and the

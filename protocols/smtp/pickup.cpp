@@ -14,7 +14,7 @@
 #include <set>
 
 #include "auth/accounts.hpp"
-#include "protocols/smtp/delivery_outcome.hpp"
+#include "delivery/dispatcher.hpp"
 #include "server/log.hpp"
 #include "server/worker_pool.hpp"
 #include "storage/queue/queue.hpp"
@@ -30,22 +30,11 @@ struct Pickup::Routed {
     std::string id;
     storage::queue::Envelope env;
     std::string data;                                 // the .eml, as held
-    std::vector<std::string> accounts;                // local accounts reached, deduplicated
-    std::vector<storage::queue::Recipient> remote;    // addresses for the outbound queue
     std::vector<std::pair<std::string, std::string>> refused;  // recipient, why (permanent)
     std::string error;                                // reading or resolving failed: try later
-    // Per envelope recipient (same order): what it reached, or why it was refused.
-    struct Target {
-        std::vector<std::string> accounts, remote;
-        bool refused = false;
-    };
-    std::vector<Target> targets;
-    // After delivery.
-    std::vector<std::string> log;
-    std::map<std::string, int> account_state;  // 0 delivered, 1 temporary failure, 2 permanent
-    std::map<std::string, std::string> account_reason;  // why not delivered
-    bool remote_failed = false;
-    int pending = 0;
+    // Per envelope recipient (same order): where it goes (empty when refused).
+    std::vector<delivery::Recipient> targets;
+    std::vector<bool> is_refused;
 };
 
 Pickup::Pickup(std::shared_ptr<Services> services, auth::RecipientSettings recipients, std::chrono::seconds interval)
@@ -148,29 +137,25 @@ void Pickup::next() {
             // Routed again from scratch, like new mail: aliases or accounts may have changed
             // while the message was held.
             auth::RecipientResolver resolver(*db, rs);
-            std::set<std::string> seen_remote;
             try {
                 for (auto& rcpt : env->recipients) {
                     auto res = resolver.resolve(rcpt.address);
                     using S = auth::Resolution::Status;
                     auto& t = r->targets.emplace_back();
+                    t.address = rcpt.address;
+                    t.dsn.notify = rcpt.notify;
+                    t.dsn.orcpt = rcpt.orcpt;
                     if (res.status == S::NotLocal) res.remote = {rcpt.address};
-                    if (res.status == S::Unknown || res.status == S::Loop) {
-                        t.refused = true;
+                    if (res.status == S::TempFail) throw std::runtime_error(res.detail);
+                    bool refused = res.status == S::Unknown || res.status == S::Loop;
+                    r->is_refused.push_back(refused);
+                    if (refused) {
                         r->refused.emplace_back(rcpt.address, res.status == S::Unknown ? "5.1.1 unknown user"
                                                                                         : "5.4.6 alias loop or too many expansions");
                         continue;
                     }
                     t.accounts = res.accounts;
                     t.remote = res.remote;
-                    for (auto& a : res.accounts)
-                        if (std::find(r->accounts.begin(), r->accounts.end(), a) == r->accounts.end()) r->accounts.push_back(a);
-                    for (auto& x : res.remote) {
-                        if (!seen_remote.insert(x).second) continue;
-                        auto q = rcpt;
-                        q.address = x;
-                        r->remote.push_back(q);
-                    }
                 }
             } catch (const std::exception& e) {
                 r->error = fmt::format("recipient lookup: {}", e.what());
@@ -190,79 +175,44 @@ void Pickup::next() {
 void Pickup::deliver(std::shared_ptr<Routed> r) {
     log::line(log::Level::Info, "pickup", r->id, "from=<{}>, size={}, nrcpt={} (from incoming/: released from hold, or a local retry)", r->env.sender, r->env.size,
               r->env.recipients.size());
-    auto self = shared_from_this();
-    std::unique_ptr<storage::DeliveryTarget> local;
-    std::unique_ptr<storage::queue::Writer> remote;
+    delivery::Message m;
+    m.queue_id = r->id;
+    m.service = "pickup";
+    m.envelope = r->env;
+    m.envelope.recipients.clear();
+    m.envelope.id.clear();
+    m.envelope.received = 0;
+    m.envelope.next_attempt = 0;
+    m.envelope.reason.clear();
     // Postfix's delay=: since the message arrived, time on hold included.
-    auto delay = [r] {
-        auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-        return std::max(0.0, now - static_cast<double>(r->env.received));
-    };
-    r->pending = (r->accounts.empty() ? 0 : 1) + (r->remote.empty() ? 0 : 1);
-    if (!r->accounts.empty()) {
-        local = services_->store->delivery();
-        local->start(r->env.sender, true);
-        for (auto& a : r->accounts) {
-            auto at = a.rfind('@');
-            local->add_recipient(a.substr(0, at), a.substr(at + 1), a);
-        }
-        local->body(r->data);
+    m.arrived = std::chrono::system_clock::from_time_t(static_cast<std::time_t>(r->env.received));
+    for (std::size_t i = 0; i < r->targets.size(); ++i)
+        if (!r->is_refused[i]) m.recipients.push_back(r->targets[i]);
+    auto dispatch = delivery::Dispatcher::create({services_->loop, services_->store, services_->queue}, std::move(m));
+    if (!dispatch->open()) {
+        log::line(log::Level::Error, "pickup", r->id, "not delivered, will try again: the store or the queue is not available");
+        return next();
     }
-    if (!r->remote.empty()) {
-        remote = services_->queue->writer();
-        auto env = r->env;
-        env.id.clear();
-        env.received = 0;
-        env.next_attempt = 0;
-        env.recipients = r->remote;
-        remote->start(std::move(env));
-        remote->body(r->data);
-    }
-    // The targets live until their callbacks ran; the callbacks own them through these.
-    auto local_keep = std::shared_ptr<storage::DeliveryTarget>(std::move(local));
-    auto remote_keep = std::shared_ptr<storage::queue::Writer>(std::move(remote));
-    if (local_keep)
-        local_keep->commit([self, r, local_keep, delay](std::vector<storage::RecipientResult> results) {
-            for (std::size_t i = 0; i < results.size() && i < r->accounts.size(); ++i) {
-                auto& res = results[i];
-                r->account_state[r->accounts[i]] = res.ok ? 0 : (res.temporary ? 1 : 2);
-                if (!res.ok) r->account_reason[r->accounts[i]] = res.reason;
-                r->log.push_back(local_delivery_log(r->accounts[i], res, delay()));
-            }
-            if (--r->pending == 0) self->finished(r);
-        });
-    if (remote_keep)
-        remote_keep->commit([self, r, remote_keep](bool ok, std::string id_or_error) {
-            if (!ok) {
-                r->remote_failed = true;
-                r->log.push_back(fmt::format("outbound queue write failed: {}", id_or_error));
-            } else {
-                for (auto& x : r->remote)
-                    r->log.push_back(fmt::format("to=<{}>, relay=none, status=queued (outbound queue id {})", x.address, id_or_error));
-            }
-            if (--r->pending == 0) self->finished(r);
-        });
-    if (r->pending == 0) finished(r);
+    dispatch->body(r->data);
+    dispatch->commit(delivery::PartialFailures::Report,
+                     [self = shared_from_this(), r](delivery::Result res) { self->finished(r, std::move(res)); });
 }
 
-void Pickup::finished(std::shared_ptr<Routed> r) {
+void Pickup::finished(std::shared_ptr<Routed> r, delivery::Result res) {
     for (auto& [rcpt, why] : r->refused)
         log::line(log::Level::Info, "pickup", r->id, "to=<{}>, relay=none, dsn={}, status=bounced ({})", rcpt, why.substr(0, 5),
                   why.substr(6));
-    for (auto& l : r->log) log::line(log::Level::Info, "pickup", r->id, "{}", l);
     // The recipients not done yet stay with the message: a temporary failure is tried again
     // from incoming/; a permanent one (unknown now, over quota) sends the message back to the
     // hold queue for the admin, as there are no bounce messages yet. Nothing is dropped.
     std::vector<storage::queue::Recipient> keep;
     bool permanent = false;
-    for (std::size_t i = 0; i < r->targets.size() && i < r->env.recipients.size(); ++i) {
-        auto& t = r->targets[i];
-        int state = t.refused ? 2 : 0;
-        for (auto& a : t.accounts) state = std::max(state, r->account_state.count(a) ? r->account_state[a] : 1);
-        if (!t.remote.empty() && r->remote_failed) state = std::max(state, 1);
-        if (state == 0) continue;
+    using State = delivery::RecipientState;
+    for (std::size_t i = 0, k = 0; i < r->targets.size() && i < r->env.recipients.size(); ++i) {
+        State state = r->is_refused[i] ? State::Permanent : k < res.recipients.size() ? res.recipients[k++] : State::Temporary;
+        if (state == State::Delivered) continue;
         keep.push_back(r->env.recipients[i]);
-        if (state == 2) permanent = true;
+        if (state == State::Permanent) permanent = true;
     }
     auto* queue = services_->queue;
     auto self = shared_from_this();
@@ -283,10 +233,10 @@ void Pickup::finished(std::shared_ptr<Routed> r) {
     env.recipients = keep;
     if (permanent) {
         std::string why;
-        for (auto& [a, reason] : r->account_reason)
-            if (r->account_state[a] == 2) why += (why.empty() ? "" : "; ") + a + ": " + reason;
+        for (std::size_t i = 0; i < res.local.size() && i < res.accounts.size(); ++i)
+            if (!res.local[i].ok && !res.local[i].temporary) why += (why.empty() ? "" : "; ") + res.accounts[i] + ": " + res.local[i].reason;
         for (auto& [rcpt, reason] : r->refused) why += (why.empty() ? "" : "; ") + rcpt + ": " + reason;
-        env.reason = envelope_reason("not delivered, back on hold: " + why);
+        env.reason = delivery::envelope_reason("not delivered, back on hold: " + why);
     }
     services_->workers->run(
         [queue, env, permanent, same] {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/recipients.hpp"
+#include "delivery/dispatcher.hpp"
 #include "protocols/smtp/session.hpp"
 
 namespace pillarbox::smtp {
@@ -30,7 +31,7 @@ private:
     void scan();
     void next();
     void deliver(std::shared_ptr<Routed> r);
-    void finished(std::shared_ptr<Routed> r);
+    void finished(std::shared_ptr<Routed> r, delivery::Result res);
     void watch();
 
     std::shared_ptr<Services> services_;

@@ -658,18 +658,53 @@ namespace {
 // The handle a session holds; dropping it without commit aborts the message.
 class WriterHandle final : public Writer {
 public:
-    explicit WriterHandle(std::shared_ptr<detail::Message> m) : m_(std::move(m)) {}
+    WriterHandle(std::shared_ptr<detail::Message> m, Envelope base) : m_(std::move(m)), base_(std::move(base)) {}
     ~WriterHandle() override { m_->abort(); }
     void start(Envelope env) override { m_->start(std::move(env)); }
-    void body(std::string_view chunk) override { m_->body(chunk); }
+    void start(const std::string& return_path, bool) override {
+        base_.sender = return_path;
+        pending_start_ = true;
+    }
+    void add_recipient(const std::string& localpart, const std::string& domain, const std::string&,
+                       const RecipientDsn& dsn) override {
+        Recipient r;
+        r.address = domain.empty() ? localpart : localpart + "@" + domain;
+        r.notify = dsn.notify;
+        r.orcpt = dsn.orcpt;
+        base_.recipients.push_back(std::move(r));
+    }
+    void body(std::string_view chunk) override {
+        begin();
+        m_->body(chunk);
+    }
     std::size_t buffered() const override { return m_->buffered(); }
     void on_drained(std::function<void()> cb) override { m_->on_drained(std::move(cb)); }
-    void commit(std::function<void(bool, std::string)> done) override { m_->commit(std::move(done)); }
+    void commit(std::function<void(bool, std::string)> done) override {
+        begin();
+        m_->commit(std::move(done));
+    }
+    void commit(std::function<void(std::vector<RecipientResult>)> done) override {
+        begin();
+        m_->commit([done = std::move(done), n = base_.recipients.size()](bool ok, std::string id_or_error) {
+            RecipientResult r;
+            r.ok = ok;
+            (ok ? r.queue_id : r.reason) = std::move(id_or_error);
+            done(std::vector<RecipientResult>(n, r));
+        });
+    }
     void abort() override { m_->abort(); }
     const std::string& id() const override { return m_->id(); }
 
 private:
+    // A DeliveryTarget-style start takes effect once the recipients are known.
+    void begin() {
+        if (!pending_start_) return;
+        pending_start_ = false;
+        m_->start(base_);
+    }
     std::shared_ptr<detail::Message> m_;
+    Envelope base_;
+    bool pending_start_ = false;
 };
 }  // namespace
 
@@ -692,8 +727,8 @@ Queue::~Queue() {
     core_->committer = nullptr;
 }
 
-std::unique_ptr<Writer> Queue::writer(Place where) {
-    return std::make_unique<WriterHandle>(std::make_shared<detail::Message>(core_, where));
+std::unique_ptr<Writer> Queue::writer(Place where, Envelope base) {
+    return std::make_unique<WriterHandle>(std::make_shared<detail::Message>(core_, where), std::move(base));
 }
 
 void Queue::copy_in(Envelope env, Place where, std::shared_ptr<const MessageCopy> src, std::function<void(bool, std::string)> done) {

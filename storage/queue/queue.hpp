@@ -27,7 +27,7 @@
 // crash at any instant leaves either a queued message with its complete .eml, or garbage that
 // nobody reads (tmp files, a lone messages/<ID>.eml) and that recover() deletes.
 
-namespace pillarbox::storage { struct MessageCopy; }
+#include "storage/delivery_target.hpp"
 
 namespace pillarbox::storage::queue {
 
@@ -82,22 +82,29 @@ std::optional<Envelope> from_json(std::string_view text, std::string* error = nu
 // arrival) and 3 of a per-process random start plus a counter.
 bool valid_id(std::string_view id);
 
-// One message on its way into the queue (maddy's delivery target shape): start, stream the body,
-// then commit or abort. Loop thread only. Destroying it before commit aborts; destroying it
-// after commit does not stop the commit, and the callback still runs.
-class Writer {
+// One message on its way into the queue: a DeliveryTarget (start, recipients, body, commit or
+// abort), so the delivery dispatcher treats it like a mailbox delivery. Loop thread only.
+// Destroying it before commit aborts; destroying it after commit does not stop the commit, and
+// the callback still runs.
+class Writer : public DeliveryTarget {
 public:
-    virtual ~Writer();
+    ~Writer() override;
+    // The queue's own start: the whole envelope at once (tools, tests, copies).
     virtual void start(Envelope env) = 0;
-    virtual void body(std::string_view chunk) = 0;
-    // Bytes accepted by body() and not yet written; a session may stop reading above a limit and
-    // wait for on_drained, which runs once buffered() is below 64 KiB (at once if it already is).
-    virtual std::size_t buffered() const = 0;
-    virtual void on_drained(std::function<void()> cb) = 0;
-    // done(true, queue id) only once the message is durable and queued; done(false, reason for
-    // the log) leaves nothing behind. done always runs later on the loop, never inside commit().
+    // DeliveryTarget's: the envelope given to Queue::writer() with this sender, then the
+    // recipients one by one (localpart@domain, or a whole address as localpart with domain "";
+    // delivered_to is not used: the queue keeps the message as given). The message starts
+    // when its body does.
+    void start(const std::string& return_path, bool add_return_path) override = 0;
+    void add_recipient(const std::string& localpart, const std::string& domain, const std::string& delivered_to,
+                       const RecipientDsn& dsn = {}) override = 0;
+    // buffered(): on_drained runs once it is below 64 KiB (at once if it already is).
+    // The queue's own commit: done(true, queue id) only once the message is durable and queued;
+    // done(false, reason for the log) leaves nothing behind. done always runs later on the loop,
+    // never inside commit(). DeliveryTarget's commit answers the same for every recipient
+    // (queue_id set when ok).
     virtual void commit(std::function<void(bool ok, std::string queue_id_or_error)> done) = 0;
-    virtual void abort() = 0;  // nothing of this message stays; ignored once commit was called
+    using DeliveryTarget::commit;
     // The queue id from start() on, for log lines; commit reports the same one.
     virtual const std::string& id() const = 0;
 };
@@ -127,7 +134,9 @@ public:
     Queue(const Queue&) = delete;
     Queue& operator=(const Queue&) = delete;
 
-    std::unique_ptr<Writer> writer(Place where = Place::Messages);
+    // base: the envelope a DeliveryTarget-style start() uses (sender and recipients are set
+    // through start(return_path) and add_recipient()).
+    std::unique_ptr<Writer> writer(Place where = Place::Messages, Envelope base = {});
     // Queues a message whose bytes are already in a file (src; see storage::MessageCopy), read
     // and written on the queue's threads in chunks, so no message is held in memory; then
     // committed as a Writer's. done as Writer::commit's, always later on the loop. Loop thread.

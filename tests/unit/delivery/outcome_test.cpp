@@ -1,10 +1,10 @@
 // What a client is told after a message's commits, and which queue copies come first.
 #include <catch2/catch.hpp>
 
-#include "protocols/smtp/delivery_outcome.hpp"
+#include "delivery/outcome.hpp"
 
 using namespace pillarbox;
-using namespace pillarbox::smtp;
+using namespace pillarbox::delivery;
 using storage::RecipientResult;
 using storage::queue::Place;
 

@@ -10,7 +10,7 @@
 #include "storage/queue/queue.hpp"
 #include "storage/store.hpp"
 
-namespace pillarbox::smtp {
+namespace pillarbox::delivery {
 
 struct DeliveryOutcome {
     // A copy to queue before the reply (with the recipients it names).
@@ -39,4 +39,4 @@ std::string local_delivery_log(const std::string& account, const storage::Recipi
 // The text made safe for a queue envelope's reason (no control characters, bounded).
 std::string envelope_reason(std::string_view text);
 
-}  // namespace pillarbox::smtp
+}  // namespace pillarbox::delivery

@@ -1,11 +1,11 @@
 // The reply and the extra queue copies after a message's commits (see delivery_outcome.hpp).
-#include "protocols/smtp/delivery_outcome.hpp"
+#include "delivery/outcome.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-namespace pillarbox::smtp {
+namespace pillarbox::delivery {
 
 std::string local_delivery_log(const std::string& account, const storage::RecipientResult& r, double delay,
                                const std::string& why) {
@@ -81,4 +81,4 @@ DeliveryOutcome decide_outcome(const std::vector<storage::RecipientResult>& loca
     return o;
 }
 
-}  // namespace pillarbox::smtp
+}  // namespace pillarbox::delivery
