@@ -84,29 +84,41 @@ public:
     virtual void respond(std::string_view line, Callback cb) = 0;
 };
 
-class Authenticator {
+// What a protocol session asks of authentication: the Authenticator below, or a fake that
+// injects failures in the in-process conversation tests. Loop thread.
+class Authentication {
 public:
-    Authenticator(asio::io_context& loop, WorkerPool& workers, AuthSettings settings,
-                  std::vector<std::unique_ptr<Backend>> backends);
-    ~Authenticator();
-    Authenticator(const Authenticator&) = delete;
-    Authenticator& operator=(const Authenticator&) = delete;
-
+    virtual ~Authentication() = default;
     // Mechanism names offered to this client (upper case, preference order). Cleartext ones are
     // left out before TLS unless allowed; -PLUS ones only with channel-binding data.
-    std::vector<std::string> mechanisms(const ClientInfo& client) const;
+    virtual std::vector<std::string> mechanisms(const ClientInfo& client) const = 0;
     // Whether USER/PASS, IMAP LOGIN and AUTH PLAIN may be used by this client now.
-    bool cleartext_allowed(const ClientInfo& client) const;
+    virtual bool cleartext_allowed(const ClientInfo& client) const = 0;
     // Whether a mechanism a client asks for is offered to it; if not, whether only because it
     // is a cleartext one before TLS (the protocols answer "encryption required" for that).
     enum class Offer { Yes, NeedsTls, No };
-    Offer offer(std::string_view mechanism, const ClientInfo& client) const;
+    virtual Offer offer(std::string_view mechanism, const ClientInfo& client) const = 0;
     // Begins an exchange; an unknown or refused mechanism answers Refused on start().
-    std::unique_ptr<Exchange> begin(std::string_view mechanism, ClientInfo client);
+    virtual std::unique_ptr<Exchange> begin(std::string_view mechanism, ClientInfo client) = 0;
     // A plain login (POP3 USER/PASS, IMAP LOGIN): same checks, throttle and logs as PLAIN.
     // The callback is not called after the returned handle is destroyed.
     using LoginCallback = std::function<void(Result)>;
-    std::shared_ptr<void> login(ClientInfo client, std::string login, std::string password, LoginCallback cb);
+    virtual std::shared_ptr<void> login(ClientInfo client, std::string login, std::string password, LoginCallback cb) = 0;
+};
+
+class Authenticator final : public Authentication {
+public:
+    Authenticator(asio::io_context& loop, WorkerPool& workers, AuthSettings settings,
+                  std::vector<std::unique_ptr<Backend>> backends);
+    ~Authenticator() override;
+    Authenticator(const Authenticator&) = delete;
+    Authenticator& operator=(const Authenticator&) = delete;
+
+    std::vector<std::string> mechanisms(const ClientInfo& client) const override;
+    bool cleartext_allowed(const ClientInfo& client) const override;
+    Offer offer(std::string_view mechanism, const ClientInfo& client) const override;
+    std::unique_ptr<Exchange> begin(std::string_view mechanism, ClientInfo client) override;
+    std::shared_ptr<void> login(ClientInfo client, std::string login, std::string password, LoginCallback cb) override;
 
     // "Bob" -> "bob@example.com" with auth_default_domain; lower-cased (Dovecot's %Lu).
     std::string normalise_login(std::string_view login) const;

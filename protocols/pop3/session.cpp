@@ -354,8 +354,8 @@ void Pop3Session::cmd_auth(const std::string& args) {
         send(out + ".\r\n");
         return;
     }
-    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authenticator::Offer::Yes) {
-        if (o == auth::Authenticator::Offer::NeedsTls) send(kPlaintextRefused);
+    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authentication::Offer::Yes) {
+        if (o == auth::Authentication::Offer::NeedsTls) send(kPlaintextRefused);
         else bad("-ERR Unsupported authentication mechanism");
         return;
     }

@@ -12,7 +12,7 @@
 
 #include "server/session.hpp"
 
-namespace pillarbox::auth { class Authenticator; }
+namespace pillarbox::auth { class Authentication; }
 namespace pillarbox::storage { class Store; }
 
 namespace pillarbox::pop3 {
@@ -21,7 +21,7 @@ namespace pillarbox::pop3 {
 struct Services {
     asio::io_context* loop = nullptr;
     storage::Store* store = nullptr;
-    auth::Authenticator* auth = nullptr;
+    auth::Authentication* auth = nullptr;
     // Accounts with a POP3 session in TRANSACTION state (pop3_lock_session).
     std::set<std::string> locked;
     // When each account last logged in (pop3_login_delay); entries older than the delay are

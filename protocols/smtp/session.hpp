@@ -10,7 +10,7 @@
 #include "server/session.hpp"
 
 namespace pillarbox { class WorkerPool; }
-namespace pillarbox::auth { class Authenticator; class AccountsDb; }
+namespace pillarbox::auth { class Authentication; class AccountsDb; }
 namespace pillarbox::dns { class Resolver; }
 namespace pillarbox::storage { class Store; }
 namespace pillarbox::storage::queue { class Queue; }
@@ -25,7 +25,7 @@ struct Services {
     WorkerPool* workers = nullptr;
     storage::Store* store = nullptr;
     storage::queue::Queue* queue = nullptr;
-    auth::Authenticator* auth = nullptr;
+    auth::Authentication* auth = nullptr;
     std::shared_ptr<auth::AccountsDb> accounts;
     dns::Resolver* dns = nullptr;  // null: DNS checks answer as temporary failures
 

@@ -19,8 +19,8 @@ void SmtpSession::cmd_auth(const std::string& args) {
         error_reply(501, "5.5.4", "Syntax: AUTH mechanism");
         return;
     }
-    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authenticator::Offer::Yes) {
-        if (o == auth::Authenticator::Offer::NeedsTls)
+    if (auto o = services_->auth->offer(mech, auth_client()); o != auth::Authentication::Offer::Yes) {
+        if (o == auth::Authentication::Offer::NeedsTls)
             error_reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
         else
             error_reply(504, "5.5.4", "Unsupported authentication mechanism");
