@@ -1,5 +1,5 @@
-// serve, config, check and version (see commands.hpp).
-#include "commands.hpp"
+// serve, config, check and version (see cli.hpp).
+#include "app/cli.hpp"
 
 #include <openssl/crypto.h>
 #include <sqlite3.h>
@@ -13,11 +13,11 @@
 #include <fmt/format.h>
 #include <iostream>
 
-#include "file_modes.hpp"
-#include "log.hpp"
-#include "loop_guard.hpp"
-#include "server.hpp"
-#include "tls.hpp"
+#include "server/file_modes.hpp"
+#include "server/log.hpp"
+#include "server/loop_guard.hpp"
+#include "server/server.hpp"
+#include "server/tls.hpp"
 
 namespace pillarbox::cli {
 

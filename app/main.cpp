@@ -9,7 +9,7 @@
 #include "auth/admin_commands.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/dovecot_socket.hpp"
-#include "commands.hpp"
+#include "app/cli.hpp"
 #include "protocols/smtp/policy/policy.hpp"
 #include "protocols/smtp/session.hpp"
 #include "server/dns.hpp"

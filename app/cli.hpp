@@ -9,9 +9,9 @@
 #include <functional>
 #include <memory>
 
-#include "config.hpp"
-#include "session.hpp"
-#include "server.hpp"
+#include "server/config.hpp"
+#include "server/server.hpp"
+#include "server/session.hpp"
 
 namespace pillarbox::cli {
 
