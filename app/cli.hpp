@@ -25,8 +25,7 @@ struct ConfigPath {
 // connection is served), to create what the sessions share (the mail store, the authenticator);
 // what it returns lives until the loop ends. Throwing std::exception stops the start with its message.
 using Services = std::function<std::shared_ptr<void>(asio::io_context&, Server&, const config::Config&)>;
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services = nullptr,
-          ListenerCheck listener_check = {});
+int serve(const ConfigPath& cfg, const config::Environment& env, ProtocolRegistry protocols, Services services = nullptr);
 
 struct ConfigOptions {
     bool non_default = false;  // -n
@@ -38,7 +37,8 @@ struct ConfigOptions {
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
 // fix (check --fix): chmod what is looser than 0700/0600 in the data folder (see file_modes.hpp).
-int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false, const ListenerCheck& listener_check = {});
+// protocols: run each listener's protocol checks.
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false, const ProtocolRegistry* protocols = nullptr);
 
 // The configuration for commands that only read it; nullopt (with the errors printed) on errors.
 std::optional<config::Config> load_config(const ConfigPath& cfg, const config::Environment& env);

@@ -29,12 +29,10 @@ ConfigPath ConfigPath::resolve(const std::string& given, const config::Environme
     return {env.root ? "/etc/pillarbox/pillarbox.conf" : "./pillarbox.conf", false};
 }
 
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services,
-          ListenerCheck listener_check) {
+int serve(const ConfigPath& cfg, const config::Environment& env, ProtocolRegistry protocols, Services services) {
     std::signal(SIGPIPE, SIG_IGN);
     asio::io_context loop(1);
-    Server server(loop, env, cfg.path, cfg.explicit_, std::move(factories));
-    server.set_listener_check(std::move(listener_check));
+    Server server(loop, env, cfg.path, cfg.explicit_, std::move(protocols));
     if (!server.start()) return 1;
     // Signals first: a SIGHUP or SIGTERM that arrives while services start is handled once the
     // loop runs instead of killing the process.
@@ -87,10 +85,10 @@ int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOp
     return rc;
 }
 
-int check(const ConfigPath& cfg, const config::Environment& env, bool fix, const ListenerCheck& listener_check) {
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix, const ProtocolRegistry* protocols) {
     std::vector<Diagnostic> diags;
     Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
-    auto rt = build_runtime(c, diags, /*create_files=*/false, listener_check);
+    auto rt = build_runtime(c, diags, /*create_files=*/false, protocols);
     auto add = [&](Diagnostic::Severity sev, std::string msg) { diags.push_back({sev, "", 0, std::move(msg)}); };
     bool loose = false;  // modes looser than 0700/0600 left in the data folder
     if (rt) {

@@ -10,15 +10,15 @@
 #include "auth/authenticator.hpp"
 #include "auth/dovecot_socket.hpp"
 #include "app/cli.hpp"
-#include "protocols/smtp/policy/policy.hpp"
-#include "protocols/smtp/session.hpp"
+#include "protocols/imap/registration.hpp"
+#include "protocols/smtp/registration.hpp"
+#include "webui/registration.hpp"
 #include "server/dns.hpp"
 #include "storage/queue/queue.hpp"
 #include "storage/queue/queue_commands.hpp"
 #include "protocols/smtp/pickup.hpp"
-#include "protocols/common/unavailable_session.hpp"
 #include "protocols/pop3/parser.hpp"
-#include "protocols/pop3/session.hpp"
+#include "protocols/pop3/registration.hpp"
 #include "server/log.hpp"
 #include "storage/index_commands.hpp"
 #include "storage/store.hpp"
@@ -117,21 +117,15 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     auto env = config::Environment::detect();
     auto path = cli::ConfigPath::resolve(config_file, env);
-    // What only the SMTP code can judge: a listener's restriction lists. A typo in them, or lists
-    // without a relay guard, stop serve, reload and check instead of making an open relay.
-    const ListenerCheck listener_check = [](config::Protocol p, const config::Config& c) {
-        return p == config::Protocol::Smtp ? smtp::policy::PolicySettings::from(c).errors : std::vector<std::string>{};
-    };
+    // Filled by `services` below before the first connection is served.
+    auto smtp_services = std::make_shared<smtp::Services>();
+    auto pop3_services = std::make_shared<pop3::Services>();
+    ProtocolRegistry protocols;
+    protocols.add(smtp::registration(smtp_services));
+    protocols.add(pop3::registration(pop3_services));
+    protocols.add(imap::registration());
+    protocols.add(webui::registration());
     if (*serve) {
-        SessionFactories factories;
-        // The IMAP and HTTP sessions replace these as they land.
-        for (auto p : {config::Protocol::Imap, config::Protocol::Http})
-            factories[p] = protocols::make_unavailable_session;
-        // Filled by `services` below before the first connection is served.
-        auto smtp_services = std::make_shared<smtp::Services>();
-        factories[config::Protocol::Smtp] = [smtp_services](SessionIo& io) { return smtp::make_session(io, smtp_services); };
-        auto pop3_services = std::make_shared<pop3::Services>();
-        factories[config::Protocol::Pop3] = [pop3_services](SessionIo& io) { return pop3::make_session(io, pop3_services); };
         // What the sessions share: the mail store and the authenticator (plus the Dovecot-style
         // auth socket when configured). Quota, parser and auth changes take effect on restart.
         struct Shared {
@@ -207,10 +201,10 @@ int main(int argc, char** argv) {
             }
             return shared;
         };
-        return cli::serve(path, env, std::move(factories), services, listener_check);
+        return cli::serve(path, env, std::move(protocols), services);
     }
     if (*config) return cli::config(path, env, copt);
-    if (*check) return cli::check(path, env, check_fix, listener_check);
+    if (*check) return cli::check(path, env, check_fix, &protocols);
     if (*version) return cli::version();
     if (*user || *domain || *alias || *aliases) {
         auto c = cli::load_config(path, env);

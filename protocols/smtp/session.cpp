@@ -22,6 +22,7 @@
 #include "protocols/smtp/headers.hpp"
 #include "protocols/smtp/parser.hpp"
 #include "protocols/smtp/policy/policy.hpp"
+#include "protocols/smtp/registration.hpp"
 #include "server/ascii.hpp"
 #include "server/config.hpp"
 #include "server/dns.hpp"
@@ -422,7 +423,7 @@ void SmtpSession::unpark() {
 }
 
 void SmtpSession::bye(protocols::Goodbye why) {
-    io_.send(protocols::goodbye(config::Protocol::Smtp, why, s_.hostname));
+    io_.send(goodbye(why, s_.hostname));
     state_ = State::Closed;
 }
 
