@@ -1,19 +1,15 @@
-// The pillarbox subcommands that are about the server itself: serve, config, check, version.
-// Later work adds user, alias, domain and queue beside them.
+// What the pillarbox subcommands share: where the configuration file is, loading it for the
+// commands that only read it, and the functions that add each family of subcommands to CLI11.
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <asio/io_context.hpp>
-#include <functional>
-#include <memory>
-
 #include "server/config.hpp"
-#include "server/server.hpp"
-#include "server/session.hpp"
 
-namespace pillarbox::cli {
+namespace CLI { class App; }
+
+namespace pillarbox::app {
 
 struct ConfigPath {
     std::string path;
@@ -21,33 +17,33 @@ struct ConfigPath {
     static ConfigPath resolve(const std::string& given, const config::Environment& env);
 };
 
-// services: called once the configuration is loaded and the listeners are up (before any
-// connection is served), to create what the sessions share (the mail store, the authenticator);
-// what it returns lives until the loop ends. Throwing std::exception stops the start with its message.
-using Services = std::function<std::shared_ptr<void>(asio::io_context&, Server&, const config::Config&)>;
-int serve(const ConfigPath& cfg, const config::Environment& env, ProtocolRegistry protocols, Services services = nullptr);
-
-struct ConfigOptions {
-    bool non_default = false;  // -n
-    bool defaults = false;     // -d
-    bool expand = false;       // -x
-    bool doc = false;          // --doc: the Markdown reference
-    std::vector<std::string> names;
+// One run of the command line: the global options as parsed, and the exit code the chosen
+// subcommand's callback leaves.
+struct Invocation {
+    std::string config_file;  // --config, empty when not given
+    int exit_code = 2;        // a subcommand that runs sets it
+    // Asked once the command line is parsed (the environment decides the default path).
+    config::Environment env() const { return config::Environment::detect(); }
+    ConfigPath config_path(const config::Environment& env) const { return ConfigPath::resolve(config_file, env); }
 };
-int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt);
 
-// fix (check --fix): chmod what is looser than 0700/0600 in the data folder (see file_modes.hpp).
-// protocols: run each listener's protocol checks.
-int check(const ConfigPath& cfg, const config::Environment& env, bool fix = false, const ProtocolRegistry* protocols = nullptr);
+// "pillarbox: file:line: message" on standard error, one line each.
+void print_diagnostics(const std::vector<config::Diagnostic>& diags);
 
 // The configuration for commands that only read it; nullopt (with the errors printed) on errors.
 std::optional<config::Config> load_config(const ConfigPath& cfg, const config::Environment& env);
 
 // data_directory from the configuration; nullopt (with the errors printed) when it has errors.
 std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env);
-int version();
+
+// The subcommand families, added in the order `pillarbox --help` lists them. Each callback
+// stores its exit code in `run`, which must outlive parsing.
+void add_server_commands(CLI::App& cli, Invocation& run);   // serve, config, check, version (cli_server.cpp)
+void add_index_commands(CLI::App& cli, Invocation& run);    // index check|rebuild (cli_index.cpp)
+void add_queue_commands(CLI::App& cli, Invocation& run);    // queue list|show|release|delete (cli_queue.cpp)
+void add_account_commands(CLI::App& cli, Invocation& run);  // user, domain, alias, aliases (cli_accounts.cpp)
 
 // The Markdown parameter reference (docs/configuration.md).
 std::string parameter_reference(const config::Environment& env);
 
-}  // namespace pillarbox::cli
+}  // namespace pillarbox::app
