@@ -21,16 +21,6 @@ namespace {
 constexpr auto kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
 constexpr auto kTlsCloseTimeout = 5s;  // how long writing the close_notify alert may take
 constexpr std::size_t kReadChunk = 16 * 1024;
-
-std::string service_name(config::Protocol p) {
-    switch (p) {
-        case config::Protocol::Smtp: return "smtpd";
-        case config::Protocol::Pop3: return "pop3";
-        case config::Protocol::Imap: return "imap";
-        case config::Protocol::Http: return "http";
-    }
-    return "server";
-}
 }  // namespace
 
 Connection::Connection(asio::ip::tcp::socket socket, std::shared_ptr<const ListenerState> listener, std::string id,
@@ -43,7 +33,7 @@ Connection::Connection(asio::ip::tcp::socket socket, std::shared_ptr<const Liste
       idle_timer_(socket_.get_executor()) {
     info_.id = std::move(id);
     info_.listener = listener_->name;
-    info_.protocol = listener_->line.protocol;
+    service_ = listener_->protocol ? listener_->protocol->log_service : "server";
     info_.tls_mode = listener_->line.tls;
     info_.config = listener_->config.get();
     std::error_code ec;
@@ -67,11 +57,11 @@ Connection::~Connection() = default;
 void Connection::start(std::string refusal) {
     auto self = shared_from_this();
     refused_ = !refusal.empty();
-    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "connect from unknown[{}]:{} to {}",
+    log::line(log::Level::Info, service_, info_.id, "connect from unknown[{}]:{} to {}",
               info_.peer_ip, info_.peer_port, info_.listener);
     touch();
     if (refused_) {
-        log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "refused unknown[{}]: {}",
+        log::line(log::Level::Warning, service_, info_.id, "refused unknown[{}]: {}",
                   info_.peer_ip, refusal);
         deadline_ = std::chrono::steady_clock::now() + std::min<std::chrono::steady_clock::duration>(kCloseGrace, listener_->idle_timeout);
     }
@@ -123,11 +113,11 @@ asio::awaitable<bool> Connection::handshake() {
     in_handshake_ = false;
     if (ec) {
         if (handshake_timed_out_)
-            log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+            log::line(log::Level::Warning, service_, info_.id,
                       "TLS handshake failed from {}[{}]: timed out after {}s (tls_handshake_timeout)", info_.peer_name, info_.peer_ip,
                       std::chrono::duration_cast<std::chrono::seconds>(handshake_timeout).count());
         else
-            log::line(log::Level::Warning, service_name(info_.protocol), info_.id, "TLS handshake failed from {}[{}]: {}",
+            log::line(log::Level::Warning, service_, info_.id, "TLS handshake failed from {}[{}]: {}",
                       info_.peer_name, info_.peer_ip, ec.message());
         co_return false;
     }
@@ -136,7 +126,7 @@ asio::awaitable<bool> Connection::handshake() {
     info_.tls_version = SSL_get_version(ssl);
     info_.tls_cipher = SSL_get_cipher_name(ssl);
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info_.tls_sni = sni;
-    log::line(log::Level::Info, service_name(info_.protocol), info_.id,
+    log::line(log::Level::Info, service_, info_.id,
               "{} TLS connection established from {}[{}]: {} with cipher {}{}",
               info_.tls_mode == config::TlsMode::Implicit ? "Implicit" : "STARTTLS", info_.peer_name, info_.peer_ip, info_.tls_version,
               info_.tls_cipher, info_.tls_sni.empty() ? "" : " sni=" + info_.tls_sni);
@@ -174,7 +164,7 @@ asio::awaitable<void> Connection::reader() {
             }
             if (closing_) break;
             if (!in_.empty()) {
-                log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+                log::line(log::Level::Warning, service_, info_.id,
                           "discarded {} bytes of plaintext sent after STARTTLS by {}[{}]", in_.size(), info_.peer_name, info_.peer_ip);
                 in_.clear();
             }
@@ -198,7 +188,7 @@ asio::awaitable<void> Connection::reader() {
         in_.append(buf.data(), n);
         process_input();
         if (in_.size() > listener_->input_limit && !closing_) {
-            log::line(log::Level::Warning, service_name(info_.protocol), info_.id,
+            log::line(log::Level::Warning, service_, info_.id,
                       "input buffer limit {} exceeded by {}[{}]; disconnecting", listener_->input_limit, info_.peer_name, info_.peer_ip);
             break;
         }
@@ -301,7 +291,7 @@ asio::awaitable<void> Connection::watchdog() {
         }
         timed_out_ = true;
         auto timeout = idle_timeout();
-        log::line(log::Level::Info, service_name(info_.protocol), info_.id, "timeout after {}s from {}[{}]{}",
+        log::line(log::Level::Info, service_, info_.id, "timeout after {}s from {}[{}]{}",
                   std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), info_.peer_name, info_.peer_ip,
                   timeout < listener_->idle_timeout ? " (server under stress)" : "");
         session_->on_timeout();
@@ -376,7 +366,7 @@ void Connection::finish() {
     if (finished_) return;
     finished_ = true;
     std::string summary = session_->summary();
-    log::line(log::Level::Info, service_name(info_.protocol), info_.id, "disconnect from {}[{}]:{} in={} out={}{}{}",
+    log::line(log::Level::Info, service_, info_.id, "disconnect from {}[{}]:{} in={} out={}{}{}",
               info_.peer_name, info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
     if (on_closed_) on_closed_();
 }

@@ -66,6 +66,7 @@ private:
     std::function<void()> on_closed_;
     std::shared_ptr<const ServerLoad> load_;
     ConnectionInfo info_;
+    std::string service_;  // log service name: smtpd, pop3, ...
 
     std::string in_;
     std::string out_;  // queued output

@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "listener_def.hpp"
+#include "protocol_registry.hpp"
 #include "tls.hpp"
 
 namespace pillarbox {
@@ -17,6 +18,7 @@ namespace pillarbox {
 struct ListenerState {
     std::string name;  // "smtp" for listen_smtp
     config::ListenerLine line;
+    std::shared_ptr<const ProtocolEntry> protocol;  // null: nothing serves line.protocol in this build
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<tls::ServerContexts> tls;  // null when line.tls == None
     std::chrono::milliseconds idle_timeout{300'000};

@@ -22,16 +22,6 @@ using config::Diagnostic;
 
 namespace {
 
-std::chrono::milliseconds idle_timeout_for(const config::Config& c, config::Protocol p) {
-    switch (p) {
-        case config::Protocol::Smtp: return c.get_time("smtpd_timeout");
-        case config::Protocol::Pop3: return c.get_time("pop3_idle_timeout");
-        case config::Protocol::Imap: return c.get_time("imap_idle_timeout");
-        case config::Protocol::Http: return c.get_time("http_idle_timeout");
-    }
-    return std::chrono::minutes(5);
-}
-
 bool valid_hostname(const std::string& h) {
     if (h.empty() || h.size() > 253 || h.front() == '.' || h.back() == '.') return false;
     return std::all_of(h.begin(), h.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
@@ -81,7 +71,7 @@ ServerSettings ServerSettings::from(const config::Config& c) {
 }
 
 std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Diagnostic>& diags, bool create_files,
-                                       const ListenerCheck& check) {
+                                       const ProtocolRegistry* protocols) {
     blocking_call("build_runtime");
     auto has_error = [&] {
         return std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
@@ -142,12 +132,14 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
                          : std::make_shared<const config::Config>(cfg.with_overrides(ls->line.overrides, at, diags));
         if (diags.size() != before && has_error()) continue;
         const config::Config& lc = *ls->config;
-        if (check) {
-            auto errors = check(ls->line.protocol, lc);
+        if (protocols) ls->protocol = protocols->find(ls->line.protocol);
+        if (ls->protocol && ls->protocol->check_listener) {
+            auto errors = ls->protocol->check_listener(lc);
             for (auto& e : errors) error_at(pname, fmt::format("{}: {}", pname, e));
             if (!errors.empty()) continue;
         }
-        ls->idle_timeout = idle_timeout_for(lc, ls->line.protocol);
+        // Unserved protocols keep the default: their connections are dropped at accept.
+        if (ls->protocol) ls->idle_timeout = lc.get_time(ls->protocol->idle_timeout_parameter);
         ls->tls_handshake_timeout = lc.get_time("tls_handshake_timeout");
         ls->input_limit = lc.get_size("input_buffer_limit");
         ls->output_limit = lc.get_size("output_buffer_limit");
@@ -201,12 +193,12 @@ struct Server::Acceptor {
 };
 
 Server::Server(asio::io_context& loop, config::Environment env, std::string config_path, bool config_must_exist,
-               SessionFactories factories)
+               ProtocolRegistry protocols)
     : loop_(loop),
       env_(std::move(env)),
       config_path_(std::move(config_path)),
       config_must_exist_(config_must_exist),
-      factories_(std::move(factories)),
+      protocols_(std::move(protocols)),
       signals_(loop),
       shutdown_timer_(loop) {
     std::random_device rd;
@@ -222,7 +214,7 @@ Server::~Server() {
 std::shared_ptr<Runtime> Server::load(std::vector<Diagnostic>& diags) const {
     blocking_call("Server::load");
     auto cfg = config::Config::load_file(config_path_, config_must_exist_, env_, diags);
-    return build_runtime(cfg, diags, true, listener_check_);
+    return build_runtime(cfg, diags, true, &protocols_);
 }
 
 static void report(const std::vector<Diagnostic>& diags) {
@@ -443,8 +435,7 @@ void Server::on_accept(tcp::socket socket, const std::shared_ptr<const ListenerS
     socket.set_option(tcp::no_delay(true), ec);
     auto peer = socket.remote_endpoint(ec);
     if (ec) return;
-    auto factory = factories_.find(listener->line.protocol);
-    if (factory == factories_.end()) {
+    if (!listener->protocol) {
         log::error("master", "listen_{}: no {} service in this build", listener->name, config::to_string(listener->line.protocol));
         return;
     }
@@ -468,12 +459,13 @@ void Server::on_accept(tcp::socket socket, const std::shared_ptr<const ListenerS
         // Refusals are cheap but not free: past this many at once, drop without a reply.
         if (refusing_ >= std::max<std::size_t>(10, effective_limit_ / 10)) return;
         ++refusing_;
-        auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second, [this] { --refusing_; });
+        auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, listener->protocol->make_session,
+                                                 [this] { --refusing_; });
         conn->start(refusal);
         return;
     }
     per_client_.add(listener->name, key);
-    auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, factory->second,
+    auto conn = std::make_shared<Connection>(std::move(socket), listener, cid, listener->protocol->make_session,
                                              [this, id, lname = listener->name, key] {
         connections_.erase(id);
         per_client_.remove(lname, key);

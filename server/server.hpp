@@ -17,7 +17,7 @@
 
 #include "config.hpp"
 #include "listener_state.hpp"
-#include "session.hpp"
+#include "protocol_registry.hpp"
 #include "connection_rate.hpp"
 #include "worker_pool.hpp"
 
@@ -46,17 +46,13 @@ struct Runtime {
     std::set<asio::ip::tcp::endpoint> optional_endpoints;  // wildcard IPv6 that may be missing
 };
 
-// Judges what only a protocol understands in one listener's settings (an SMTP listener's
-// restriction lists); each string returned is an error that stops serve, reload and check.
-using ListenerCheck = std::function<std::vector<std::string>(config::Protocol, const config::Config&)>;
-
 // Validates the config and builds listener states and TLS contexts. Blocking (reads files).
 // With create_files it also creates data_directory and the self-signed certificate when
-// missing; without (pillarbox check) it only reports what would be created. `check`, when
-// given, runs on every listener's settings.
+// missing; without (pillarbox check) it only reports what would be created. `protocols`, when
+// given, supplies each listener's protocol entry (idle timeout parameter, check_listener).
 // Problems go to diags; returns null when there is any error.
 std::shared_ptr<Runtime> build_runtime(const config::Config& config, std::vector<config::Diagnostic>& diags,
-                                       bool create_files = true, const ListenerCheck& check = {});
+                                       bool create_files = true, const ProtocolRegistry* protocols = nullptr);
 
 // How many connections open_files descriptors can hold after a reserve for files, the
 // databases and DNS (open_files 0: unlimited).
@@ -66,7 +62,7 @@ class Server {
 public:
     // load() reads the config file; reload reads it again from the same place.
     Server(asio::io_context& loop, config::Environment env, std::string config_path, bool config_must_exist,
-           SessionFactories factories);
+           ProtocolRegistry protocols);
     ~Server();
 
     // Loads, validates and binds. False (with the reason logged) when the config is bad or a
@@ -80,8 +76,6 @@ public:
     void on_shutdown(std::function<void()> hook) { shutdown_hooks_.push_back(std::move(hook)); }
     // Runs after a reload took effect: services drop what they cached from files (access tables).
     void on_reload(std::function<void()> hook) { reload_hooks_.push_back(std::move(hook)); }
-    // Run by start() and reload() on every listener (see build_runtime); set before start().
-    void set_listener_check(ListenerCheck check) { listener_check_ = std::move(check); }
     void shutdown();
     bool stopping() const { return stopping_; }
 
@@ -107,8 +101,7 @@ private:
     config::Environment env_;
     std::string config_path_;
     bool config_must_exist_;
-    SessionFactories factories_;
-    ListenerCheck listener_check_;
+    ProtocolRegistry protocols_;
     std::unique_ptr<WorkerPool> workers_;
     std::vector<std::function<void()>> shutdown_hooks_, reload_hooks_;
     std::shared_ptr<Runtime> runtime_;

@@ -4,7 +4,6 @@
 #pragma once
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,7 +16,6 @@ namespace pillarbox {
 struct ConnectionInfo {
     std::string id;        // per-connection log id, e.g. 3F2A0001
     std::string listener;  // listener name: smtp, submission, ...
-    config::Protocol protocol = config::Protocol::Smtp;
     config::TlsMode tls_mode = config::TlsMode::None;
     std::string peer_ip, local_ip;
     std::string peer_name = "unknown";  // the client's verified host name, once a session learns it
@@ -86,6 +84,5 @@ public:
 };
 
 using SessionFactory = std::function<std::unique_ptr<Session>(SessionIo&)>;
-using SessionFactories = std::map<config::Protocol, SessionFactory>;
 
 }  // namespace pillarbox

@@ -1,17 +1,11 @@
-// The lines each protocol uses to turn a client away or say goodbye: too many connections,
-// shutting down, idle timeout, service not available. Shared by the placeholder session and the
-// real sessions as they land.
+// The reasons a session says goodbye first. Each protocol's lines for them are its own (e.g.
+// smtp::goodbye in protocols/smtp/registration.hpp); the registry (server/protocol_registry.hpp)
+// holds them with the rest of what the server knows about a protocol.
 #pragma once
-#include <string>
-#include <string_view>
-
-#include "server/listener_def.hpp"
+#include "server/protocol_registry.hpp"
 
 namespace pillarbox::protocols {
 
-enum class Goodbye { TooManyConnections, ShuttingDown, IdleTimeout, NotAvailable };
-
-// The complete reply, CRLF-terminated, for `protocol`; hostname is myhostname.
-std::string goodbye(config::Protocol protocol, Goodbye why, std::string_view hostname);
+using Goodbye = pillarbox::Goodbye;
 
 }  // namespace pillarbox::protocols

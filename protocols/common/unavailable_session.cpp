@@ -1,14 +1,14 @@
 // The "not available yet" session (see unavailable_session.hpp).
 #include "unavailable_session.hpp"
 
-#include "service_replies.hpp"
+#include "server/config.hpp"
 
 namespace pillarbox::protocols {
 namespace {
 
 class UnavailableSession final : public Session {
 public:
-    explicit UnavailableSession(SessionIo& io) : io_(io) {}
+    UnavailableSession(SessionIo& io, GoodbyeText goodbye) : io_(io), goodbye_(goodbye) {}
     void on_start() override { say(Goodbye::NotAvailable); }
     std::size_t on_input(std::string_view data) override { return data.size(); }
     void on_refused(std::string_view) override { say(Goodbye::TooManyConnections); }
@@ -17,15 +17,17 @@ public:
 
 private:
     void say(Goodbye why) {
-        const auto& info = io_.info();
-        io_.send(goodbye(info.protocol, why, info.config->get("myhostname")));
+        io_.send(goodbye_(why, io_.info().config->get("myhostname")));
         io_.close();
     }
     SessionIo& io_;
+    GoodbyeText goodbye_;
 };
 
 }  // namespace
 
-std::unique_ptr<Session> make_unavailable_session(SessionIo& io) { return std::make_unique<UnavailableSession>(io); }
+std::unique_ptr<Session> make_unavailable_session(SessionIo& io, GoodbyeText goodbye) {
+    return std::make_unique<UnavailableSession>(io, goodbye);
+}
 
 }  // namespace pillarbox::protocols

@@ -3,10 +3,12 @@
 #pragma once
 #include <memory>
 
+#include "server/protocol_registry.hpp"
 #include "server/session.hpp"
 
 namespace pillarbox::protocols {
 
-std::unique_ptr<Session> make_unavailable_session(SessionIo& io);
+// goodbye: the protocol's lines (its registry entry's).
+std::unique_ptr<Session> make_unavailable_session(SessionIo& io, GoodbyeText goodbye);
 
 }  // namespace pillarbox::protocols

@@ -16,6 +16,7 @@
 #include "protocols/pop3/maildrop.hpp"
 #include "protocols/pop3/message_stream.hpp"
 #include "protocols/pop3/parser.hpp"
+#include "protocols/pop3/registration.hpp"
 #include "server/ascii.hpp"
 #include "server/config.hpp"
 #include "server/log.hpp"
@@ -261,7 +262,7 @@ void Pop3Session::bad(std::string_view text) {
 
 void Pop3Session::bye(protocols::Goodbye why) {
     // Without QUIT there is no UPDATE state: the marks are dropped (RFC 1939 section 6).
-    send(protocols::goodbye(config::Protocol::Pop3, why, ""));
+    send(goodbye(why, ""));
     state_ = State::Closed;
 }
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "protocols/smtp/registration.hpp"
 #include "server/ascii.hpp"
 #include "server/dns.hpp"
 #include "server/log.hpp"
@@ -211,7 +212,7 @@ void SmtpSession::greet() {
 }
 
 void SmtpSession::bye(protocols::Goodbye why) {
-    io_.send(protocols::goodbye(config::Protocol::Smtp, why, s_.hostname));
+    io_.send(goodbye(why, s_.hostname));
     state_ = State::Closed;
 }
 

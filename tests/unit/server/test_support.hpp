@@ -101,10 +101,22 @@ private:
 class RunningServer {
 public:
     RunningServer(const std::string& config_path, SessionLog& log) {
-        SessionFactories f;
-        for (auto p : {config::Protocol::Smtp, config::Protocol::Pop3, config::Protocol::Imap, config::Protocol::Http})
-            f[p] = [&log](SessionIo& io) { return std::make_unique<TestSession>(io, log); };
-        server = std::make_unique<Server>(io, config::Environment{false, "test.example"}, config_path, true, std::move(f));
+        // Every protocol runs the test session, with the real protocols' idle timeout parameters.
+        ProtocolRegistry protocols;
+        const std::pair<config::Protocol, const char*> timeouts[] = {{config::Protocol::Smtp, "smtpd_timeout"},
+                                                                     {config::Protocol::Pop3, "pop3_idle_timeout"},
+                                                                     {config::Protocol::Imap, "imap_idle_timeout"},
+                                                                     {config::Protocol::Http, "http_idle_timeout"}};
+        for (auto& [p, timeout] : timeouts) {
+            ProtocolEntry e;
+            e.protocol = p;
+            e.name = e.log_service = std::string(config::to_string(p));
+            e.idle_timeout_parameter = timeout;
+            e.goodbye = [](Goodbye, std::string_view) { return std::string(); };
+            e.make_session = [&log](SessionIo& io) { return std::make_unique<TestSession>(io, log); };
+            protocols.add(std::move(e));
+        }
+        server = std::make_unique<Server>(io, config::Environment{false, "test.example"}, config_path, true, std::move(protocols));
         started = server->start();
         if (!started) return;
         server->handle_signals();

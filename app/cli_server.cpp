@@ -1,68 +1,38 @@
-// serve, config, check and version (see commands.hpp).
-#include "commands.hpp"
+// pillarbox serve, config, check and version: the commands about the server itself.
+#include "app/cli.hpp"
+
+#include <CLI/CLI.hpp>
 
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <asio/io_context.hpp>
-#include <csignal>
-#include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <fmt/format.h>
 #include <iostream>
 
-#include "file_modes.hpp"
-#include "log.hpp"
-#include "loop_guard.hpp"
-#include "server.hpp"
-#include "tls.hpp"
+#include "app/protocols.hpp"
+#include "app/serve.hpp"
+#include "server/file_modes.hpp"
+#include "server/server.hpp"
+#include "server/tls.hpp"
 
-namespace pillarbox::cli {
+namespace pillarbox::app {
 
 using config::Config;
 using config::Diagnostic;
 
-ConfigPath ConfigPath::resolve(const std::string& given, const config::Environment& env) {
-    if (!given.empty()) return {given, true};
-    return {env.root ? "/etc/pillarbox/pillarbox.conf" : "./pillarbox.conf", false};
-}
+namespace {
 
-int serve(const ConfigPath& cfg, const config::Environment& env, SessionFactories factories, Services services,
-          ListenerCheck listener_check) {
-    std::signal(SIGPIPE, SIG_IGN);
-    asio::io_context loop(1);
-    Server server(loop, env, cfg.path, cfg.explicit_, std::move(factories));
-    server.set_listener_check(std::move(listener_check));
-    if (!server.start()) return 1;
-    // Signals first: a SIGHUP or SIGTERM that arrives while services start is handled once the
-    // loop runs instead of killing the process.
-    server.handle_signals();
-    std::shared_ptr<void> shared;
-    if (services) {
-        try {
-            shared = services(loop, server, *server.runtime().config);
-        } catch (const std::exception& e) {
-            log::error("master", "{}; not starting", e.what());
-            return 1;
-        }
-    }
-    mark_loop_thread(true);
-    log::gather_on(&loop);
-    struct StopGathering {
-        ~StopGathering() {
-            mark_loop_thread(false);
-            log::gather_on(nullptr);  // writes what the last turn gathered
-        }
-    } stop_gathering;
-    loop.run();
-    return 0;
-}
-
-static void print_diags(const std::vector<Diagnostic>& diags) {
-    for (auto& d : diags) std::cerr << "pillarbox: " << d.to_string() << "\n";
-}
+struct ConfigOptions {
+    bool non_default = false;  // -n
+    bool defaults = false;     // -d
+    bool expand = false;       // -x
+    bool doc = false;          // --doc: the Markdown reference
+    std::vector<std::string> names;
+};
 
 int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOptions& opt) {
     if (opt.doc) {
@@ -71,7 +41,7 @@ int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOp
     }
     std::vector<Diagnostic> diags;
     Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
-    print_diags(diags);
+    print_diagnostics(diags);
     std::vector<std::string> names = opt.names.empty() ? c.names() : opt.names;
     int rc = 0;
     for (auto& n : names) {
@@ -87,10 +57,13 @@ int config(const ConfigPath& cfg, const config::Environment& env, const ConfigOp
     return rc;
 }
 
-int check(const ConfigPath& cfg, const config::Environment& env, bool fix, const ListenerCheck& listener_check) {
+// fix (check --fix): chmod what is looser than 0700/0600 in the data folder (see file_modes.hpp).
+int check(const ConfigPath& cfg, const config::Environment& env, bool fix) {
     std::vector<Diagnostic> diags;
     Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
-    auto rt = build_runtime(c, diags, /*create_files=*/false, listener_check);
+    // The registry for its listener checks (an SMTP listener's restriction lists); no session runs.
+    auto protocols = protocol_registry(SessionServices::make());
+    auto rt = build_runtime(c, diags, /*create_files=*/false, &protocols);
     auto add = [&](Diagnostic::Severity sev, std::string msg) { diags.push_back({sev, "", 0, std::move(msg)}); };
     bool loose = false;  // modes looser than 0700/0600 left in the data folder
     if (rt) {
@@ -152,7 +125,7 @@ int check(const ConfigPath& cfg, const config::Environment& env, bool fix, const
                 add(Diagnostic::Error, fmt::format("listen_{}: private key {} is readable by everyone", name, files.key));
         }
     }
-    print_diags(diags);
+    print_diagnostics(diags);
     bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
     if (errors || loose) {
         std::cerr << "pillarbox: " << cfg.path << ": " << (errors ? "errors found" : "file modes too loose") << "\n";
@@ -162,26 +135,37 @@ int check(const ConfigPath& cfg, const config::Environment& env, bool fix, const
     return 0;
 }
 
-std::optional<Config> load_config(const ConfigPath& cfg, const config::Environment& env) {
-    std::vector<Diagnostic> diags;
-    Config c = Config::load_file(cfg.path, cfg.explicit_, env, diags);
-    bool errors = std::any_of(diags.begin(), diags.end(), [](const Diagnostic& d) { return d.severity == Diagnostic::Error; });
-    if (errors) {
-        print_diags(diags);
-        return std::nullopt;
-    }
-    return c;
-}
-
-std::optional<std::string> data_directory(const ConfigPath& cfg, const config::Environment& env) {
-    auto c = load_config(cfg, env);
-    if (!c) return std::nullopt;
-    return c->get("data_directory");
-}
-
 int version() {
     fmt::print("pillarbox {}\nTLS: {}\nSQLite: {}\n", PILLARBOX_VERSION, OpenSSL_version(OPENSSL_VERSION), sqlite3_libversion());
     return 0;
+}
+
+}  // namespace
+
+void add_server_commands(CLI::App& cli, Invocation& run) {
+    cli.add_subcommand("serve", "run the server in the foreground")->callback([&run] {
+        auto env = run.env();
+        run.exit_code = serve(run.config_path(env), env);
+    });
+    auto copt = std::make_shared<ConfigOptions>();
+    auto* config_cmd = cli.add_subcommand("config", "print effective parameter values, like postconf");
+    config_cmd->add_flag("-n", copt->non_default, "only parameters set in the configuration file");
+    config_cmd->add_flag("-d", copt->defaults, "default values");
+    config_cmd->add_flag("-x", copt->expand, "expand $name references");
+    config_cmd->add_flag("--doc", copt->doc, "print the parameter reference in Markdown");
+    config_cmd->add_option("NAME", copt->names, "parameters to print");
+    config_cmd->callback([&run, copt] {
+        auto env = run.env();
+        run.exit_code = config(run.config_path(env), env, *copt);
+    });
+    auto fix = std::make_shared<bool>(false);
+    auto* check_cmd = cli.add_subcommand("check", "validate configuration, files and permissions, like postfix check");
+    check_cmd->add_flag("--fix", *fix, "make what is in the data folder private again (folders 0700, files 0600)");
+    check_cmd->callback([&run, fix] {
+        auto env = run.env();
+        run.exit_code = check(run.config_path(env), env, *fix);
+    });
+    cli.add_subcommand("version", "print version and library versions")->callback([&run] { run.exit_code = version(); });
 }
 
 std::string parameter_reference(const config::Environment& env) {
@@ -217,4 +201,4 @@ std::string parameter_reference(const config::Environment& env) {
     return out;
 }
 
-}  // namespace pillarbox::cli
+}  // namespace pillarbox::app

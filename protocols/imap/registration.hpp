@@ -1,0 +1,16 @@
+// IMAP as the server sees it: its registry entry and goodbye lines. Until the IMAP session lands
+// the entry's sessions answer "not available yet" and close.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "server/protocol_registry.hpp"
+
+namespace pillarbox::imap {
+
+// RFC 9051 section 7.1.5: BYE may be the greeting; UNAVAILABLE is RFC 5530's code.
+std::string goodbye(Goodbye why, std::string_view hostname);
+
+ProtocolEntry registration();
+
+}  // namespace pillarbox::imap
