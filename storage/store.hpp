@@ -83,16 +83,6 @@ public:
     virtual std::shared_ptr<const MessageCopy> copy_source() const { return nullptr; }
 };
 
-// The result of a mailbox operation: a value, or what went wrong (error unset: a temporary
-// server-side failure, details only in reason for the log).
-template <typename R>
-struct Outcome {
-    std::optional<R> value;
-    std::optional<StoreError::Kind> error;
-    std::string reason;
-    bool ok() const { return value.has_value(); }
-};
-
 class Store {
 public:
     Store(asio::io_context& loop, StoreSettings settings);
