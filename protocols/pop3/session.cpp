@@ -452,15 +452,12 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
     }
     // Changes made after the snapshot (another session's flag renames and expunges) reach the
     // maildrop; those published before it are already in it, so they are skipped.
-    changes_ = services_->store->bus().subscribe(storage::Store::account_key(localpart_, domain_), "INBOX",
-                                                [this](const storage::Change& c) {
-                                                    if (drop_) drop_->apply(c);
-                                                });
-    using Snapshot = std::pair<storage::MailboxInfo, std::vector<storage::MessageInfo>>;
-    services_->store->run<Snapshot>(
-        localpart_, domain_,
-        [](storage::Account& a) { return Snapshot{a.mailbox("INBOX"), a.snapshot("INBOX")}; },
-        [this, token = alive_, method](storage::Outcome<Snapshot> out) {
+    changes_ = services_->store->subscribe({localpart_, domain_}, "INBOX", [this](const storage::Change& c) {
+        if (drop_) drop_->apply(c);
+    });
+    services_->store->snapshot(
+        {localpart_, domain_}, "INBOX",
+        [this, token = alive_, method](storage::Outcome<storage::MailboxSnapshot> out) {
             if (!*token) return;
             if (!out.ok()) {
                 log::line(log::Level::Error, "pop3", info_.id, "user=<{}>: cannot open INBOX: {}", account_, out.reason);
@@ -471,7 +468,7 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
                 unpark();
                 return;
             }
-            drop_.emplace(std::move(out.value->first), out.value->second, s_.uidl_format);
+            drop_.emplace(std::move(out.value->mailbox), out.value->messages, s_.uidl_format);
             opened(method);
         });
 }
@@ -542,8 +539,8 @@ void Pop3Session::cmd_quit(const std::string&) {
     // RFC 1939 section 6: the UPDATE state. +OK only once the deletions are durable.
     state_ = State::Update;
     park();
-    services_->store->run<std::string>(
-        localpart_, domain_, [u](storage::Account& a) { return Maildrop::commit(a, "INBOX", u); },
+    services_->store->commit_maildrop(
+        {localpart_, domain_}, "INBOX", u,
         [this, token = alive_, deleted = u.expunge.size()](storage::Outcome<std::string> out) {
             if (!*token) return;
             if (!out.ok()) {
@@ -680,9 +677,9 @@ void Pop3Session::pump() {
     if (t.reading || io_.output_queued() >= s_.output_watermark) return;
     t.reading = true;
     const DropMessage* m = drop_->get(t.number);
-    services_->store->read(localpart_, domain_, drop_->inbox(), m->file, t.offset, kReadChunk,
-                           [this, token = alive_](std::string bytes, std::string error) {
-                               if (*token) read_done(std::move(bytes), std::move(error));
+    services_->store->read({localpart_, domain_}, drop_->inbox(), m->file, t.offset, kReadChunk,
+                           [this, token = alive_](storage::Outcome<std::string> out) {
+                               if (*token) read_done(out.ok() ? std::move(*out.value) : "", std::move(out.reason));
                            });
 }
 
@@ -746,13 +743,8 @@ void Pop3Session::relookup() {
     t.relooked = true;
     t.reading = true;
     std::uint32_t uid = drop_->get(t.number)->uid;
-    services_->store->run<std::optional<storage::MessageInfo>>(
-        localpart_, domain_,
-        [uid](storage::Account& a) -> std::optional<storage::MessageInfo> {
-            for (auto& m : a.snapshot("INBOX"))
-                if (m.uid == uid) return m;
-            return std::nullopt;
-        },
+    services_->store->message(
+        {localpart_, domain_}, "INBOX", uid,
         [this, token = alive_](storage::Outcome<std::optional<storage::MessageInfo>> out) {
             if (!*token) return;
             Transfer& t = *transfer_;
