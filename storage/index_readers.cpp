@@ -1,6 +1,8 @@
 // The pool of read-only index connections (see index_readers.hpp).
 #include "storage/index_readers.hpp"
 
+#include <string>
+
 #include "server/loop_guard.hpp"
 
 namespace pillarbox::storage {
@@ -19,6 +21,7 @@ IndexReaders::Lease IndexReaders::borrow(const std::string& path) {
     blocking_call("IndexReaders::borrow");
     auto db = std::make_unique<sqlite::Db>(path, sqlite::Db::Mode::ReadOnly);
     sqlite3_busy_timeout(db->handle(), static_cast<int>(kBusyTimeout.count()));
+    db->exec("PRAGMA cache_size=-" + std::to_string(kCacheKiB));
     return Lease(*this, path, std::move(db));
 }
 

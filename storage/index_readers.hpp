@@ -22,6 +22,10 @@ public:
     // only while a connection recovers the WAL index after a crash, or while something outside
     // the server (the sqlite3 shell, a backup tool) holds an exclusive lock.
     static constexpr std::chrono::milliseconds kBusyTimeout{1000};
+    // Page cache per connection, KiB (SQLite's default is 2 MB). An idle connection keeps its
+    // cache, and the pool may keep many; a reader's cache is dropped anyway whenever the writer
+    // changed the index since its last read, and the kernel's page cache holds the file.
+    static constexpr int kCacheKiB = 512;
 
     explicit IndexReaders(std::size_t idle_limit) : idle_limit_(idle_limit) {}
     IndexReaders(const IndexReaders&) = delete;
