@@ -27,6 +27,7 @@
 
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
+#include "storage/account.hpp"
 #include "storage/store.hpp"
 
 using namespace pillarbox;

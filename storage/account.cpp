@@ -20,6 +20,7 @@
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/index/schema.hpp"
+#include "storage/index_reads.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/folder_name.hpp"
 
@@ -77,6 +78,13 @@ std::string message_file_name(const NewMessage& m, std::uint32_t uid) {
     n.info = maildir::InfoKind::kFlags;
     n.set_system_flags(static_cast<maildir::SystemFlags>(m.flags));
     return maildir::format_file_name(n);
+}
+
+std::string message_base(std::string_view file) {
+    auto slash = file.rfind('/');
+    auto name = slash == std::string_view::npos ? file : file.substr(slash + 1);
+    if (auto parsed = maildir::parse_file_name(name)) return parsed->base;
+    return std::string(name);
 }
 
 namespace {
@@ -217,34 +225,12 @@ void Account::discover_mailboxes() {
     tx.commit();
 }
 
-MailboxInfo Account::read_mailbox(sqlite::Stmt& st) {
-    MailboxInfo m;
-    m.id = st.int64(0);
-    m.name = st.text(1);
-    m.dir = st.text(2);
-    m.uidvalidity = static_cast<std::uint32_t>(st.int64(3));
-    m.uidnext = static_cast<std::uint32_t>(st.int64(4));
-    m.highestmodseq = static_cast<std::uint64_t>(st.int64(5));
-    m.subscribed = st.int64(6) != 0;
-    m.special_use = st.text(7);
-    return m;
-}
-
-static constexpr const char* kMailboxColumns =
-    "SELECT id, name, dir, uidvalidity, uidnext, highestmodseq, subscribed, special_use FROM mailbox";
-
-std::vector<MailboxInfo> Account::mailboxes() {
-    std::vector<MailboxInfo> out;
-    auto st = db_->prepare(fmt::format("{} ORDER BY name", kMailboxColumns));
-    while (st.step()) out.push_back(read_mailbox(st));
-    return out;
-}
+std::vector<MailboxInfo> Account::mailboxes() { return index::mailboxes(*db_); }
 
 MailboxInfo Account::mailbox(std::string_view name) {
-    auto st = db_->prepare(fmt::format("{} WHERE name = ?", kMailboxColumns));
-    st.bind(1, name);
-    if (!st.step()) throw StoreError(StoreError::Kind::NotFound, fmt::format("no mailbox {}", name));
-    return read_mailbox(st);
+    auto m = index::find_mailbox(*db_, name);
+    if (!m) throw StoreError(StoreError::Kind::NotFound, fmt::format("no mailbox {}", name));
+    return *m;
 }
 
 std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name, std::vector<NewMessage>& msgs) {

@@ -15,102 +15,12 @@
 #include <asio/thread_pool.hpp>
 
 #include "storage/index/sqlite.hpp"
+#include "storage/mailbox_types.hpp"
 #include "storage/message_file.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/keywords.hpp"
 
 namespace pillarbox::storage {
-
-// IMAP system flags as stored in the index: maildir::system_flag's bits (the Maildir letters).
-enum Flag : std::uint32_t { kSeen = 1, kAnswered = 2, kFlagged = 4, kDeleted = 8, kDraft = 16 };
-
-struct MailboxInfo {
-    std::int64_t id = 0;
-    std::string name;         // IMAP name, UTF-8
-    std::string dir;          // below the account root: "" for INBOX, ".Sent"
-    std::string special_use;  // RFC 6154 attribute or ""
-    std::uint32_t uidvalidity = 0;
-    std::uint32_t uidnext = 1;
-    std::uint64_t highestmodseq = 1;
-    bool subscribed = false;
-};
-
-// A message already written (and made durable), not yet in a mailbox: an unnamed file (file)
-// or a named one in the account's tmp/ directory (tmp_path). See message_file.hpp.
-struct NewMessage {
-    std::string tmp_path;
-    std::shared_ptr<OpenFile> file;
-    std::string base;  // Maildir base name chosen when the tmp file was created
-    std::uint64_t size = 0;
-    std::uint64_t rfc822_size = 0;
-    std::int64_t internal_date = 0;
-    std::uint32_t flags = 0;
-    std::string parsed;  // the parse cache, when the store was given a parser
-};
-
-struct MessageInfo {
-    std::uint32_t uid = 0;
-    std::string file;  // new/NAME or cur/NAME below the mailbox directory
-    std::uint64_t size = 0;
-    std::uint64_t rfc822_size = 0;
-    std::int64_t internal_date = 0;
-    std::uint32_t flags = 0;
-    std::uint64_t modseq = 0;
-    std::vector<std::string> keywords;  // IMAP keywords, e.g. $Forwarded, $Junk, project-x
-};
-
-struct MailboxStatus {
-    MailboxInfo info;
-    std::uint32_t messages = 0;
-    std::uint32_t unseen = 0;
-    std::uint64_t size = 0;  // RFC 8438 STATUS SIZE: sum of RFC822 sizes
-};
-
-enum class FlagOp { Add, Remove, Replace };
-
-// What the index can answer for IMAP SEARCH without opening a message; every set field must
-// match (AND). Header and body criteria are the IMAP layer's, over the parse cache and the files.
-struct SearchQuery {
-    std::vector<std::pair<std::uint32_t, std::uint32_t>> uids;  // ranges, inclusive; empty = all
-    std::uint32_t flags_set = 0;                                // all of these
-    std::uint32_t flags_clear = 0;                              // none of these
-    std::vector<std::string> keywords_set, keywords_clear;      // KEYWORD / UNKEYWORD
-    std::optional<std::uint64_t> larger, smaller;               // RFC822 size, strict
-    std::optional<std::int64_t> since, before;                  // internal date, unix seconds: >= since, < before
-    std::optional<std::uint64_t> modseq;                        // MODSEQ >= (RFC 7162)
-};
-
-// What an operation changed, in order, for the sessions that have the mailbox open.
-struct Change {
-    enum class Kind { Added, FlagsChanged, Expunged, MailboxCreated, MailboxDeleted, MailboxRenamed };
-    Kind kind = Kind::Added;
-    std::string mailbox;
-    std::string new_name;                // MailboxRenamed
-    std::vector<MessageInfo> messages;   // Added, FlagsChanged
-    std::vector<std::uint32_t> uids;     // Expunged
-    std::uint64_t modseq = 0;            // HIGHESTMODSEQ after the change
-};
-
-// Errors a client can be told about; anything else is a temporary server-side failure.
-struct StoreError : std::runtime_error {
-    enum class Kind { NotFound, Exists, Invalid, OverQuota } kind;
-    StoreError(Kind k, const std::string& what) : std::runtime_error(what), kind(k) {}
-};
-
-struct Quota {
-    std::uint64_t max_bytes = 0;     // 0 = no limit
-    std::uint64_t max_messages = 0;  // 0 = no limit
-};
-
-struct Usage {
-    std::uint64_t bytes = 0;
-    std::uint64_t messages = 0;
-};
-
-// Whether a message of size bytes (0: size not known) can no longer fit: the message count is
-// at its limit, or the bytes would pass theirs (with size 0: are at it already). What SMTP asks
-// at RCPT, with the SIZE= the client declared, as Dovecot's LMTP does.
-bool quota_full(const Usage& u, const Quota& q, std::uint64_t size);
 
 class Account {
 public:
@@ -137,11 +47,17 @@ public:
     void sync_mailbox(MailboxInfo mb, bool force, bool rebuilding = false);
 
     // Removes messages: files first (then the directory fsync), then one index transaction that
-    // records the expunges with their MODSEQ.
-    void expunge(const std::string& mailbox, const std::vector<std::uint32_t>& uids);
+    // records the expunges with their MODSEQ. Returns the UIDs that existed (and are gone now).
+    std::vector<std::uint32_t> expunge(const std::string& mailbox, const std::vector<std::uint32_t>& uids);
+    // POP3's UPDATE state: the expunge, which throws when it fails (nothing is removed), then
+    // \Seen on what was retrieved, which only returns its failure ("" when it worked): the
+    // messages are there either way, so the client's QUIT still succeeds.
+    std::string commit_maildrop(const std::string& mailbox, const MaildropUpdate& u);
 
     // The mailbox API the protocols use (through Store). All blocking, all on the writer thread.
     std::vector<MessageInfo> snapshot(const std::string& mailbox);  // by UID
+    // The mailbox's row after a sync of its directories (what every read of its messages starts from).
+    MailboxInfo synced_mailbox(const std::string& mailbox);
     // Sets or clears system flags and keywords; renames the files (cur/NAME:2,FLAGS, keyword
     // letters from the mailbox's dovecot-keywords) before the index commit. Returns the
     // messages that changed, with their new MODSEQ. Throws StoreError Invalid for a bad keyword.
@@ -174,6 +90,9 @@ public:
     void set_side_thread(asio::thread_pool* pool) { side_ = pool; }
 
     std::vector<Change> take_changes() { return std::exchange(changes_, {}); }
+    // The writer's index connection, for the read path's queries when a read has to run on the
+    // writer (storage/index_reads.hpp). Never for writes: those go through the methods above.
+    sqlite::Db& index() { return *db_; }
 
 private:
     explicit Account(std::filesystem::path root, std::string hostname);
@@ -186,7 +105,6 @@ private:
     std::string new_base();
     void discover_mailboxes();
     void clean_tmp(const std::filesystem::path& tmp);
-    MailboxInfo read_mailbox(sqlite::Stmt& st);
 
     std::filesystem::path root_;
     std::string hostname_;
@@ -226,6 +144,11 @@ std::vector<std::string> keywords_from_letters(const maildir::FileName& name, co
 
 // A path's mtime in nanoseconds (0 when missing): how a sync notices directory changes.
 std::int64_t mtime_ns(const std::filesystem::path& p);
+
+// Whether the index is caught up with the mailbox's new/ and cur/ (at mailbox_dir): their mtimes
+// are those its last sync or change recorded. What sync_mailbox checks before rescanning, and what
+// a reader checks before it trusts the index. Reads only.
+bool index_synced(sqlite::Db& db, const MailboxInfo& mb, const std::filesystem::path& mailbox_dir);
 
 // Writes a small file atomically (tmp + rename) and durably (file and directory fsync'd).
 void write_file_durably(const std::filesystem::path& path, const std::string& text);

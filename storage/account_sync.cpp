@@ -17,6 +17,7 @@
 #include "server/loop_guard.hpp"
 #include "storage/account.hpp"
 #include "storage/index/schema.hpp"
+#include "storage/index_reads.hpp"
 #include "storage/maildir/filename.hpp"
 
 namespace pillarbox::storage {
@@ -94,14 +95,15 @@ std::int64_t mtime_ns(const fs::path& p) {
     return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
+bool index_synced(sqlite::Db& db, const MailboxInfo& mb, const fs::path& dir) {
+    auto marks = index::sync_marks(db, mb.id);
+    return marks.new_mtime == mtime_ns(dir / "new") && marks.cur_mtime == mtime_ns(dir / "cur");
+}
+
 void Account::sync_mailbox(MailboxInfo mb, bool force, bool rebuilding) {
     blocking_call("Account::sync_mailbox");
     const fs::path dir = root_ / mb.dir;
-    if (!force) {
-        auto st = db_->prepare("SELECT synced_new_mtime, synced_cur_mtime FROM mailbox WHERE id = ?");
-        st.bind(1, mb.id);
-        if (st.step() && st.int64(0) == mtime_ns(dir / "new") && st.int64(1) == mtime_ns(dir / "cur")) return;
-    }
+    if (!force && index_synced(*db_, mb, dir)) return;
     if (!read_uid_file(dir)) write_uid_file(dir, {mb.uidvalidity, mb.uidnext});
 
     std::map<std::string, DiskFile> disk;  // by base name
@@ -250,7 +252,7 @@ void Account::record_mailbox(const MailboxInfo& mb, std::uint32_t uidnext, std::
         .run();
 }
 
-void Account::expunge(const std::string& mailbox_name, const std::vector<std::uint32_t>& uids) {
+std::vector<std::uint32_t> Account::expunge(const std::string& mailbox_name, const std::vector<std::uint32_t>& uids) {
     blocking_call("Account::expunge");
     MailboxInfo mb = mailbox(mailbox_name);
     const fs::path dir = root_ / mb.dir;
@@ -268,7 +270,7 @@ void Account::expunge(const std::string& mailbox_name, const std::vector<std::ui
             st.reset();
         }
     }
-    if (found.empty()) return;
+    if (found.empty()) return found;
     fsync_dir(dir / "new");
     fsync_dir(dir / "cur");
     // A rebuilt index learns UIDNEXT from the U= fields; when the highest UIDs are gone it must
@@ -286,6 +288,7 @@ void Account::expunge(const std::string& mailbox_name, const std::vector<std::ui
     record_mailbox(mb, 0, modseq);
     tx.commit();
     changes_.push_back({Change::Kind::Expunged, mb.name, {}, {}, found, modseq});
+    return found;
 }
 
 }  // namespace pillarbox::storage

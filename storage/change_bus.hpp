@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "storage/account.hpp"
+#include "storage/mailbox_types.hpp"
 
 namespace pillarbox::storage {
 

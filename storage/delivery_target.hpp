@@ -4,9 +4,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "storage/mailbox_types.hpp"
 
 namespace pillarbox::storage {
 
@@ -17,6 +20,7 @@ struct RecipientResult {
     bool ok = false;
     bool temporary = true;  // on failure: try again later (disk full, I/O error)
     bool over_quota = false;
+    std::optional<StoreError::Kind> kind;  // on failure, what the store said, if it said (APPEND's NotFound)
     std::string reason;     // for the log, never for the client
     std::uint32_t uid = 0;
     std::string queue_id;   // a queue target's: the message's queue id once queued

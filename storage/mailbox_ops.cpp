@@ -16,6 +16,7 @@
 
 #include "server/loop_guard.hpp"
 #include "storage/account.hpp"
+#include "storage/index_reads.hpp"
 #include "storage/maildir/filename.hpp"
 #include "storage/maildir/folder_name.hpp"
 #include "storage/maildir/ascii.hpp"
@@ -26,16 +27,6 @@ namespace pillarbox::storage {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kMessageColumns =
-    "SELECT uid, file, size, rfc822_size, internal_date, flags, modseq, keywords FROM message";
-
-MessageInfo read_message(sqlite::Stmt& st) {
-    return {static_cast<std::uint32_t>(st.int64(0)), st.text(1),
-            static_cast<std::uint64_t>(st.int64(2)), static_cast<std::uint64_t>(st.int64(3)),
-            st.int64(4), static_cast<std::uint32_t>(st.int64(5)), static_cast<std::uint64_t>(st.int64(6)),
-            split_keywords(st.text(7))};
-}
 
 bool same_keyword(std::string_view a, std::string_view b) { return maildir::iequals(a, b); }
 
@@ -130,14 +121,14 @@ std::string Account::new_base() {
                                         .hostname = hostname_});
 }
 
-std::vector<MessageInfo> Account::snapshot(const std::string& name) {
+MailboxInfo Account::synced_mailbox(const std::string& name) {
     MailboxInfo mb = mailbox(name);
     sync_mailbox(mb, false);
-    std::vector<MessageInfo> out;
-    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? ORDER BY uid", kMessageColumns));
-    st.bind(1, mb.id);
-    while (st.step()) out.push_back(read_message(st));
-    return out;
+    return mailbox(name);  // UIDNEXT and HIGHESTMODSEQ as the sync left them
+}
+
+std::vector<MessageInfo> Account::snapshot(const std::string& name) {
+    return index::messages(*db_, synced_mailbox(name).id);
 }
 
 std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::vector<std::uint32_t>& uids, FlagOp op,
@@ -157,7 +148,7 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
         if (!(table == before)) save_keywords(dir, table);
     }
     std::vector<MessageInfo> changed;
-    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
+    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", index::kMessageColumns));
     bool from_new = false;
     for (auto uid : uids) {
         st.bind(1, mb.id).bind(2, uid);
@@ -165,7 +156,7 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
             st.reset();
             continue;
         }
-        MessageInfo m = read_message(st);
+        MessageInfo m = index::message_row(st);
         st.reset();
         std::uint32_t want = apply(op, m.flags, flags);
         auto want_kw = apply_keywords(op, m.keywords, keywords);
@@ -213,12 +204,12 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
     MailboxInfo src = mailbox(from), dst = mailbox(to);
     const fs::path sdir = root_ / src.dir, ddir = root_ / dst.dir;
     std::vector<std::pair<std::size_t, MessageInfo>> found;
-    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
+    auto st = db_->prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", index::kMessageColumns));
     std::uint64_t bytes = 0;
     for (std::size_t i = 0; i < uids.size(); ++i) {
         st.bind(1, src.id).bind(2, uids[i]);
         if (st.step()) {
-            found.emplace_back(i, read_message(st));
+            found.emplace_back(i, index::message_row(st));
             bytes += found.back().second.size;
         }
         st.reset();
@@ -288,41 +279,7 @@ std::vector<std::uint32_t> Account::copy(const std::string& from, const std::vec
 }
 
 std::vector<std::uint32_t> Account::search(const std::string& name, const SearchQuery& q) {
-    MailboxInfo mb = mailbox(name);
-    sync_mailbox(mb, false);
-    std::string sql = "SELECT uid, keywords FROM message WHERE mailbox_id = ?";
-    std::vector<std::int64_t> args{mb.id};
-    if (!q.uids.empty()) {
-        sql += " AND (";
-        for (std::size_t i = 0; i < q.uids.size(); ++i) {
-            sql += i ? " OR " : "";
-            sql += "uid BETWEEN ? AND ?";
-            args.push_back(q.uids[i].first);
-            args.push_back(q.uids[i].second);
-        }
-        sql += ")";
-    }
-    if (q.flags_set) sql += " AND (flags & ?) = ?", args.push_back(q.flags_set), args.push_back(q.flags_set);
-    if (q.flags_clear) sql += " AND (flags & ?) = 0", args.push_back(q.flags_clear);
-    if (q.larger) sql += " AND rfc822_size > ?", args.push_back(static_cast<std::int64_t>(*q.larger));
-    if (q.smaller) sql += " AND rfc822_size < ?", args.push_back(static_cast<std::int64_t>(*q.smaller));
-    if (q.since) sql += " AND internal_date >= ?", args.push_back(*q.since);
-    if (q.before) sql += " AND internal_date < ?", args.push_back(*q.before);
-    if (q.modseq) sql += " AND modseq >= ?", args.push_back(static_cast<std::int64_t>(*q.modseq));
-    sql += " ORDER BY uid";
-    auto st = db_->prepare(sql);
-    for (std::size_t i = 0; i < args.size(); ++i) st.bind(static_cast<int>(i + 1), args[i]);
-    auto has = [](const std::vector<std::string>& kws, const std::string& k) {
-        return std::any_of(kws.begin(), kws.end(), [&](const std::string& x) { return same_keyword(x, k); });
-    };
-    std::vector<std::uint32_t> out;
-    while (st.step()) {
-        auto kws = split_keywords(st.text(1));
-        if (std::all_of(q.keywords_set.begin(), q.keywords_set.end(), [&](auto& k) { return has(kws, k); }) &&
-            std::none_of(q.keywords_clear.begin(), q.keywords_clear.end(), [&](auto& k) { return has(kws, k); }))
-            out.push_back(static_cast<std::uint32_t>(st.int64(0)));
-    }
-    return out;
+    return index::search(*db_, synced_mailbox(name).id, q);
 }
 
 std::vector<std::uint32_t> Account::move(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to) {
@@ -334,19 +291,17 @@ std::vector<std::uint32_t> Account::move(const std::string& from, const std::vec
     return moved;
 }
 
-MailboxStatus Account::status(const std::string& name) {
-    MailboxStatus s;
-    s.info = mailbox(name);
-    sync_mailbox(s.info, false);
-    s.info = mailbox(name);
-    auto st = db_->prepare(
-        "SELECT count(*), coalesce(sum(rfc822_size), 0), coalesce(sum((flags & 1) = 0), 0) FROM message WHERE mailbox_id = ?");
-    st.bind(1, s.info.id);
-    st.step();
-    s.messages = static_cast<std::uint32_t>(st.int64(0));
-    s.size = static_cast<std::uint64_t>(st.int64(1));
-    s.unseen = static_cast<std::uint32_t>(st.int64(2));
-    return s;
+MailboxStatus Account::status(const std::string& name) { return index::status(*db_, synced_mailbox(name)); }
+
+std::string Account::commit_maildrop(const std::string& mailbox_name, const MaildropUpdate& u) {
+    if (!u.expunge.empty()) expunge(mailbox_name, u.expunge);
+    if (u.seen.empty()) return "";
+    try {
+        set_flags(mailbox_name, u.seen, FlagOp::Add, kSeen);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
 }
 
 void Account::create_mailbox(const std::string& name, const std::string& special_use) {

@@ -12,8 +12,6 @@
 
 namespace pillarbox::storage {
 
-struct NewMessage;
-
 // An open, still unnamed message file. Closing it without a link discards it.
 class OpenFile {
 public:
@@ -25,6 +23,19 @@ public:
 
 private:
     int fd_;
+};
+
+// A message already written (and made durable), not yet in a mailbox: an unnamed file (file)
+// or a named one in the account's tmp/ directory (tmp_path). See above.
+struct NewMessage {
+    std::string tmp_path;
+    std::shared_ptr<OpenFile> file;
+    std::string base;  // Maildir base name chosen when the tmp file was created
+    std::uint64_t size = 0;
+    std::uint64_t rfc822_size = 0;
+    std::int64_t internal_date = 0;
+    std::uint32_t flags = 0;
+    std::string parsed;  // the parse cache, when the store was given a parser
 };
 
 // Bytes of a message that is already on disk, for a copy elsewhere (the SMTP session's retry

@@ -22,6 +22,8 @@
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "server/mail_names.hpp"
+#include "storage/account.hpp"
+#include "storage/index_readers.hpp"
 #include "storage/maildir/filename.hpp"
 
 namespace pillarbox::storage {
@@ -43,13 +45,6 @@ std::string unique_base(const std::string& hostname) {
                                         .pid = static_cast<std::uint64_t>(::getpid()),
                                         .counter = ++g_counter,
                                         .hostname = hostname});
-}
-
-std::uint64_t bare_lf_count(std::string_view s) {
-    std::uint64_t n = 0;
-    for (std::size_t i = 0; i < s.size(); ++i)
-        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r')) ++n;
-    return n;
 }
 
 // Reads a just-written message back (from the page cache) and runs the parser on it. A failure
@@ -118,10 +113,19 @@ bool safe_path_component(std::string_view s) {
 }
 
 // One delivery: streams the body to a tmp file per recipient on the io threads (one write job
-// at a time, so chunks stay in order), then hands the files to the store's group commit.
+// at a time, so chunks stay in order), then hands the files to the store's group commit. An IMAP
+// APPEND is a delivery to one recipient with a mailbox, flags and an internal date of its own.
 class Delivery : public std::enable_shared_from_this<Delivery> {
 public:
     explicit Delivery(Store& store) : store_(store) {}
+
+    // An APPEND's placement, before add_recipient: its mailbox instead of INBOX, its flags
+    // (none: new mail), its internal date (0: the time of the commit).
+    void place(const std::string& mailbox, std::uint32_t flags, std::int64_t internal_date) {
+        mailbox_ = mailbox;
+        flags_ = flags;
+        internal_date_ = internal_date;
+    }
 
     struct Rcpt {
         std::string localpart, domain, delivered_to;
@@ -340,8 +344,9 @@ private:
                 continue;
             }
             r.msg.rfc822_size = r.msg.size + bare_lf_;
-            r.msg.internal_date = now;
-            items.push_back({r.localpart, r.domain, "INBOX", r.msg, [finish_one, i](RecipientResult res) { finish_one(i, std::move(res)); }});
+            r.msg.internal_date = internal_date_ ? internal_date_ : now;
+            r.msg.flags = flags_;
+            items.push_back({r.localpart, r.domain, mailbox_, r.msg, [finish_one, i](RecipientResult res) { finish_one(i, std::move(res)); }});
         }
         if (!failed.empty())
             asio::post(store_.loop_, [finish_one, failed = std::move(failed), work]() mutable {
@@ -363,6 +368,9 @@ private:
     }
 
     Store& store_;
+    std::string mailbox_ = "INBOX";
+    std::uint32_t flags_ = 0;
+    std::int64_t internal_date_ = 0;  // 0: the time of the commit
     std::string return_path_;
     bool add_return_path_ = false;
     std::vector<Rcpt> rcpts_;
@@ -396,10 +404,44 @@ public:
 private:
     std::shared_ptr<Delivery> d_;
 };
+
+// APPEND's handle: a delivery to one account's mailbox, without added header lines.
+class AppendHandle final : public AppendTarget {
+public:
+    explicit AppendHandle(std::shared_ptr<Delivery> d) : d_(std::move(d)) {}
+    ~AppendHandle() override { d_->abort(); }
+    void body(std::string_view chunk) override { d_->body(chunk); }
+    std::size_t buffered() const override { return d_->buffered(); }
+    void on_drained(std::function<void()> cb) override { d_->on_drained(std::move(cb)); }
+    void commit(std::function<void(Outcome<std::uint32_t>)> done) override {
+        d_->commit([done = std::move(done)](std::vector<RecipientResult> rs) {
+            Outcome<std::uint32_t> out;
+            const RecipientResult& r = rs.at(0);
+            if (r.ok) {
+                out.value = r.uid;
+            } else {
+                out.error = r.over_quota ? std::optional(StoreError::Kind::OverQuota)
+                            : r.kind     ? r.kind
+                            : !r.temporary ? std::optional(StoreError::Kind::Invalid)
+                                           : std::nullopt;
+                out.reason = r.reason.empty() ? "append failed" : r.reason;
+            }
+            done(std::move(out));
+        });
+    }
+    void abort() override { d_->abort(); }
+
+private:
+    std::shared_ptr<Delivery> d_;
+};
 }  // namespace
 
 Store::Store(asio::io_context& loop, StoreSettings settings)
-    : loop_(loop), settings_(std::move(settings)), io_(settings_.io_threads), writer_(1) {
+    : loop_(loop),
+      settings_(std::move(settings)),
+      io_(settings_.io_threads),
+      writer_(1),
+      readers_(std::make_unique<IndexReaders>(settings_.idle_read_connections)) {
     make_background(io_, settings_.io_threads);
     make_background(writer_, 1);
     make_background(side_, 1);
@@ -407,6 +449,8 @@ Store::Store(asio::io_context& loop, StoreSettings settings)
 
 Store::~Store() {
     io_.join();
+    // Readers first: the writer's connection, closing last, checkpoints and removes the WAL.
+    readers_->clear();
     // Close the accounts on the writer thread that owns them (marks clean shutdown).
     asio::post(writer_, [this] { accounts_.clear(); });
     writer_.join();
@@ -423,11 +467,64 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
     std::string key = localpart + "@" + domain;
     auto& a = accounts_[key];
     if (!a) {
-        a = Account::open(account_root(localpart, domain), settings_.hostname);
+        try {
+            a = Account::open(account_root(localpart, domain), settings_.hostname);
+        } catch (...) {
+            accounts_.erase(key);  // not a null entry: the next call tries again
+            throw;
+        }
         a->set_quota(settings_.quota);
         a->set_side_thread(&side_);
+        std::lock_guard lock(opened_mutex_);
+        opened_.emplace(key, std::make_shared<Opened>());
     }
     return *a;
+}
+
+std::shared_ptr<Store::Opened> Store::opened(const std::string& key) const {
+    std::lock_guard lock(opened_mutex_);
+    auto it = opened_.find(key);
+    return it == opened_.end() ? nullptr : it->second;
+}
+
+std::uint64_t Store::count_commit(const std::string& key) {
+    auto a = opened(key);
+    return a ? a->committed.fetch_add(1, std::memory_order_acq_rel) + 1 : 0;
+}
+
+void Store::run_on_writer(const std::string& localpart, const std::string& domain, std::function<void(Account&)> work,
+                          std::function<void(std::optional<StoreError::Kind>, std::string)> finish) {
+    auto guard = asio::make_work_guard(loop_);
+    asio::post(writer_, [this, localpart, domain, work = std::move(work), finish = std::move(finish), guard]() mutable {
+        std::optional<StoreError::Kind> kind;
+        std::string reason;
+        std::vector<Change> changes;
+        const std::string key = account_key(localpart, domain);
+        try {
+            Account& a = account(localpart, domain);
+            forget_usage(key);  // work may expunge: usage unknown now
+            try {
+                work(a);
+            } catch (...) {
+                changes = a.take_changes();
+                throw;
+            }
+            changes = a.take_changes();
+        } catch (const StoreError& e) {
+            kind = e.kind;
+            reason = e.what();
+        } catch (const std::exception& e) {
+            reason = e.what();
+            if (reason.empty()) reason = "failed";
+        }
+        const std::uint64_t commit = changes.empty() ? 0 : count_commit(key);
+        asio::post(loop_, [this, key, commit, changes = std::move(changes), kind, reason = std::move(reason),
+                           finish = std::move(finish), guard]() mutable {
+            for (auto& c : changes) bus_.publish(key, c);
+            if (commit) published_[key] = commit;
+            finish(kind, std::move(reason));
+        });
+    });
 }
 
 void Store::with_account(const std::string& localpart, const std::string& domain, std::function<void(Account&)> fn,
@@ -442,60 +539,51 @@ void Store::with_account(const std::string& localpart, const std::string& domain
         [done = std::move(done)](Outcome<bool> o) { done(o.ok() ? "" : (o.reason.empty() ? "failed" : o.reason)); });
 }
 
-void Store::append(const std::string& localpart, const std::string& domain, const std::string& mailbox, std::string message,
-                   std::uint32_t flags, std::int64_t internal_date, std::function<void(RecipientResult)> done) {
-    auto work = asio::make_work_guard(loop_);
-    auto msg = std::make_shared<std::string>(std::move(message));
-    asio::post(io_, [this, localpart, domain, mailbox, msg, flags, internal_date, done = std::move(done), work]() mutable {
-        Item item{localpart, domain, mailbox, {}, std::move(done)};
-        NewMessage& m = item.message;
-        std::string error = invalid_account_name(localpart, domain);
-        const bool invalid = !error.empty();
-        if (!invalid) {
-            fs::path tmp = account_root(localpart, domain) / "tmp";
-            std::error_code ec;
-            files::make_private_directories(tmp, ec);
-            m.base = unique_base(settings_.hostname);
-            int fd = create_message_file(tmp, m);
-            // Synced here, on the io thread, like a delivery's copy: the writer only links it.
-            bool ok = fd >= 0 && write_fully(fd, *msg) && ::fdatasync(fd) == 0;
-            int err = errno;
-            if (fd >= 0 && !m.file && ::close(fd) != 0 && ok) ok = false, err = errno;
-            if (!ok) {
-                error = fmt::format("write {}: {}", message_file_label(m), std::strerror(err));
-                discard_message_file(m);
-            }
-        }
-        m.size = msg->size();
-        m.rfc822_size = msg->size() + bare_lf_count(*msg);
-        if (error.empty() && settings_.parse) m.parsed = settings_.parse(*msg);
-        m.flags = flags;
-        m.internal_date = internal_date;
-        if (!error.empty()) {
-            asio::post(loop_, [done = std::move(item.done), error, invalid, work] {
-                RecipientResult r;
-                r.temporary = !invalid;
-                r.reason = error;
-                done(r);
-            });
-            return;
-        }
-        std::vector<Item> items;
-        items.push_back(std::move(item));
-        submit(std::move(items));
-    });
+std::unique_ptr<AppendTarget> Store::append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
+                                            std::int64_t internal_date) {
+    auto d = std::make_shared<Delivery>(*this);
+    d->place(mailbox, flags, internal_date);
+    d->add_recipient(account.localpart, account.domain, "");
+    return std::make_unique<AppendHandle>(std::move(d));
 }
 
-void Store::read(const std::string& localpart, const std::string& domain, const MailboxInfo& mailbox, const std::string& file,
-                 std::uint64_t offset, std::size_t length, std::function<void(std::string, std::string)> done) {
+ChangeBus::Subscription Store::subscribe(const AccountId& account, const std::string& mailbox, ChangeBus::Listener listener) {
+    return bus_.subscribe(account_key(account.localpart, account.domain), mailbox, std::move(listener));
+}
+
+void Store::set_flags(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids, FlagOp op,
+                      std::uint32_t flags, const std::vector<std::string>& keywords, Done<std::vector<MessageInfo>> done) {
+    run<std::vector<MessageInfo>>(
+        account.localpart, account.domain,
+        [mailbox, uids, op, flags, keywords](Account& a) { return a.set_flags(mailbox, uids, op, flags, keywords); },
+        std::move(done));
+}
+
+void Store::expunge(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
+                    Done<std::vector<std::uint32_t>> done) {
+    run<std::vector<std::uint32_t>>(
+        account.localpart, account.domain, [mailbox, uids](Account& a) { return a.expunge(mailbox, uids); }, std::move(done));
+}
+
+void Store::commit_maildrop(const AccountId& account, const std::string& mailbox, const MaildropUpdate& update,
+                            Done<std::string> done) {
+    run<std::string>(
+        account.localpart, account.domain, [mailbox, update](Account& a) { return a.commit_maildrop(mailbox, update); },
+        std::move(done));
+}
+
+void Store::read(const AccountId& account, const MailboxInfo& mailbox, const std::string& file, std::uint64_t offset,
+                 std::size_t length, Done<std::string> done) {
     auto work = asio::make_work_guard(loop_);
-    fs::path path = account_root(localpart, domain) / mailbox.dir / file;
+    fs::path path = account_root(account.localpart, account.domain) / mailbox.dir / file;
     asio::post(io_, [this, path, offset, length, done = std::move(done), work]() mutable {
         blocking_call("Store::read");
-        std::string data, error;
+        Outcome<std::string> out;
+        std::string data;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            error = fmt::format("open {}: {}", path.string(), std::strerror(errno));
+            if (errno == ENOENT) out.error = StoreError::Kind::NotFound;
+            out.reason = fmt::format("open {}: {}", path.string(), std::strerror(errno));
         } else {
             // Not more than the file holds: a 2 KiB message needs no zeroed 128 KiB buffer.
             struct stat st {};
@@ -507,7 +595,7 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
                 ssize_t n = ::pread(fd, data.data() + got, length - got, static_cast<off_t>(offset + got));
                 if (n < 0 && errno == EINTR) continue;
                 if (n < 0) {
-                    error = fmt::format("read {}: {}", path.string(), std::strerror(errno));
+                    out.reason = fmt::format("read {}: {}", path.string(), std::strerror(errno));
                     break;
                 }
                 if (n == 0) break;
@@ -515,8 +603,9 @@ void Store::read(const std::string& localpart, const std::string& domain, const 
             }
             data.resize(got);
             ::close(fd);
+            if (out.reason.empty()) out.value = std::move(data);
         }
-        asio::post(loop_, [done = std::move(done), data = std::move(data), error, work]() mutable { done(std::move(data), error); });
+        asio::post(loop_, [done = std::move(done), out = std::move(out), work]() mutable { done(std::move(out)); });
     });
 }
 
@@ -589,11 +678,14 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
             groups[{account_key(it.localpart, it.domain), it.mailbox}].push_back(i);
         }
         auto changes = std::make_shared<std::vector<std::pair<std::string, Change>>>();
+        auto commits = std::make_shared<std::vector<std::pair<std::string, std::uint64_t>>>();  // see Store::Opened
         for (auto& [key, idx] : groups) {
-            auto fail_all = [&](const std::string& why, bool over_quota) {
+            auto fail_all = [&](const std::string& why, std::optional<StoreError::Kind> kind) {
+                const bool over_quota = kind == StoreError::Kind::OverQuota;
                 for (auto i : idx) {
                     auto& r = (*results)[i];
                     r.ok = false;
+                    r.kind = kind;
                     r.over_quota = over_quota;
                     r.temporary = !over_quota || settings_.quota_full_tempfail;
                     r.reason = why;
@@ -621,6 +713,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
                         } catch (const StoreError& e1) {
                             discard_message_file((*batch)[idx[k]].message);
                             auto& r = (*results)[idx[k]];
+                            r.kind = e1.kind;
                             r.over_quota = e1.kind == StoreError::Kind::OverQuota;
                             r.temporary = !r.over_quota || settings_.quota_full_tempfail;
                             r.reason = e1.what();
@@ -631,7 +724,9 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
                     (*results)[idx[k]].ok = true;
                     (*results)[idx[k]].uid = uids[k];
                 }
-                for (auto& c : acc.take_changes()) changes->emplace_back(key.first, std::move(c));
+                auto taken = acc.take_changes();
+                for (auto& c : taken) changes->emplace_back(key.first, std::move(c));
+                if (!taken.empty()) commits->emplace_back(key.first, count_commit(key.first));
                 remember_usage(key.first, acc);
             } catch (const StoreError& e) {
                 if (e.kind == StoreError::Kind::OverQuota) {
@@ -640,13 +735,14 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
                     } catch (...) {
                     }
                 }
-                fail_all(e.what(), e.kind == StoreError::Kind::OverQuota);
+                fail_all(e.what(), e.kind);
             } catch (const std::exception& e) {
-                fail_all(e.what(), false);
+                fail_all(e.what(), std::nullopt);
             }
         }
-        asio::post(loop_, [this, batch, results, changes, work] {
+        asio::post(loop_, [this, batch, results, changes, commits, work] {
             for (auto& [key, c] : *changes) bus_.publish(key, c);
+            for (auto& [key, n] : *commits) published_[key] = n;
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
         });
     }

@@ -1,11 +1,13 @@
 // The store every protocol reads and writes: accounts under DATA/mail/<domain>/<localpart>/,
-// durable delivery with group commit. Loop-thread API; the blocking work runs on the store's
-// own threads (parallel file writes, one writer thread for batches and the indexes) and the
-// completions are posted back to the loop.
+// durable delivery with group commit, and the mailbox interface (mailboxes.hpp: reads on
+// read-only index connections, writes on the writer). Loop-thread API; the blocking work runs on
+// the store's own threads (parallel file writes and index reads, one writer thread for batches
+// and the indexes) and the completions are posted back to the loop.
 #pragma once
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -21,11 +23,16 @@
 #include <optional>
 
 #include "server/config.hpp"
-#include "storage/account.hpp"
 #include "storage/change_bus.hpp"
 #include "storage/delivery_target.hpp"
+#include "storage/mailbox_types.hpp"
+#include "storage/mailboxes.hpp"
+#include "storage/message_file.hpp"
 
 namespace pillarbox::storage {
+
+class Account;
+class IndexReaders;
 
 struct StoreSettings {
     StoreSettings() = default;
@@ -43,31 +50,49 @@ struct StoreSettings {
     // delivery cost SMTP a sixth of its throughput (bench/README.md). storage does not depend
     // on the protocols' parser, hence a function.
     std::function<std::string(std::string_view message)> parse;
+    // Read-only index connections kept open while idle, over all accounts (the least recently
+    // used is closed past this). A read reuses an idle one of its account's; bench/pop3's 20
+    // accounts fit many times over.
+    std::size_t idle_read_connections = 64;
+    // Tests only: runs on the io thread after a reader answered, before its result is posted to
+    // the loop (to hold a read there while the writer publishes a change).
+    std::function<void()> after_read_for_tests;
 
     // data_directory, myhostname, worker_threads, mailbox_size_limit, mailbox_message_limit,
     // quota_full_tempfail.
     static StoreSettings from(const config::Config& c);
 };
 
-// The result of a mailbox operation: a value, or what went wrong (error unset: a temporary
-// server-side failure, details only in reason for the log).
-template <typename R>
-struct Outcome {
-    std::optional<R> value;
-    std::optional<StoreError::Kind> error;
-    std::string reason;
-    bool ok() const { return value.has_value(); }
-};
-
-class Store {
+class Store final : public Mailboxes {
 public:
     Store(asio::io_context& loop, StoreSettings settings);
-    ~Store();
+    ~Store() override;
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
     std::unique_ptr<DeliveryTarget> delivery();
     std::filesystem::path account_root(const std::string& localpart, const std::string& domain) const;
+
+    // Mailboxes (mailboxes.hpp).
+    [[nodiscard]] ChangeBus::Subscription subscribe(const AccountId& account, const std::string& mailbox,
+                                                    ChangeBus::Listener listener) override;
+    void snapshot(const AccountId& account, const std::string& mailbox, Done<MailboxSnapshot> done) override;
+    void status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) override;
+    void message(const AccountId& account, const std::string& mailbox, std::uint32_t uid,
+                 Done<std::optional<MessageInfo>> done) override;
+    void mailboxes(const AccountId& account, Done<std::vector<MailboxInfo>> done) override;
+    void search(const AccountId& account, const std::string& mailbox, const SearchQuery& query,
+                Done<std::vector<std::uint32_t>> done) override;
+    void read(const AccountId& account, const MailboxInfo& mailbox, const std::string& file, std::uint64_t offset,
+              std::size_t length, Done<std::string> done) override;
+    void set_flags(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids, FlagOp op,
+                   std::uint32_t flags, const std::vector<std::string>& keywords, Done<std::vector<MessageInfo>> done) override;
+    void expunge(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
+                 Done<std::vector<std::uint32_t>> done) override;
+    void commit_maildrop(const AccountId& account, const std::string& mailbox, const MaildropUpdate& update,
+                         Done<std::string> done) override;
+    std::unique_ptr<AppendTarget> append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
+                                         std::int64_t internal_date) override;
 
     // Runs fn on the writer thread with the account opened, then done(error or "") on the loop;
     // run() without a result.
@@ -75,21 +100,11 @@ public:
                       std::function<void(std::string)> done);
 
     // Runs fn(Account&) on the writer thread; on the loop, publishes the changes it made on the
-    // bus (in order), then calls done. This is how the protocols use the mailbox API:
-    //   store.run<std::vector<MessageInfo>>(lp, dom, [](Account& a) { return a.snapshot("INBOX"); }, cb);
+    // bus (in order), then calls done. What the Mailboxes writes are made of, and what the
+    // operations without a named one yet (copy, move, folders, the parse cache) use:
+    //   store.run<std::vector<std::uint32_t>>(lp, dom, [](Account& a) { return a.copy("INBOX", uids, "Archive"); }, cb);
     template <typename R, typename Fn>
     void run(const std::string& localpart, const std::string& domain, Fn fn, std::function<void(Outcome<R>)> done);
-
-    // IMAP APPEND: the message is written to the account's tmp/ and joins the group commit.
-    void append(const std::string& localpart, const std::string& domain, const std::string& mailbox,
-                std::string message, std::uint32_t flags, std::int64_t internal_date,
-                std::function<void(RecipientResult)> done);
-
-    // Reads up to length bytes of a message file from offset (IMAP BODY[]<partial>, a section's
-    // byte range, POP3 RETR in chunks) on an io thread: done(bytes, error). Bytes shorter than
-    // length mean the end of the file. file is MessageInfo::file of that mailbox.
-    void read(const std::string& localpart, const std::string& domain, const MailboxInfo& mailbox, const std::string& file,
-              std::uint64_t offset, std::size_t length, std::function<void(std::string, std::string)> done);
 
     // What SMTP checks at RCPT without touching the disk: the account's usage and limits as the
     // writer last saw them when it delivered to the account (it computes them for the quota
@@ -105,6 +120,13 @@ public:
     // The account's limits now (StoreSettings::quota_for, else quota). Blocking (it may read the
     // account database): a worker thread.
     Quota quota_of(const std::string& localpart, const std::string& domain) const;
+
+    // How reads were answered so far, and read-only connections opened for them: a reader answers
+    // most; the writer those a reader can't (see mailboxes.hpp). Any thread.
+    struct ReadCounts {
+        std::uint64_t by_readers = 0, by_writer = 0, connections_opened = 0;
+    };
+    ReadCounts read_counts() const;
 
     ChangeBus& bus() { return bus_; }
     static std::string account_key(const std::string& localpart, const std::string& domain) {
@@ -127,6 +149,34 @@ private:
     void finish_batch(std::shared_ptr<std::vector<Item>> batch);  // writer thread
     Account& account(const std::string& localpart, const std::string& domain);  // writer thread
 
+    // run()'s untyped part (store.cpp): work on the writer thread, then on the loop the
+    // publication of its changes and finish(error kind, reason) (both empty: it worked).
+    void run_on_writer(const std::string& localpart, const std::string& domain, std::function<void(Account&)> work,
+                       std::function<void(std::optional<StoreError::Kind>, std::string)> finish);
+
+    // The read path (store_reads.cpp).
+    class IndexView;
+    template <typename R>
+    struct ReadJob;
+    template <typename R>
+    void read_index(const AccountId& account, std::function<R(IndexView&)> query, Done<R> done);
+    template <typename R>
+    void read_on_io(std::shared_ptr<ReadJob<R>> job);
+    template <typename R>
+    bool answer_on_reader(ReadJob<R>& job, Outcome<R>& out, std::uint64_t& committed);
+    template <typename R>
+    void read_on_writer(std::shared_ptr<ReadJob<R>> job);
+
+    // An account the writer has opened in this process, which readers may read from then on.
+    // committed counts the writer's commits that changed the account (each one published on
+    // the bus with its number): what tells a reader whether its result is older than a
+    // publication that already ran.
+    struct Opened {
+        std::atomic<std::uint64_t> committed{0};
+    };
+    std::shared_ptr<Opened> opened(const std::string& key) const;  // any thread; null: not yet
+    std::uint64_t count_commit(const std::string& key);             // writer thread, after a commit with changes
+
     asio::io_context& loop_;
     StoreSettings settings_;
     asio::thread_pool io_;
@@ -138,6 +188,11 @@ private:
     std::deque<Item> queue_;       // under queue_mutex_
     bool writer_busy_ = false;     // under queue_mutex_: drain() is posted or running
     std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
+    mutable std::mutex opened_mutex_;
+    std::map<std::string, std::shared_ptr<Opened>> opened_;  // under opened_mutex_; filled by the writer
+    std::map<std::string, std::uint64_t> published_;         // loop thread: the last commit number published per account
+    std::unique_ptr<IndexReaders> readers_;                   // io threads
+    std::atomic<std::uint64_t> reads_by_readers_{0}, reads_by_writer_{0};
     ChangeBus bus_;                                              // loop thread
     mutable std::mutex usage_mutex_;
     std::map<std::string, KnownUsage> usage_;  // under usage_mutex_; see known_usage
@@ -147,31 +202,17 @@ private:
 
 template <typename R, typename Fn>
 void Store::run(const std::string& localpart, const std::string& domain, Fn fn, std::function<void(Outcome<R>)> done) {
-    auto work = asio::make_work_guard(loop_);
-    asio::post(writer_, [this, localpart, domain, fn = std::move(fn), done = std::move(done), work]() mutable {
-        auto out = std::make_shared<Outcome<R>>();
-        auto changes = std::make_shared<std::vector<Change>>();
-        try {
-            Account& a = account(localpart, domain);
-            forget_usage(account_key(localpart, domain));  // fn may expunge: usage unknown now
-            try {
-                out->value = fn(a);
-            } catch (...) {
-                *changes = a.take_changes();
-                throw;
+    auto out = std::make_shared<Outcome<R>>();
+    run_on_writer(
+        localpart, domain, [out, fn = std::move(fn)](Account& a) mutable { out->value = fn(a); },
+        [out, done = std::move(done)](std::optional<StoreError::Kind> kind, std::string reason) mutable {
+            if (!reason.empty() || kind) {
+                out->value.reset();
+                out->error = kind;
+                out->reason = std::move(reason);
             }
-            *changes = a.take_changes();
-        } catch (const StoreError& e) {
-            out->error = e.kind;
-            out->reason = e.what();
-        } catch (const std::exception& e) {
-            out->reason = e.what();
-        }
-        asio::post(loop_, [this, key = account_key(localpart, domain), out, changes, done = std::move(done), work]() mutable {
-            for (auto& c : *changes) bus_.publish(key, c);
             done(std::move(*out));
         });
-    });
 }
 
 // write(2) until all of data is written (EINTR and short writes handled); false with errno set.

@@ -4,20 +4,8 @@
 #include <algorithm>
 
 #include "protocols/pop3/parser.hpp"
-#include "storage/maildir/filename.hpp"
 
 namespace pillarbox::pop3 {
-
-namespace {
-
-std::string base_of(const std::string& file) {
-    auto slash = file.rfind('/');
-    std::string name = slash == std::string::npos ? file : file.substr(slash + 1);
-    if (auto parsed = storage::maildir::parse_file_name(name)) return parsed->base;
-    return name;
-}
-
-}  // namespace
 
 Maildrop::Maildrop(storage::MailboxInfo inbox, const std::vector<storage::MessageInfo>& messages,
                    const std::string& uidl_format)
@@ -29,7 +17,7 @@ Maildrop::Maildrop(storage::MailboxInfo inbox, const std::vector<storage::Messag
         d.file = m.file;
         d.size = m.rfc822_size;
         d.flags = m.flags;
-        d.uidl = format_uidl(uidl_format, m.uid, inbox_.uidvalidity, base_of(m.file));
+        d.uidl = format_uidl(uidl_format, m.uid, inbox_.uidvalidity, storage::message_base(m.file));
         messages_.push_back(std::move(d));
     }
 }
@@ -81,17 +69,6 @@ Maildrop::Update Maildrop::update() const {
         else if (m.retrieved && !(m.flags & storage::kSeen)) u.seen.push_back(m.uid);
     }
     return u;
-}
-
-std::string Maildrop::commit(storage::Account& account, const std::string& mailbox, const Update& u) {
-    if (!u.expunge.empty()) account.expunge(mailbox, u.expunge);
-    if (u.seen.empty()) return "";
-    try {
-        account.set_flags(mailbox, u.seen, storage::FlagOp::Add, storage::kSeen);
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
 }
 
 }  // namespace pillarbox::pop3

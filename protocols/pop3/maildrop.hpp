@@ -1,14 +1,14 @@
 // The POP3 maildrop of one session (RFC 1939 section 5): INBOX as it was at login, numbered
-// 1..N, with the DELE marks and the RETR record. Nothing touches the store until QUIT; commit()
-// then expunges the marked messages and sets \Seen on the retrieved ones in one call on the
-// store's writer thread. A session that ends without QUIT drops the marks.
+// 1..N, with the DELE marks and the RETR record. Nothing touches the store until QUIT; update()
+// is then what the store's commit_maildrop applies (the marked messages expunged, \Seen on the
+// retrieved ones) in one write. A session that ends without QUIT drops the marks.
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "storage/account.hpp"
+#include "storage/mailbox_types.hpp"
 
 namespace pillarbox::pop3 {
 
@@ -40,16 +40,9 @@ public:
     // message unreadable (its number stays, RFC 1939 numbers never shift within a session).
     void apply(const storage::Change& c);
 
-    struct Update {
-        std::vector<std::uint32_t> expunge;  // UIDs marked deleted
-        std::vector<std::uint32_t> seen;     // UIDs retrieved, kept, and not yet \Seen
-        bool empty() const { return expunge.empty() && seen.empty(); }
-    };
+    // The UPDATE state's plan (RFC 1939 section 6), for Mailboxes::commit_maildrop at QUIT.
+    using Update = storage::MaildropUpdate;
     Update update() const;
-    // The UPDATE state (RFC 1939 section 6), on the writer thread: the expunge, which throws
-    // when it fails (the client gets -ERR, the messages stay), then \Seen on what was retrieved,
-    // which only costs a log line when it fails (returned, "" when it did not).
-    static std::string commit(storage::Account& account, const std::string& mailbox, const Update& u);
 
 private:
     storage::MailboxInfo inbox_;

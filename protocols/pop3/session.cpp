@@ -414,15 +414,12 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
     }
     // Changes made after the snapshot (another session's flag renames and expunges) reach the
     // maildrop; those published before it are already in it, so they are skipped.
-    changes_ = services_->store->bus().subscribe(storage::Store::account_key(localpart_, domain_), "INBOX",
-                                                [this](const storage::Change& c) {
-                                                    if (drop_) drop_->apply(c);
-                                                });
-    using Snapshot = std::pair<storage::MailboxInfo, std::vector<storage::MessageInfo>>;
-    services_->store->run<Snapshot>(
-        localpart_, domain_,
-        [](storage::Account& a) { return Snapshot{a.mailbox("INBOX"), a.snapshot("INBOX")}; },
-        guard_.wrap([this, method](storage::Outcome<Snapshot> out) {
+    changes_ = services_->store->subscribe({localpart_, domain_}, "INBOX", [this](const storage::Change& c) {
+        if (drop_) drop_->apply(c);
+    });
+    services_->store->snapshot(
+        {localpart_, domain_}, "INBOX",
+        guard_.wrap([this, method](storage::Outcome<storage::MailboxSnapshot> out) {
             if (!out.ok()) {
                 log::line(log::Level::Error, "pop3", info_.id, "user=<{}>: cannot open INBOX: {}", account_, out.reason);
                 send("-ERR [SYS/TEMP] Cannot open the mailbox, try again later.\r\n");
@@ -432,7 +429,7 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
                 unpark();
                 return;
             }
-            drop_.emplace(std::move(out.value->first), out.value->second, s_.uidl_format);
+            drop_.emplace(std::move(out.value->mailbox), out.value->messages, s_.uidl_format);
             opened(method);
         }));
 }
@@ -503,8 +500,8 @@ void Pop3Session::cmd_quit(const std::string&) {
     // RFC 1939 section 6: the UPDATE state. +OK only once the deletions are durable.
     state_ = State::Update;
     park();
-    services_->store->run<std::string>(
-        localpart_, domain_, [u](storage::Account& a) { return Maildrop::commit(a, "INBOX", u); },
+    services_->store->commit_maildrop(
+        {localpart_, domain_}, "INBOX", u,
         guard_.wrap([this, deleted = u.expunge.size()](storage::Outcome<std::string> out) {
             if (!out.ok()) {
                 log::line(log::Level::Error, "pop3", info_.id, "user=<{}>: deleting {} messages failed: {}", account_,
@@ -640,8 +637,10 @@ void Pop3Session::pump() {
     if (t.reading || io_.output_queued() >= s_.output_watermark) return;
     t.reading = true;
     const DropMessage* m = drop_->get(t.number);
-    services_->store->read(localpart_, domain_, drop_->inbox(), m->file, t.offset, kReadChunk,
-                           guard_.wrap([this](std::string bytes, std::string error) { read_done(std::move(bytes), std::move(error)); }));
+    services_->store->read({localpart_, domain_}, drop_->inbox(), m->file, t.offset, kReadChunk,
+                           guard_.wrap([this](storage::Outcome<std::string> out) {
+                               read_done(out.ok() ? std::move(*out.value) : "", std::move(out.reason));
+                           }));
 }
 
 void Pop3Session::read_done(std::string bytes, std::string error) {
@@ -704,13 +703,8 @@ void Pop3Session::relookup() {
     t.relooked = true;
     t.reading = true;
     std::uint32_t uid = drop_->get(t.number)->uid;
-    services_->store->run<std::optional<storage::MessageInfo>>(
-        localpart_, domain_,
-        [uid](storage::Account& a) -> std::optional<storage::MessageInfo> {
-            for (auto& m : a.snapshot("INBOX"))
-                if (m.uid == uid) return m;
-            return std::nullopt;
-        },
+    services_->store->message(
+        {localpart_, domain_}, "INBOX", uid,
         guard_.wrap([this](storage::Outcome<std::optional<storage::MessageInfo>> out) {
             Transfer& t = *transfer_;
             t.reading = false;

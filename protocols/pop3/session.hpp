@@ -13,14 +13,14 @@
 #include "server/session.hpp"
 
 namespace pillarbox::auth { class Authentication; }
-namespace pillarbox::storage { class Store; }
+namespace pillarbox::storage { class Mailboxes; }
 
 namespace pillarbox::pop3 {
 
 // What POP3 sessions share; filled by `pillarbox serve` once the services exist. Loop thread.
 struct Services {
     asio::io_context* loop = nullptr;
-    storage::Store* store = nullptr;
+    storage::Mailboxes* store = nullptr;
     auth::Authentication* auth = nullptr;
     // Accounts with a POP3 session in TRANSACTION state (pop3_lock_session).
     std::set<std::string> locked;

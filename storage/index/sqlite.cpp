@@ -95,16 +95,18 @@ std::string Stmt::text(int col) const {
 
 bool Stmt::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
 
-Db::Db(const std::string& path) {
-    if (!path.empty() && path.front() != ':' && path.rfind("file:", 0) != 0) {
+Db::Db(const std::string& path, Mode mode) {
+    const bool read_only = mode == Mode::ReadOnly || path.rfind("file:", 0) == 0;
+    if (!read_only && !path.empty() && path.front() != ':') {
         // A new database file is the server's alone (0600) whatever the umask; SQLite gives its
         // -wal and -shm files the database file's mode.
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) ::close(fd);
     }
-    int rc = sqlite3_open_v2(path.c_str(), &db_, path.rfind("file:", 0) == 0 ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
-                                                            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int flags = mode == Mode::ReadOnly             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+                : path.rfind("file:", 0) == 0 ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
+                                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
         sqlite3_close(db_);

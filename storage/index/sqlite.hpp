@@ -49,10 +49,13 @@ private:
 
 class Db {
 public:
+    enum class Mode { ReadWrite, ReadOnly };
     // Opens (creating) the file in WAL mode with synchronous=FULL: a commit is on disk when it
     // returns, which is what "acknowledged means durable" needs. A "file:PATH?mode=ro" URI
-    // opens read-only.
-    explicit Db(const std::string& path);
+    // opens read-only. Mode::ReadOnly opens an existing file read-only (SQLITE_OPEN_READONLY, no
+    // URI parsing of the path, nothing created or changed): a reader beside the writer of a
+    // database that is already in WAL mode.
+    explicit Db(const std::string& path, Mode mode = Mode::ReadWrite);
     ~Db();
     Db(const Db&) = delete;
     Db& operator=(const Db&) = delete;

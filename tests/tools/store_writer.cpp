@@ -11,7 +11,8 @@
 //     --big-percent P       share of messages of 2500..8000 lines, > 64 KiB (default 10)
 //     --lines MIN:MAX       every message has MIN..MAX body lines (overrides the size mix)
 //     --fail-pause MS       after a failed delivery wait MS before starting the next (default 0)
-//     --append-percent P    share of operations that are Store::append instead of a delivery
+//     --append-percent P    share of operations that are Store::append (streamed in pieces, like
+//                           a delivery) instead of a delivery
 //                           (default 0): to one account (round-robin), alternately "Sent" with
 //                           \Seen and "Drafts" with \Draft \Seen, internal date from the id
 //     --seed N              random seed (default: random)
@@ -193,6 +194,7 @@ private:
         std::string mailbox = "INBOX";  // another one: an append
         std::size_t off = 0;
         std::unique_ptr<storage::DeliveryTarget> d;
+        std::unique_ptr<storage::AppendTarget> a;  // an append instead of a delivery
     };
 
     bool more() const { return !stopping_ && (o_.count == 0 || started_ < o_.count); }
@@ -233,12 +235,8 @@ private:
             job->mailbox = sent ? "Sent" : "Drafts";
             std::uint32_t flags = sent ? storage::kSeen : storage::kDraft | storage::kSeen;
             const Account& a = job->to[0];
-            store_.append(a.localpart, a.domain, job->mailbox, job->text, flags, internal_date_of(job->id),
-                          [this, job](storage::RecipientResult r) {
-                              std::vector<storage::RecipientResult> res;
-                              res.push_back(std::move(r));
-                              committed(job, std::move(res));
-                          });
+            job->a = store_.append({a.localpart, a.domain}, job->mailbox, flags, internal_date_of(job->id));
+            feed(job);
             return;
         }
         job->d = store_.delivery();
@@ -253,12 +251,27 @@ private:
         constexpr std::size_t kPiece = 16 * 1024, kLimit = 256 * 1024;
         while (job->off < job->text.size()) {
             std::size_t n = std::min(kPiece, job->text.size() - job->off);
-            job->d->body(std::string_view(job->text).substr(job->off, n));
+            auto piece = std::string_view(job->text).substr(job->off, n);
             job->off += n;
-            if (job->d->buffered() >= kLimit) {
-                job->d->on_drained([this, job] { asio::post(loop_, [this, job] { feed(job); }); });
+            if (job->a) job->a->body(piece);
+            else job->d->body(piece);
+            if ((job->a ? job->a->buffered() : job->d->buffered()) >= kLimit) {
+                auto again = [this, job] { asio::post(loop_, [this, job] { feed(job); }); };
+                if (job->a) job->a->on_drained(again);
+                else job->d->on_drained(again);
                 return;
             }
+        }
+        if (job->a) {
+            job->a->commit([this, job](storage::Outcome<std::uint32_t> o) {
+                std::vector<storage::RecipientResult> res(1);
+                res[0].ok = o.ok();
+                if (o.ok()) res[0].uid = *o.value;
+                res[0].temporary = !o.error;  // over quota, no such mailbox, a refused name: permanent
+                res[0].reason = o.reason;
+                committed(job, std::move(res));
+            });
+            return;
         }
         job->d->commit([this, job](std::vector<storage::RecipientResult> res) { committed(job, std::move(res)); });
     }
@@ -281,7 +294,10 @@ private:
             }
         }
         // Drop the delivery outside its own callback; it holds the fds of failed copies.
-        if (job->d) asio::post(loop_, [job] { job->d.reset(); });
+        if (job->d || job->a) asio::post(loop_, [job] {
+            job->d.reset();
+            job->a.reset();
+        });
         --in_flight_;
         if (any_failed && o_.fail_pause_ms) {
             auto t = std::make_shared<asio::steady_timer>(loop_, std::chrono::milliseconds(o_.fail_pause_ms));

@@ -13,8 +13,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "storage/account.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/storage/store_support.hpp"
 
 using namespace pillarbox::storage;
 namespace fs = std::filesystem;
@@ -40,12 +42,8 @@ struct Bed {
         io.run();
         return out;
     }
-    RecipientResult append(const std::string& mailbox, const std::string& text, std::uint32_t flags = 0) {
-        RecipientResult r;
-        store->append("alice", "example.org", mailbox, text, flags, 1700000000, [&](RecipientResult x) { r = x; });
-        io.restart();
-        io.run();
-        return r;
+    Outcome<std::uint32_t> append(const std::string& mailbox, const std::string& text, std::uint32_t flags = 0) {
+        return pillarbox::test::append_text(io, *store, {"alice", "example.org"}, mailbox, text, flags);
     }
 };
 
@@ -55,8 +53,8 @@ TEST_CASE("append stores flags and internal date; snapshot lists by UID") {
     Bed b;
     auto r1 = b.append("INBOX", "Subject: a\r\n\r\na\r\n");
     auto r2 = b.append("Drafts", "Subject: d\r\n\r\nd\n", kDraft | kSeen);
-    REQUIRE(r1.ok);
-    REQUIRE(r2.ok);
+    REQUIRE(r1.ok());
+    REQUIRE(r2.ok());
     auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("Drafts"); });
     REQUIRE(snap.ok());
     REQUIRE(snap.value->size() == 1);
@@ -177,13 +175,12 @@ TEST_CASE("renaming INBOX moves its messages and leaves INBOX empty") {
 
 TEST_CASE("quota: deliveries and appends over the limit fail as over quota, permanently by default") {
     Bed b(Quota{.max_bytes = 100, .max_messages = 0});
-    CHECK(b.append("INBOX", std::string(60, 'a')).ok);
+    CHECK(b.append("INBOX", std::string(60, 'a')).ok());
     auto over = b.append("INBOX", std::string(60, 'b'));
-    CHECK_FALSE(over.ok);
-    CHECK(over.over_quota);
-    CHECK_FALSE(over.temporary);
+    CHECK_FALSE(over.ok());
+    CHECK(over.error == StoreError::Kind::OverQuota);
     auto small = b.append("INBOX", std::string(30, 'c'));
-    CHECK(small.ok);
+    CHECK(small.ok());
     CHECK(fs::is_empty(b.root() / "tmp"));
     auto copy = b.run<std::vector<std::uint32_t>>([](Account& a) { return a.copy("INBOX", {1}, "Archive"); });
     CHECK(*copy.error == StoreError::Kind::OverQuota);
@@ -234,21 +231,18 @@ TEST_CASE("read returns byte ranges of a message file; the parse cache keeps wha
     b.append("INBOX", text);
     auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("INBOX"); });
     auto inbox = b.run<MailboxInfo>([](Account& a) { return a.mailbox("INBOX"); });
-    std::string got, err = "not run";
-    b.store->read("alice", "example.org", *inbox.value, snap.value->front().file, 14, 4, [&](std::string d, std::string e) {
-        got = d;
-        err = e;
-    });
-    b.io.restart();
-    b.io.run();
-    CHECK(err.empty());
-    CHECK(got == "0123");
-    std::string tail;
-    b.store->read("alice", "example.org", *inbox.value, snap.value->front().file, text.size() - 2, 100,
-                  [&](std::string d, std::string) { tail = d; });
-    b.io.restart();
-    b.io.run();
-    CHECK(tail == "\r\n");
+    const AccountId alice{"alice", "example.org"};
+    auto got = pillarbox::test::wait_for<std::string>(
+        b.io, [&](auto done) { b.store->read(alice, *inbox.value, snap.value->front().file, 14, 4, done); });
+    CHECK(got.reason.empty());
+    CHECK(got.value == "0123");
+    auto tail = pillarbox::test::wait_for<std::string>(
+        b.io, [&](auto done) { b.store->read(alice, *inbox.value, snap.value->front().file, text.size() - 2, 100, done); });
+    CHECK(tail.value == "\r\n");
+    auto gone = pillarbox::test::wait_for<std::string>(
+        b.io, [&](auto done) { b.store->read(alice, *inbox.value, "cur/no-such-file", 0, 100, done); });
+    CHECK_FALSE(gone.ok());
+    CHECK(gone.error == StoreError::Kind::NotFound);
     auto cached = b.run<std::string>([](Account& a) {
         a.set_parsed("INBOX", 1, "{\"v\":1}");
         return a.parsed("INBOX", 1);
@@ -258,7 +252,7 @@ TEST_CASE("read returns byte ranges of a message file; the parse cache keeps wha
 
 TEST_CASE("an appended message's internal date survives an index rebuild (it is the file's mtime)") {
     Bed b;
-    REQUIRE(b.append("Sent", "x\r\n", kSeen).ok);
+    REQUIRE(b.append("Sent", "x\r\n", kSeen).ok());
     b.store.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(b.root() / (std::string("pillarbox.index") + suffix));
     b.store = std::make_unique<Store>(b.io, StoreSettings(b.tmp.path, "mx.example.org"));

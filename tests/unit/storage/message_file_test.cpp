@@ -12,6 +12,7 @@
 #include "storage/message_file.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/storage/store_support.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::storage;
@@ -99,11 +100,8 @@ TEST_CASE("the store delivers and appends through the named fallback too") {
     REQUIRE(got.size() == 2);
     CHECK(got[0].ok);
     CHECK(got[1].ok);
-    RecipientResult appended;
-    store.append("alice", "example.org", "Sent", "Subject: sent\r\n\r\nx\r\n", kSeen, 1700000000,
-                 [&](RecipientResult r) { appended = r; });
-    io.run();
-    CHECK(appended.ok);
+    auto appended = test::append_text(io, store, {"alice", "example.org"}, "Sent", "Subject: sent\r\n\r\nx\r\n", kSeen);
+    CHECK(appended.ok());
     auto root = dir.path / "mail" / "example.org";
     CHECK(entries(root / "alice" / "new") == 1);
     CHECK(entries(root / "bob" / "new") == 1);

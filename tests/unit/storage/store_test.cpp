@@ -8,8 +8,10 @@
 #include <fstream>
 
 #include "protocols/common/message_parser.hpp"
+#include "storage/account.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/storage/store_support.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::storage;
@@ -193,12 +195,9 @@ TEST_CASE("a recipient with an invalid mailbox name fails alone, permanently, an
     CHECK_FALSE(fs::exists(dir.path / "mail" / "example.org" / ".hidden"));
     CHECK_FALSE(fs::exists(dir.path / "tmp"));
     CHECK(files_in(dir.path / "mail" / "example.org") == std::vector<fs::path>{dir.path / "mail" / "example.org" / "alice"});
-    RecipientResult appended;
-    store.append("..", "example.org", "INBOX", "Subject: x\r\n\r\nx\r\n", 0, 0, [&](RecipientResult r) { appended = r; });
-    io.run();
-    io.restart();
-    CHECK_FALSE(appended.ok);
-    CHECK_FALSE(appended.temporary);
+    auto appended = test::append_text(io, store, {"..", "example.org"}, "INBOX", "Subject: x\r\n\r\nx\r\n");
+    CHECK_FALSE(appended.ok());
+    CHECK(appended.error == StoreError::Kind::Invalid);
     CHECK_FALSE(fs::exists(dir.path / "mail" / "tmp"));
 }
 

@@ -1,6 +1,6 @@
 // The POP3 maildrop (RFC 1939 sections 5, 6 and 7): numbering, DELE marks, STAT, RSET, the UIDL
-// strings, changes from other sessions, the UPDATE plan, and Maildrop::commit against a real
-// account through Store::run.
+// strings, changes from other sessions, the UPDATE plan, and that plan applied to a real account
+// through the store's commit_maildrop.
 #include <catch2/catch.hpp>
 
 // Designated initializers (MessageInfo, Change) leave the other members at their defaults on purpose.
@@ -16,6 +16,7 @@
 #include "protocols/pop3/parser.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/storage/store_support.hpp"
 
 using namespace pillarbox;
 using pillarbox::pop3::DropMessage;
@@ -253,26 +254,17 @@ struct Bed {
     Bed() { store = std::make_unique<storage::Store>(io, storage::StoreSettings(tmp.path, "mx.example.org")); }
     fs::path root() const { return tmp.path / "mail" / "example.org" / "alice"; }
 
-    template <typename R, typename Fn>
-    storage::Outcome<R> run(Fn fn) {
-        storage::Outcome<R> out;
-        store->run<R>("alice", "example.org", std::move(fn), [&](storage::Outcome<R> o) { out = std::move(o); });
-        io.restart();
-        io.run();
-        return out;
+    const storage::AccountId alice{"alice", "example.org"};
+    storage::Outcome<std::uint32_t> append(const std::string& text, std::uint32_t flags = 0) {
+        return test::append_text(io, *store, alice, "INBOX", text, flags);
     }
-    storage::RecipientResult append(const std::string& text, std::uint32_t flags = 0) {
-        storage::RecipientResult r;
-        store->append("alice", "example.org", "INBOX", text, flags, 1700000000, [&](storage::RecipientResult x) { r = x; });
-        io.restart();
-        io.run();
-        return r;
-    }
-    using Snap = std::pair<storage::MailboxInfo, std::vector<storage::MessageInfo>>;
-    Snap snapshot() {
-        auto s = run<Snap>([](storage::Account& a) { return Snap{a.mailbox("INBOX"), a.snapshot("INBOX")}; });
+    std::pair<storage::MailboxInfo, std::vector<storage::MessageInfo>> snapshot() {
+        auto s = test::wait_for<storage::MailboxSnapshot>(io, [&](auto done) { store->snapshot(alice, "INBOX", done); });
         REQUIRE(s.ok());
-        return *s.value;
+        return {s.value->mailbox, s.value->messages};
+    }
+    storage::Outcome<std::string> commit(const std::string& mailbox, const Maildrop::Update& u) {
+        return test::wait_for<std::string>(io, [&](auto done) { store->commit_maildrop(alice, mailbox, u, done); });
     }
 };
 
@@ -280,9 +272,9 @@ struct Bed {
 
 TEST_CASE("maildrop commit: DELE'd messages are expunged, retrieved ones get \\Seen") {
     Bed b;
-    REQUIRE(b.append("Subject: one\r\n\r\n1\r\n").ok);
-    REQUIRE(b.append("Subject: two\r\n\r\n2\r\n").ok);
-    REQUIRE(b.append("Subject: three\r\n\r\n3\r\n").ok);
+    REQUIRE(b.append("Subject: one\r\n\r\n1\r\n").ok());
+    REQUIRE(b.append("Subject: two\r\n\r\n2\r\n").ok());
+    REQUIRE(b.append("Subject: three\r\n\r\n3\r\n").ok());
     auto [box, msgs] = b.snapshot();
     REQUIRE(msgs.size() == 3);
     CHECK(box.uidvalidity != 0);
@@ -303,7 +295,7 @@ TEST_CASE("maildrop commit: DELE'd messages are expunged, retrieved ones get \\S
     std::vector<storage::Change> heard;
     auto sub = b.store->bus().subscribe(storage::Store::account_key("alice", "example.org"), "INBOX",
                                         [&](const storage::Change& c) { heard.push_back(c); });
-    auto r = b.run<std::string>([u](storage::Account& a) { return Maildrop::commit(a, "INBOX", u); });
+    auto r = b.commit("INBOX", u);
     REQUIRE(r.ok());
     CHECK(*r.value == "");
     REQUIRE(heard.size() == 2);
@@ -336,12 +328,12 @@ TEST_CASE("maildrop commit: DELE'd messages are expunged, retrieved ones get \\S
 
 TEST_CASE("maildrop commit: an empty update changes nothing") {
     Bed b;
-    REQUIRE(b.append("a\r\n").ok);
+    REQUIRE(b.append("a\r\n").ok());
     auto [box, msgs] = b.snapshot();
     Maildrop d(box, msgs, kDefault);
     auto u = d.update();
     REQUIRE(u.empty());
-    auto r = b.run<std::string>([u](storage::Account& a) { return Maildrop::commit(a, "INBOX", u); });
+    auto r = b.commit("INBOX", u);
     REQUIRE(r.ok());
     CHECK(*r.value == "");
     auto [box2, after] = b.snapshot();
@@ -352,16 +344,16 @@ TEST_CASE("maildrop commit: an empty update changes nothing") {
 
 TEST_CASE("maildrop commit: a failed expunge throws; a failed \\Seen only returns its reason") {
     Bed b;
-    REQUIRE(b.append("a\r\n").ok);
+    REQUIRE(b.append("a\r\n").ok());
     Maildrop::Update seen_only;
     seen_only.seen = {1};
-    auto r = b.run<std::string>([seen_only](storage::Account& a) { return Maildrop::commit(a, "No such box", seen_only); });
+    auto r = b.commit("No such box", seen_only);
     REQUIRE(r.ok());
     CHECK_FALSE(r.value->empty());
 
     Maildrop::Update expunge;
     expunge.expunge = {1};
-    auto e = b.run<std::string>([expunge](storage::Account& a) { return Maildrop::commit(a, "No such box", expunge); });
+    auto e = b.commit("No such box", expunge);
     CHECK_FALSE(e.ok());
     auto [box, msgs] = b.snapshot();
     CHECK(msgs.size() == 1);  // INBOX untouched

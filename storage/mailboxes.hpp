@@ -1,0 +1,114 @@
+// The mailbox interface the protocols use: named, typed, asynchronous operations on an account's
+// mailboxes, called on the loop thread, each answering once on the loop. Store implements it; a
+// fake in-process store can implement it for conversation tests.
+//
+// Read path. Reads (snapshot, status, message, mailboxes, search) don't go through the writer
+// thread: they run on the store's io threads on read-only SQLite connections (WAL mode: readers
+// see the last committed state and never wait for the writer's transactions), pooled and reused
+// per account index with a bounded number kept idle. The writer stays the only one that writes
+// and the only one that syncs the index with the Maildir, so a reader answers only when the index
+// can be trusted as it is:
+// - the account was opened by the writer in this process (which created it, migrated its schema
+//   and ran recovery), and
+// - for a mailbox's messages, the mtimes of its new/ and cur/ are those the index recorded at its
+//   last sync or change (nothing dropped in by another tool since).
+// Anything else (a first read of an account, an index behind its Maildir, a lock that didn't
+// clear) goes to the writer, which opens or syncs and then answers the same query: the reader's
+// rule is "answer only what the index already knows, otherwise ask the writer", never a write.
+// Each read is one read transaction that begins after the call, so it sees every change whose
+// completion was reported on the loop before the call (read-your-writes). And a read's result
+// includes every change published on the change bus before its callback runs: when a change
+// committed after the read began was published first, the read is done again (and after a few
+// tries the writer answers, in order with its publications). A change published after the
+// callback may already be in the result; its modseq (at most the result's HIGHESTMODSEQ) tells.
+//
+// Writes (flags, expunge, POP3's UPDATE, APPEND) go to the writer thread with group commit, and
+// their changes are published on the bus before their callback runs.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/change_bus.hpp"
+#include "storage/mailbox_types.hpp"
+
+namespace pillarbox::storage {
+
+// An account: DATA/mail/<domain>/<localpart>.
+struct AccountId {
+    std::string localpart, domain;
+};
+
+// A mailbox as a session opens it: its row and its messages by UID, from one read transaction.
+struct MailboxSnapshot {
+    MailboxInfo mailbox;
+    std::vector<MessageInfo> messages;
+};
+
+// IMAP APPEND's message, streamed like a delivery's body: chunks on the loop, written on the
+// store's io threads, durable before commit's callback. Dropping it without commit aborts.
+class AppendTarget {
+public:
+    virtual ~AppendTarget() = default;
+    virtual void body(std::string_view chunk) = 0;
+    // Bytes accepted by body() and not yet written; stop reading above a limit and wait for
+    // on_drained.
+    virtual std::size_t buffered() const = 0;
+    virtual void on_drained(std::function<void()> cb) = 0;
+    // The message's new UID once it is durable in the mailbox; OverQuota, NotFound (no such
+    // mailbox), Invalid (an account name the store refuses) or a temporary failure otherwise.
+    virtual void commit(std::function<void(Outcome<std::uint32_t>)> done) = 0;
+    virtual void abort() = 0;  // nothing of the message stays
+};
+
+class Mailboxes {
+public:
+    template <typename R>
+    using Done = std::function<void(Outcome<R>)>;
+
+    virtual ~Mailboxes() = default;
+
+    // The account's changes to one mailbox ("": all of them) from now on, in the order the store
+    // made them, until the subscription is dropped.
+    [[nodiscard]] virtual ChangeBus::Subscription subscribe(const AccountId& account, const std::string& mailbox,
+                                                            ChangeBus::Listener listener) = 0;
+
+    // --- reads (see the top of this file) ---
+    virtual void snapshot(const AccountId& account, const std::string& mailbox, Done<MailboxSnapshot> done) = 0;
+    // messages, unseen, size, and the mailbox's UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ in info.
+    virtual void status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) = 0;
+    // One message's row as it is now (its file follows flag renames); nullopt when the UID is gone.
+    virtual void message(const AccountId& account, const std::string& mailbox, std::uint32_t uid,
+                         Done<std::optional<MessageInfo>> done) = 0;
+    virtual void mailboxes(const AccountId& account, Done<std::vector<MailboxInfo>> done) = 0;  // by name
+    // What the index can answer (SearchQuery); UIDs ascending.
+    virtual void search(const AccountId& account, const std::string& mailbox, const SearchQuery& query,
+                        Done<std::vector<std::uint32_t>> done) = 0;
+    // Up to length bytes of a message file from offset (POP3 RETR in chunks, IMAP partial
+    // fetches); fewer means the end of the file. file is MessageInfo::file in that mailbox;
+    // NotFound when it is gone (renamed by a flag change, or expunged: look it up again).
+    virtual void read(const AccountId& account, const MailboxInfo& mailbox, const std::string& file, std::uint64_t offset,
+                      std::size_t length, Done<std::string> done) = 0;
+
+    // --- writes (the writer thread) ---
+    // Returns the messages that changed, with their new file names and MODSEQs. Invalid for a bad keyword.
+    virtual void set_flags(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
+                           FlagOp op, std::uint32_t flags, const std::vector<std::string>& keywords,
+                           Done<std::vector<MessageInfo>> done) = 0;
+    // Durable before done; returns the UIDs that existed.
+    virtual void expunge(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
+                         Done<std::vector<std::uint32_t>> done) = 0;
+    // POP3's UPDATE state: the expunge, then \Seen on the retrieved messages. Fails when the
+    // expunge fails (nothing removed); a \Seen failure only comes back as the value ("" when none).
+    virtual void commit_maildrop(const AccountId& account, const std::string& mailbox, const MaildropUpdate& update,
+                                 Done<std::string> done) = 0;
+    // IMAP APPEND into mailbox with these flags and internal date (unix seconds, 0: now).
+    virtual std::unique_ptr<AppendTarget> append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
+                                                 std::int64_t internal_date) = 0;
+};
+
+}  // namespace pillarbox::storage
