@@ -8,7 +8,7 @@
 #include <set>
 
 #include "server/log.hpp"
-#include "storage/store.hpp"
+#include "storage/mailboxes.hpp"
 
 namespace pillarbox::delivery {
 

@@ -16,7 +16,7 @@
 #include "storage/delivery_target.hpp"
 #include "storage/queue/queue.hpp"
 
-namespace pillarbox::storage { class Store; }
+namespace pillarbox::storage { class Mailboxes; }
 
 namespace pillarbox::delivery {
 
@@ -41,7 +41,7 @@ struct Message {
 // Where the message goes: the store for mailboxes, the queue for the rest.
 struct Targets {
     asio::io_context* loop = nullptr;
-    storage::Store* store = nullptr;
+    storage::Mailboxes* store = nullptr;
     storage::queue::Queue* queue = nullptr;
 };
 

@@ -25,6 +25,7 @@
 // Writes (flags, expunge, POP3's UPDATE, APPEND) go to the writer thread with group commit, and
 // their changes are published on the bus before their callback runs.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "storage/change_bus.hpp"
+#include "storage/delivery_target.hpp"
 #include "storage/mailbox_types.hpp"
 
 namespace pillarbox::storage {
@@ -109,6 +111,22 @@ public:
     // IMAP APPEND into mailbox with these flags and internal date (unix seconds, 0: now).
     virtual std::unique_ptr<AppendTarget> append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
                                                  std::int64_t internal_date) = 0;
+
+    // --- deliveries (the delivery dispatcher's mailbox target: SMTP, pickup, LMTP) ---
+    virtual std::unique_ptr<DeliveryTarget> delivery() = 0;
+    // What SMTP checks at RCPT without touching the disk: the account's usage and limits as the
+    // store last saw them (the writer computes them for each delivery's quota check), while
+    // recent and nothing else changed the account since. nullopt: not known. Any thread.
+    struct KnownUsage {
+        Usage usage;
+        Quota quota;
+        std::chrono::steady_clock::time_point at;
+    };
+    virtual std::optional<KnownUsage> known_usage(const AccountId& account) const = 0;
+    // The account's limits now. Blocking (it may read the account database): a worker thread.
+    virtual Quota quota_of(const AccountId& account) const = 0;
+    // Over quota is a temporary failure (452 4.2.2) instead of 552 (Dovecot's quota_full_tempfail).
+    virtual bool quota_full_tempfail() const = 0;
 };
 
 }  // namespace pillarbox::storage

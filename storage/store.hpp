@@ -70,7 +70,7 @@ public:
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
 
-    std::unique_ptr<DeliveryTarget> delivery();
+    std::unique_ptr<DeliveryTarget> delivery() override;
     std::filesystem::path account_root(const std::string& localpart, const std::string& domain) const;
 
     // Mailboxes (mailboxes.hpp).
@@ -110,16 +110,14 @@ public:
     // writer last saw them when it delivered to the account (it computes them for the quota
     // check anyway), if that was less than kUsageTtl ago and nothing else changed the account
     // since (expunges, copies: any run() drops the entry). nullopt: not known. Any thread.
-    struct KnownUsage {
-        Usage usage;
-        Quota quota;
-        std::chrono::steady_clock::time_point at;
-    };
     static constexpr std::chrono::seconds kUsageTtl{30};  // then unknown: mail changed by other tools
     std::optional<KnownUsage> known_usage(const std::string& localpart, const std::string& domain) const;
     // The account's limits now (StoreSettings::quota_for, else quota). Blocking (it may read the
     // account database): a worker thread.
     Quota quota_of(const std::string& localpart, const std::string& domain) const;
+    std::optional<KnownUsage> known_usage(const AccountId& a) const override { return known_usage(a.localpart, a.domain); }
+    Quota quota_of(const AccountId& a) const override { return quota_of(a.localpart, a.domain); }
+    bool quota_full_tempfail() const override { return settings_.quota_full_tempfail; }
 
     // How reads were answered so far, and read-only connections opened for them: a reader answers
     // most; the writer those a reader can't (see mailboxes.hpp). Any thread.

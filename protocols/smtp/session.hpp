@@ -12,7 +12,7 @@
 namespace pillarbox { class WorkerPool; }
 namespace pillarbox::auth { class Authentication; class AccountsDb; }
 namespace pillarbox::dns { class Resolver; }
-namespace pillarbox::storage { class Store; }
+namespace pillarbox::storage { class Mailboxes; }
 namespace pillarbox::storage::queue { class Queue; }
 namespace pillarbox::smtp::policy { struct PolicySettings; }
 namespace pillarbox::config { class Config; }
@@ -23,7 +23,7 @@ namespace pillarbox::smtp {
 struct Services {
     asio::io_context* loop = nullptr;
     WorkerPool* workers = nullptr;
-    storage::Store* store = nullptr;
+    storage::Mailboxes* store = nullptr;
     storage::queue::Queue* queue = nullptr;
     auth::Authentication* auth = nullptr;
     std::shared_ptr<auth::AccountsDb> accounts;

@@ -140,7 +140,7 @@ std::vector<SmtpSession::KnownFull> SmtpSession::rcpt_mailboxes_full(const auth:
     for (auto& a : res.accounts) {
         auto at = a.rfind('@');
         KnownFull k{a.substr(0, at), a.substr(at + 1), {}};
-        auto known = services_->store->known_usage(k.localpart, k.domain);
+        auto known = services_->store->known_usage({k.localpart, k.domain});
         if (!known || !storage::quota_full(known->usage, known->quota, size)) return {};
         k.usage = known->usage;
         full.push_back(std::move(k));
@@ -158,7 +158,7 @@ void SmtpSession::rcpt_confirm_full(const Path& path, const RcptParams& params, 
         [store, known = std::move(known), size] {
             try {
                 for (auto& k : known)
-                    if (!storage::quota_full(k.usage, store->quota_of(k.localpart, k.domain), size)) return false;
+                    if (!storage::quota_full(k.usage, store->quota_of({k.localpart, k.domain}), size)) return false;
                 return true;
             } catch (const std::exception&) {
                 return false;  // not sure: accept, delivery decides
@@ -168,7 +168,7 @@ void SmtpSession::rcpt_confirm_full(const Path& path, const RcptParams& params, 
             if (!tx_) return unpark();
             if (!full) return rcpt_accept(path, params, res, d);
             std::string addr = path.address();
-            bool temp = services_->store->settings().quota_full_tempfail;
+            bool temp = services_->store->quota_full_tempfail();
             int code = temp ? 452 : 552;
             const char* enhanced = temp ? "4.2.2" : "5.2.2";
             log::line(log::Level::Info, "smtpd", tx_->queue_id, "reject: RCPT from {}: {} {} <{}>: Mailbox is full; from=<{}> to=<{}> proto={} helo=<{}>",
