@@ -15,6 +15,8 @@
 // Anything else (a first read of an account, an index behind its Maildir, a lock that didn't
 // clear) goes to the writer, which opens or syncs and then answers the same query: the reader's
 // rule is "answer only what the index already knows, otherwise ask the writer", never a write.
+// (While the writer is placing mail in a mailbox, between its links and its index commit, the
+// mtimes differ too: a read of that very mailbox at that moment waits for that batch.)
 // Each read is one read transaction that begins after the call, so it sees every change whose
 // completion was reported on the loop before the call (read-your-writes). And a read's result
 // includes every change published on the change bus before its callback runs: when a change
