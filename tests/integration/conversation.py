@@ -23,6 +23,14 @@ Script format, one item per line:
   S<eof>:                   the server closes the connection (no more reply lines)
   TLS:                      handshake TLS on the connection now (after a 220 to STARTTLS)
   RECONNECT:                close and open a new connection (the greeting is not read)
+  inject: FAULT             in-process only (tests/unit/scripts/runner.cpp: the fakes): what the
+                            store or authentication does from now on: commit-tempfail, disk-full,
+                            over-quota ACCOUNT, slow-store Nms, hold-commits, release-commits,
+                            auth-tempfail, none. Scripts with inject: are skipped here.
+  wait: MS                  in-process only: let the loop run MS milliseconds
+
+The same files run in-process against the sessions with a fake store and authentication
+(tests/unit/scripts/, the unit tests' [scripts] cases), and here against the built binary.
 
 Every script runs against a server with listeners mx (smtp starttls), submission (starttls,
 smtpd_tls_security_level=encrypt, $mua_client_restrictions, $mua_sender_restrictions) and
@@ -78,12 +86,13 @@ class Script:
         self.account = None
         self.deliver = 0
         self.steps = []
+        self.in_process_only = False
         with open(path, encoding="utf-8") as f:
             for n, raw in enumerate(f, 1):
                 line = raw.rstrip("\r\n")
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
-                m = re.match(r"^(config|listener|account|deliver|C|C<raw>|S|S\*|S\.|S\+|S-|S<eof>|TLS|RECONNECT):(?: (.*))?$", line)
+                m = re.match(r"^(config|listener|account|deliver|inject|wait|C|C<raw>|S|S\*|S\.|S\+|S-|S<eof>|TLS|RECONNECT):(?: (.*))?$", line)
                 if not m:
                     raise ScriptError(f"{path}:{n}: cannot parse {line!r}")
                 kind, arg = m.group(1), m.group(2) or ""
@@ -96,6 +105,8 @@ class Script:
                     self.account = arg.strip()
                 elif kind == "deliver":
                     self.deliver = int(arg)
+                elif kind in ("inject", "wait"):
+                    self.in_process_only = True
                 elif kind == "listener":
                     if arg not in ("mx", "submission", "submissions", "pop3", "pop3s"):
                         raise ScriptError(f"{path}:{n}: unknown listener {arg!r}")
@@ -424,7 +435,7 @@ SANITY = ("BUG: blocking call", "runtime error:", "ERROR: AddressSanitizer", "ER
 def load_scripts(paths=None, directory=SCRIPT_DIR):
     if paths is None:
         paths = sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".txt"))
-    return [Script(p) for p in paths]
+    return [s for s in (Script(p) for p in paths) if not s.in_process_only]
 
 
 def groups(scripts):
