@@ -6,7 +6,7 @@
 #include <functional>
 
 #include "app/cli.hpp"
-#include "auth/admin_commands.hpp"
+#include "auth/admin/accounts_service.hpp"
 #include "server/config_values.hpp"
 
 namespace pillarbox::app {

@@ -3,7 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/cli.hpp"
-#include "storage/queue/queue_commands.hpp"
+#include "storage/queue/queue_admin.hpp"
 
 namespace pillarbox::app {
 

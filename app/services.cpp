@@ -7,7 +7,7 @@
 #include <string>
 
 #include "auth/accounts.hpp"
-#include "auth/admin_commands.hpp"
+#include "auth/admin/accounts_service.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/backend.hpp"
 #include "auth/dovecot_socket.hpp"

@@ -1,5 +1,5 @@
-// The queue commands (see queue_commands.hpp).
-#include "storage/queue/queue_commands.hpp"
+// The queue commands (see queue_admin.hpp).
+#include "storage/queue/queue_admin.hpp"
 
 #include <asio/io_context.hpp>
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // pillarbox user|domain|alias|aliases: account administration against the account database.
-#include "auth/admin_commands.hpp"
+#include "auth/admin/accounts_service.hpp"
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
