@@ -9,6 +9,8 @@
 #include <asio/write.hpp>
 #include <openssl/ssl.h>
 
+#include <string.h>
+
 #include <algorithm>
 
 #include "log.hpp"
@@ -31,11 +33,8 @@ Clock::time_point deadline_after(Clock::time_point from, std::chrono::millisecon
     return d >= room ? Clock::time_point::max() : from + d;
 }
 
-void wipe(char* p, std::size_t n) {
-    // volatile: the compiler may not drop stores to memory that is about to be freed or reused.
-    volatile char* v = p;
-    for (std::size_t i = 0; i < n; ++i) v[i] = 0;
-}
+// explicit_bzero: the compiler may not drop stores to memory that is about to be reused.
+void wipe(char* p, std::size_t n) { ::explicit_bzero(p, n); }
 }  // namespace
 
 Connection::Accepted Connection::accepted(asio::ip::tcp::socket socket) {
@@ -288,12 +287,12 @@ void Connection::consume_input(std::size_t n) {
         in_.erase(0, n);
         return;
     }
-    // Erasing shifts the rest down and leaves stale bytes past the new end: zero those as well.
     std::size_t size = in_.size();
     wipe(in_.data(), n);
     in_.erase(0, n);
+    // Erasing moved the rest down and left a stale copy of its tail past the new end: growing
+    // back with zeros overwrites it.
     in_.resize(size, '\0');
-    wipe(in_.data() + (size - n), n);
     in_.resize(size - n);
 }
 
