@@ -6,8 +6,8 @@
 
 #include <string>
 
+#include "app/first_admin.hpp"
 #include "auth/accounts.hpp"
-#include "auth/admin_commands.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/backend.hpp"
 #include "auth/dovecot_socket.hpp"
@@ -105,7 +105,7 @@ std::shared_ptr<MailServices> start_services(asio::io_context& loop, Server& ser
                                              const SessionServices& sessions) {
     auto s = std::make_shared<MailServices>();
     s->store = open_store(loop, c);
-    auth::admin::announce_first_admin(c);
+    announce_first_admin(c);
     s->auth = std::make_unique<auth::Authenticator>(loop, server.workers(), auth::AuthSettings::from(c), auth::make_backends(c));
     s->queue = open_queue(loop, c);
     s->dns = make_dns(loop, c);

@@ -132,7 +132,7 @@ bool AccountsDb::delete_domain(std::string_view domain) {
         auto st = db_->prepare("SELECT COUNT(*) FROM accounts WHERE domain = ?");
         st.bind(1, d);
         if (st.step() && st.int64(0) > 0)
-            throw std::runtime_error(fmt::format("domain {} still has {} account(s); delete them first", d, st.int64(0)));
+            throw DomainInUse(fmt::format("domain {} still has {} account(s); delete them first", d, st.int64(0)));
     }
     storage::sqlite::Db::Transaction tx(*db_);
     auto st = db_->prepare("DELETE FROM domains WHERE name = ?");

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,11 @@ struct AccountRecord {
     std::int64_t credential_version = 0;
 };
 
+// delete_domain refused: accounts are left in the domain.
+struct DomainInUse : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 struct AliasRecord {
     std::string source;  // "local@domain", "@domain" (catch-all) or "local" (aliases(5): any local domain)
     std::string target;  // an address (local or remote)
@@ -50,7 +56,7 @@ public:
 
     // Domains hosted here besides mydestination (Postfix's virtual mailbox domains).
     bool add_domain(std::string_view domain);     // false: already there
-    bool delete_domain(std::string_view domain);  // false: not there. Refuses (throws) while accounts use it.
+    bool delete_domain(std::string_view domain);  // false: not there. Throws DomainInUse while accounts use it.
     bool has_domain(std::string_view domain);
     std::vector<std::string> domains();
 

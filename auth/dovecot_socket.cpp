@@ -1,13 +1,8 @@
-// Dovecot-compatible auth socket: listener, file ownership, and one reader/writer coroutine pair
-// per client connection around a DovecotProtocol (see dovecot_socket.hpp).
+// Dovecot-compatible auth socket: listener, file ownership, and one Connection per client around
+// a DovecotProtocol session (see dovecot_socket.hpp).
 #include "auth/dovecot_socket.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -22,18 +17,16 @@
 #include <vector>
 
 #include "auth/authenticator.hpp"
+#include "server/connection.hpp"
 #include "server/log.hpp"
 
 namespace pillarbox::auth {
 
-using asio::redirect_error;
-using asio::use_awaitable;
 using stream = asio::local::stream_protocol;
 
 namespace {
 
 constexpr std::string_view kService = "auth";
-constexpr std::size_t kReadChunk = 16 * 1024;
 
 std::runtime_error fail(const std::string& path, const std::string& what) {
     return std::runtime_error(fmt::format("auth_socket_path {}: {}", path, what));
@@ -87,120 +80,50 @@ bool socket_in_use(const std::string& path) {
 
 }  // namespace
 
-// One client (Postfix smtpd process): its socket, protocol state and bounded output queue.
-class DovecotAuthSocket::Conn : public std::enable_shared_from_this<Conn> {
+// One client (a Postfix smtpd process): the Dovecot protocol over a Connection's buffers.
+class DovecotSession final : public Session {
 public:
-    Conn(stream::socket socket, Authenticator& auth, DovecotIdentity identity, const Settings& s, std::string id,
-         std::function<void(Conn*)> on_closed)
-        : socket_(std::move(socket)),
-          id_(std::move(id)),
-          output_limit_(s.output_limit),
-          writer_wake_(socket_.get_executor()),
-          reader_wake_(socket_.get_executor()),
-          on_closed_(std::move(on_closed)) {
-        protocol_ = std::make_unique<DovecotProtocol>(
-            auth, std::move(identity), [this](std::string_view bytes) { send(bytes); }, s.limits, id_);
-    }
+    DovecotSession(SessionIo& io, Authenticator& auth, DovecotIdentity identity, const DovecotProtocolLimits& limits)
+        : io_(io), protocol_(auth, std::move(identity), [this](std::string_view bytes) { io_.send(bytes); }, limits, io.info().id) {}
 
-    void start() {
-        log::line(log::Level::Debug, kService, id_, "dovecot auth client connected");
-        protocol_->start();
-        auto self = shared_from_this();
-        auto ex = socket_.get_executor();
-        spawns_ = 2;
-        asio::co_spawn(ex, [self]() -> asio::awaitable<void> { co_await self->reader(); }, asio::detached);
-        asio::co_spawn(ex, [self]() -> asio::awaitable<void> { co_await self->writer(); }, asio::detached);
+    void on_start() override {
+        log::line(log::Level::Debug, kService, io_.info().id, "dovecot auth client connected");
+        protocol_.start();
     }
-
-    // Server stop: drop everything now, including requests in flight.
-    void abort() {
-        std::error_code ec;
-        closing_ = true;
-        out_.clear();
-        protocol_->abort();
-        socket_.close(ec);
-        writer_wake_.cancel();
-        reader_wake_.cancel();
+    std::size_t on_input(std::string_view data) override {
+        // The protocol keeps a partial line itself; what it emitted before failing still goes out.
+        if (!protocol_.feed(data)) io_.close();
+        return data.size();
+    }
+    // The socket has no refusals, idle timeout or goodbye: its clients are closed at once.
+    void on_refused(std::string_view) override { io_.close(); }
+    void on_timeout() override { io_.close(); }
+    void on_shutdown() override { io_.close(); }
+    void on_close() override {
+        // Requests still in flight can't be answered to a client that left or broke the protocol.
+        protocol_.abort();
+        if (protocol_.failed())
+            log::line(log::Level::Info, kService, io_.info().id, "dovecot auth client disconnected: {}", protocol_.error());
+        else
+            log::line(log::Level::Debug, kService, io_.info().id, "dovecot auth client disconnected");
     }
 
 private:
-    void send(std::string_view bytes) {
-        if (closing_ || !socket_.is_open()) return;
-        out_.append(bytes);
-        writer_wake_.cancel();
-    }
-
-    asio::awaitable<void> reader() {
-        std::error_code ec;
-        std::vector<char> buf(kReadChunk);
-        while (!closing_) {
-            if (out_.size() + writing_ > output_limit_) {
-                // A client that doesn't read its replies is not read from either (as Dovecot does).
-                reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
-                co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
-                continue;
-            }
-            std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
-            if (ec || n == 0 || closing_) break;
-            bool ok = protocol_->feed(std::string_view(buf.data(), n));
-            std::fill(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n), '\0');  // may hold a password
-            if (!ok) break;
-        }
-        // Requests still in flight can't be answered to a client that left or broke the protocol.
-        if (!closing_) protocol_->abort();
-        closing_ = true;
-        writer_wake_.cancel();
-        if (--spawns_ == 0) finish();
-    }
-
-    asio::awaitable<void> writer() {
-        std::error_code ec;
-        std::string chunk;
-        for (;;) {
-            if (out_.empty()) {
-                if (closing_) break;
-                writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
-                co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
-                continue;
-            }
-            chunk.clear();
-            chunk.swap(out_);
-            writing_ = chunk.size();
-            co_await asio::async_write(socket_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
-            writing_ = 0;
-            reader_wake_.cancel();
-            if (ec) break;
-        }
-        closing_ = true;
-        socket_.shutdown(stream::socket::shutdown_both, ec);
-        socket_.close(ec);
-        reader_wake_.cancel();
-        if (--spawns_ == 0) finish();
-    }
-
-    void finish() {
-        protocol_->abort();
-        if (protocol_->failed())
-            log::line(log::Level::Info, kService, id_, "dovecot auth client disconnected: {}", protocol_->error());
-        else
-            log::line(log::Level::Debug, kService, id_, "dovecot auth client disconnected");
-        if (on_closed_) on_closed_(this);
-    }
-
-    stream::socket socket_;
-    std::string id_;
-    std::size_t output_limit_;
-    std::unique_ptr<DovecotProtocol> protocol_;
-    std::string out_;
-    std::size_t writing_ = 0;
-    asio::steady_timer writer_wake_, reader_wake_;
-    std::function<void(Conn*)> on_closed_;
-    bool closing_ = false;
-    int spawns_ = 0;
+    SessionIo& io_;
+    DovecotProtocol protocol_;
 };
 
 DovecotAuthSocket::DovecotAuthSocket(asio::io_context& loop, Authenticator& auth, Settings settings)
-    : loop_(loop), auth_(auth), settings_(std::move(settings)), acceptor_(loop) {}
+    : loop_(loop), auth_(auth), settings_(std::move(settings)), acceptor_(loop) {
+    auto cs = std::make_shared<ConnectionSettings>();
+    cs->name = "auth_socket";
+    cs->log_service = std::string(kService);
+    cs->idle_timeout = kNoIdleTimeout;  // Postfix keeps its connection for as long as smtpd runs
+    cs->output_limit = settings_.output_limit;  // unsent replies above this: stop reading that client (as Dovecot does)
+    cs->log_connections = false;  // DovecotSession logs its clients at debug level
+    cs->wipe_input = true;        // AUTH and CONT lines carry passwords
+    connection_settings_ = std::move(cs);
+}
 
 DovecotAuthSocket::~DovecotAuthSocket() {
     stop();
@@ -289,16 +212,14 @@ void DovecotAuthSocket::accept_loop() {
             socket.close(ignored);
         } else {
             unsigned long cuid = next_cuid_++;
-            auto conn = std::make_shared<Conn>(std::move(socket), auth_, DovecotIdentity::make(cuid), settings_,
-                                               fmt::format("auth-{}", cuid), [this, alive](Conn* c) {
-                                                   if (!*alive) return;
-                                                   for (auto it = connections_.begin(); it != connections_.end(); ++it)
-                                                       if (it->get() == c) {
-                                                           connections_.erase(it);
-                                                           break;
-                                                       }
-                                               });
-            connections_.insert(conn);
+            auto factory = [this, cuid](SessionIo& io) {
+                return std::make_unique<DovecotSession>(io, auth_, DovecotIdentity::make(cuid), settings_.limits);
+            };
+            auto conn = std::make_shared<Connection>(std::move(socket), connection_settings_, fmt::format("auth-{}", cuid),
+                                                     factory, [this, alive, cuid] {
+                                                         if (*alive) connections_.erase(cuid);
+                                                     });
+            connections_[cuid] = conn;
             conn->start();
         }
         accept_loop();
@@ -313,7 +234,7 @@ void DovecotAuthSocket::stop() {
     // abort() may end a connection; work on a copy so its on_closed can't invalidate the loop.
     auto conns = connections_;
     connections_.clear();
-    for (auto& c : conns) c->abort();
+    for (auto& [cuid, c] : conns) c->abort();
     remove_socket_file();
     log::info(kService, "dovecot auth socket {} closed", settings_.path);
 }

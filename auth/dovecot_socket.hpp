@@ -6,11 +6,13 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <map>
 #include <memory>
-#include <set>
 #include <string>
 
 #include "auth/dovecot_protocol.hpp"
+
+namespace pillarbox { class Connection; struct ConnectionSettings; }
 
 namespace pillarbox::auth {
 
@@ -46,7 +48,6 @@ public:
     std::size_t connection_count() const { return connections_.size(); }
 
 private:
-    class Conn;
     void accept_loop();
     void remove_socket_file();
 
@@ -54,7 +55,9 @@ private:
     Authenticator& auth_;
     Settings settings_;
     asio::local::stream_protocol::acceptor acceptor_;
-    std::set<std::shared_ptr<Conn>> connections_;
+    // Each client is a Connection (server/connection.hpp) around a DovecotProtocol session.
+    std::shared_ptr<const ConnectionSettings> connection_settings_;
+    std::map<unsigned long, std::shared_ptr<Connection>> connections_;  // by cuid
     unsigned long next_cuid_ = 1;
     bool running_ = false;
     dev_t dev_ = 0;   // identity of the socket file we created, so stop() never unlinks another's

@@ -1,4 +1,4 @@
-// Connection: reader, writer and idle-watchdog coroutines around one socket (see connection.hpp).
+// Connection: reader, writer and idle-watchdog coroutines around one stream (see connection.hpp).
 #include "connection.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -9,6 +9,10 @@
 #include <asio/write.hpp>
 #include <openssl/ssl.h>
 
+#include <string.h>
+
+#include <algorithm>
+
 #include "log.hpp"
 
 namespace pillarbox {
@@ -16,39 +20,70 @@ namespace pillarbox {
 using asio::redirect_error;
 using asio::use_awaitable;
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr auto kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
+constexpr std::chrono::milliseconds kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
 constexpr auto kTlsCloseTimeout = 5s;  // how long writing the close_notify alert may take
 constexpr std::size_t kReadChunk = 16 * 1024;
+
+// from + d, or the end of time when that is past it (kNoIdleTimeout).
+Clock::time_point deadline_after(Clock::time_point from, std::chrono::milliseconds d) {
+    auto room = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - from);
+    return d >= room ? Clock::time_point::max() : from + d;
+}
+
+// explicit_bzero: the compiler may not drop stores to memory that is about to be reused.
+void wipe(char* p, std::size_t n) { ::explicit_bzero(p, n); }
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, std::shared_ptr<const ListenerState> listener, std::string id,
+Connection::Accepted Connection::accepted(asio::ip::tcp::socket socket) {
+    ConnectionInfo a;
+    std::error_code ec;
+    auto peer = socket.remote_endpoint(ec);
+    if (!ec) {
+        a.peer_ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
+                        ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
+                        : peer.address().to_string();
+        a.peer_port = peer.port();
+    }
+    auto local = socket.local_endpoint(ec);
+    if (!ec) {
+        a.local_ip = local.address().to_string();
+        a.local_port = local.port();
+    }
+    return {Stream(std::move(socket)), std::move(a)};
+}
+
+Connection::Accepted Connection::accepted(asio::local::stream_protocol::socket socket) {
+    ConnectionInfo a;
+    std::error_code ec;
+    auto local = socket.local_endpoint(ec);
+    if (!ec) a.local_ip = local.path();
+    return {Stream(std::move(socket)), std::move(a)};
+}
+
+Connection::Connection(asio::ip::tcp::socket socket, std::shared_ptr<const ConnectionSettings> settings, std::string id,
                        const SessionFactory& factory, std::function<void()> on_closed)
-    : socket_(std::move(socket)),
-      listener_(std::move(listener)),
+    : Connection(accepted(std::move(socket)), std::move(settings), std::move(id), factory, std::move(on_closed)) {}
+
+Connection::Connection(asio::local::stream_protocol::socket socket, std::shared_ptr<const ConnectionSettings> settings,
+                       std::string id, const SessionFactory& factory, std::function<void()> on_closed)
+    : Connection(accepted(std::move(socket)), std::move(settings), std::move(id), factory, std::move(on_closed)) {}
+
+Connection::Connection(Accepted accepted, std::shared_ptr<const ConnectionSettings> settings, std::string id,
+                       const SessionFactory& factory, std::function<void()> on_closed)
+    : socket_(std::move(accepted.socket)),
+      settings_(std::move(settings)),
       on_closed_(std::move(on_closed)),
+      info_(std::move(accepted.addresses)),
       writer_wake_(socket_.get_executor()),
       reader_wake_(socket_.get_executor()),
       idle_timer_(socket_.get_executor()) {
     info_.id = std::move(id);
-    info_.listener = listener_->name;
-    service_ = listener_->protocol ? listener_->protocol->log_service : "server";
-    info_.tls_mode = listener_->line.tls;
-    info_.config = listener_->config.get();
-    std::error_code ec;
-    auto peer = socket_.remote_endpoint(ec);
-    if (!ec) {
-        info_.peer_ip = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
-                            ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
-                            : peer.address().to_string();
-        info_.peer_port = peer.port();
-    }
-    auto local = socket_.local_endpoint(ec);
-    if (!ec) {
-        info_.local_ip = local.address().to_string();
-        info_.local_port = local.port();
-    }
+    info_.listener = settings_->name;
+    info_.tls_mode = settings_->tls_mode;
+    info_.config = settings_->config.get();
     session_ = factory(*this);
 }
 
@@ -57,13 +92,13 @@ Connection::~Connection() = default;
 void Connection::start(std::string refusal) {
     auto self = shared_from_this();
     refused_ = !refusal.empty();
-    log::line(log::Level::Info, service_, info_.id, "connect from unknown[{}]:{} to {}",
-              info_.peer_ip, info_.peer_port, info_.listener);
+    if (settings_->log_connections)
+        log::line(log::Level::Info, settings_->log_service, info_.id, "connect from unknown[{}]:{} to {}", info_.peer_ip,
+                  info_.peer_port, info_.listener);
     touch();
     if (refused_) {
-        log::line(log::Level::Warning, service_, info_.id, "refused unknown[{}]: {}",
-                  info_.peer_ip, refusal);
-        deadline_ = std::chrono::steady_clock::now() + std::min<std::chrono::steady_clock::duration>(kCloseGrace, listener_->idle_timeout);
+        log::line(log::Level::Warning, settings_->log_service, info_.id, "refused unknown[{}]: {}", info_.peer_ip, refusal);
+        deadline_ = deadline_after(Clock::now(), std::min(kCloseGrace, settings_->idle_timeout));
     }
     auto ex = socket_.get_executor();
     auto spawn = [&](asio::awaitable<void> (Connection::*fn)()) {
@@ -77,19 +112,26 @@ void Connection::start(std::string refusal) {
 }
 
 void Connection::touch() {
-    last_active_ = std::chrono::steady_clock::now();
-    deadline_ = last_active_ + idle_timeout();
+    last_active_ = Clock::now();
+    deadline_ = deadline_after(last_active_, idle_timeout());
+}
+
+std::chrono::milliseconds Connection::base_idle_timeout() const {
+    return session_idle_timeout_.value_or(settings_->idle_timeout);
 }
 
 std::chrono::milliseconds Connection::idle_timeout() const {
-    if (load_ && load_->stressed && !authenticated_) return std::min(listener_->idle_timeout, load_->stress_idle_timeout);
-    return listener_->idle_timeout;
+    auto base = base_idle_timeout();
+    if (load_ && load_->stressed && !authenticated_) return std::min(base, load_->stress_idle_timeout);
+    return base;
 }
 
-void Connection::load_changed() {
+void Connection::load_changed() { rearm_idle(); }
+
+void Connection::rearm_idle() {
     // Deadlines of goodbyes, handshakes and drains are not idle deadlines: leave them.
     if (finished_ || closing_ || timed_out_ || refused_ || in_handshake_ || draining_) return;
-    deadline_ = last_active_ + idle_timeout();
+    deadline_ = deadline_after(last_active_, idle_timeout());
     idle_timer_.cancel();  // the watchdog re-arms at the new deadline (at once if it has passed)
 }
 
@@ -99,25 +141,30 @@ void Connection::set_authenticated() {
     load_changed();
 }
 
+void Connection::set_idle_timeout(std::optional<std::chrono::milliseconds> timeout) {
+    session_idle_timeout_ = timeout;
+    rearm_idle();
+}
+
 asio::awaitable<bool> Connection::handshake() {
     std::error_code ec;
     in_handshake_ = true;
     // A client that connects and never completes the handshake holds a connection for at most
     // tls_handshake_timeout (the watchdog aborts it), or the idle timeout if shorter (stress).
-    auto handshake_timeout = std::min(listener_->tls_handshake_timeout, idle_timeout());
-    auto handshake_deadline = std::chrono::steady_clock::now() + handshake_timeout;
+    auto handshake_timeout = std::min(settings_->tls_handshake_timeout, idle_timeout());
+    auto handshake_deadline = deadline_after(Clock::now(), handshake_timeout);
     deadline_ = refused_ ? std::min(deadline_, handshake_deadline) : handshake_deadline;  // a refusal keeps its grace
     idle_timer_.cancel();
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, listener_->tls->context());
+    tls_ = std::make_unique<asio::ssl::stream<Stream&>>(socket_, settings_->tls->context());
     co_await tls_->async_handshake(asio::ssl::stream_base::server, redirect_error(use_awaitable, ec));
     in_handshake_ = false;
     if (ec) {
         if (handshake_timed_out_)
-            log::line(log::Level::Warning, service_, info_.id,
+            log::line(log::Level::Warning, settings_->log_service, info_.id,
                       "TLS handshake failed from {}[{}]: timed out after {}s (tls_handshake_timeout)", info_.peer_name, info_.peer_ip,
                       std::chrono::duration_cast<std::chrono::seconds>(handshake_timeout).count());
         else
-            log::line(log::Level::Warning, service_, info_.id, "TLS handshake failed from {}[{}]: {}",
+            log::line(log::Level::Warning, settings_->log_service, info_.id, "TLS handshake failed from {}[{}]: {}",
                       info_.peer_name, info_.peer_ip, ec.message());
         co_return false;
     }
@@ -126,7 +173,7 @@ asio::awaitable<bool> Connection::handshake() {
     info_.tls_version = SSL_get_version(ssl);
     info_.tls_cipher = SSL_get_cipher_name(ssl);
     if (const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) info_.tls_sni = sni;
-    log::line(log::Level::Info, service_, info_.id,
+    log::line(log::Level::Info, settings_->log_service, info_.id,
               "{} TLS connection established from {}[{}]: {} with cipher {}{}",
               info_.tls_mode == config::TlsMode::Implicit ? "Implicit" : "STARTTLS", info_.peer_name, info_.peer_ip, info_.tls_version,
               info_.tls_cipher, info_.tls_sni.empty() ? "" : " sni=" + info_.tls_sni);
@@ -135,10 +182,11 @@ asio::awaitable<bool> Connection::handshake() {
 
 asio::awaitable<void> Connection::reader() {
     std::error_code ec;
-    if (info_.tls_mode == config::TlsMode::Implicit && listener_->tls) {
+    if (info_.tls_mode == config::TlsMode::Implicit && settings_->tls) {
         if (!co_await handshake()) {
             closing_ = true;
             reader_done_ = true;
+            closed_for_session();
             writer_wake_.cancel();
             if (--spawns_ == 0) finish();
             co_return;
@@ -157,14 +205,14 @@ asio::awaitable<void> Connection::reader() {
             // Wait until the session's "go ahead" reply is on the wire, then drop every byte the
             // client sent before the handshake: pipelined plaintext must never be read as if it
             // arrived under TLS (RFC 3207 section 4.2, CVE-2011-0411).
-            while (!out_.empty() || writing_) {
-                reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            while (!output_empty() || writing_) {
+                reader_wake_.expires_at(Clock::time_point::max());
                 co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
                 if (closing_) break;
             }
             if (closing_) break;
             if (!in_.empty()) {
-                log::line(log::Level::Warning, service_, info_.id,
+                log::line(log::Level::Warning, settings_->log_service, info_.id,
                           "discarded {} bytes of plaintext sent after STARTTLS by {}[{}]", in_.size(), info_.peer_name, info_.peer_ip);
                 in_.clear();
             }
@@ -174,9 +222,9 @@ asio::awaitable<void> Connection::reader() {
             session_->on_tls_started();
             continue;
         }
-        if (!session_->wants_input() || out_.size() + writing_ > listener_->output_limit) {
+        if (!session_->wants_input() || output_queued() > settings_->output_limit) {
             // Backpressure: a client that does not read its replies is not read from either.
-            reader_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+            reader_wake_.expires_at(Clock::time_point::max());
             co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
             continue;
         }
@@ -185,25 +233,83 @@ asio::awaitable<void> Connection::reader() {
         if (ec || n == 0) break;
         bytes_in_ += n;
         touch();
-        in_.append(buf.data(), n);
+        bool decoded = decode_input(std::string_view(buf.data(), n));
+        if (settings_->wipe_input) wipe(buf.data(), n);
+        if (!decoded) break;
         process_input();
-        if (in_.size() > listener_->input_limit && !closing_) {
-            log::line(log::Level::Warning, service_, info_.id,
-                      "input buffer limit {} exceeded by {}[{}]; disconnecting", listener_->input_limit, info_.peer_name, info_.peer_ip);
+        if (in_.size() > settings_->input_limit && !closing_) {
+            log::line(log::Level::Warning, settings_->log_service, info_.id,
+                      "input buffer limit {} exceeded by {}[{}]; disconnecting", settings_->input_limit, info_.peer_name, info_.peer_ip);
             break;
         }
     }
     closing_ = true;
     reader_done_ = true;
+    closed_for_session();
     writer_wake_.cancel();
     if (--spawns_ == 0) finish();
 }
 
+bool Connection::decode_input(std::string_view bytes) {
+    if (layers_.empty()) {
+        in_.append(bytes);
+        return true;
+    }
+    std::string cur(bytes), next;
+    for (auto& layer : layers_) {
+        next.clear();
+        if (!layer->decode(cur, next)) {
+            log::line(log::Level::Warning, settings_->log_service, info_.id, "bad input from {}[{}]: {}; disconnecting",
+                      info_.peer_name, info_.peer_ip, layer->error());
+            return false;
+        }
+        cur.swap(next);
+    }
+    in_.append(cur);
+    return true;
+}
+
+bool Connection::decode_buffered_input() {
+    std::string raw;
+    raw.swap(in_);
+    std::string decoded;
+    bool ok = layers_.back()->decode(raw, decoded);
+    if (!ok)
+        log::line(log::Level::Warning, settings_->log_service, info_.id, "bad input from {}[{}]: {}; disconnecting",
+                  info_.peer_name, info_.peer_ip, layers_.back()->error());
+    in_ = std::move(decoded);
+    return ok;
+}
+
+void Connection::consume_input(std::size_t n) {
+    n = std::min(n, in_.size());
+    if (!settings_->wipe_input) {
+        in_.erase(0, n);
+        return;
+    }
+    std::size_t size = in_.size();
+    wipe(in_.data(), n);
+    in_.erase(0, n);
+    // Erasing moved the rest down and left a stale copy of its tail past the new end: growing
+    // back with zeros overwrites it.
+    in_.resize(size, '\0');
+    in_.resize(size - n);
+}
+
 void Connection::process_input() {
     while (!in_.empty() && !closing_ && !tls_requested_) {
+        in_on_input_ = true;
         std::size_t used = session_->on_input(in_);
+        in_on_input_ = false;
+        if (used) consume_input(used);
+        if (layer_pushed_) {
+            layer_pushed_ = false;
+            if (!decode_buffered_input()) {
+                abort();
+                return;
+            }
+        }
         if (used == 0) break;
-        in_.erase(0, std::min(used, in_.size()));
     }
     // RFC 2920 section 3.2 (4): all pending responses go out whenever the input buffer is
     // emptied. A partial line counts as empty: the client may be waiting for them.
@@ -216,19 +322,48 @@ void Connection::flush_held() {
     writer_wake_.cancel();
 }
 
+void Connection::encode_output() {
+    if (out_.empty()) return;
+    std::string cur, next;
+    cur.swap(out_);
+    for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
+        next.clear();
+        (*it)->encode(cur, next);
+        cur.swap(next);
+    }
+    wire_.append(cur);
+}
+
+bool Connection::push_layer(std::unique_ptr<StreamLayer> layer) {
+    if (!layer || finished_) return false;
+    // What the session sent before keeps the encoding it was sent under.
+    encode_output();
+    layers_.push_back(std::move(layer));
+    // Input already buffered came after the request. During on_input, in_ still holds the
+    // request itself: process_input decodes the rest once it is consumed.
+    if (in_on_input_) layer_pushed_ = true;
+    else if (!in_.empty() && !decode_buffered_input()) abort();
+    return true;
+}
+
 asio::awaitable<void> Connection::writer() {
     std::error_code ec;
     std::string chunk;
     bool write_failed = false;
     for (;;) {
-        if (out_.empty() || (held_ && !closing_)) {
-            if (out_.empty() && (closing_ || finished_)) break;
-            writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+        if (output_empty() || (held_ && !closing_)) {
+            if (output_empty() && (closing_ || finished_)) break;
+            writer_wake_.expires_at(Clock::time_point::max());
             co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
             continue;
         }
         chunk.clear();
-        chunk.swap(out_);
+        if (layers_.empty()) {
+            chunk.swap(out_);  // wire_ is only used once there are layers
+        } else {
+            encode_output();
+            chunk.swap(wire_);
+        }
         writing_ = chunk.size();
         if (tls_) co_await asio::async_write(*tls_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
         else co_await asio::async_write(socket_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
@@ -249,7 +384,7 @@ asio::awaitable<void> Connection::writer() {
     // Every way out (QUIT, timeout, error reply, shutdown, the client's EOF) ends a TLS
     // connection with close_notify, unless the socket is broken or already closed (abort).
     if (!write_failed && tls_ && info_.tls_active && socket_.is_open()) co_await close_tls();
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
     reader_wake_.cancel();
     idle_timer_.cancel();
@@ -263,12 +398,12 @@ asio::awaitable<void> Connection::writer() {
 asio::awaitable<void> Connection::close_tls() {
     std::error_code ec;
     tls_closing_ = true;
-    deadline_ = std::chrono::steady_clock::now() + kTlsCloseTimeout;
+    deadline_ = Clock::now() + kTlsCloseTimeout;
     idle_timer_.cancel();
     reader_wake_.cancel();
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_receive, ec);
+    socket_.shutdown(asio::socket_base::shutdown_receive, ec);
     while (!reader_done_ && socket_.is_open()) {  // one operation at a time on the TLS stream
-        writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
+        writer_wake_.expires_at(Clock::time_point::max());
         co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
     }
     if (!socket_.is_open()) co_return;
@@ -281,7 +416,7 @@ asio::awaitable<void> Connection::watchdog() {
         idle_timer_.expires_at(deadline_);
         co_await idle_timer_.async_wait(redirect_error(use_awaitable, ec));
         if (!socket_.is_open()) break;
-        if (std::chrono::steady_clock::now() < deadline_) continue;  // extended meanwhile
+        if (Clock::now() < deadline_) continue;  // extended meanwhile
         // Already saying goodbye (timeout, refusal, shutdown) or stuck in a handshake: the
         // goodbye did not get through in time, so stop waiting for the client.
         if (timed_out_ || in_handshake_ || refused_ || tls_closing_ || (draining_ && closing_)) {
@@ -291,12 +426,12 @@ asio::awaitable<void> Connection::watchdog() {
         }
         timed_out_ = true;
         auto timeout = idle_timeout();
-        log::line(log::Level::Info, service_, info_.id, "timeout after {}s from {}[{}]{}",
+        log::line(log::Level::Info, settings_->log_service, info_.id, "timeout after {}s from {}[{}]{}",
                   std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), info_.peer_name, info_.peer_ip,
-                  timeout < listener_->idle_timeout ? " (server under stress)" : "");
+                  timeout < base_idle_timeout() ? " (server under stress)" : "");
         session_->on_timeout();
         close();
-        deadline_ = std::chrono::steady_clock::now() + kCloseGrace;
+        deadline_ = Clock::now() + kCloseGrace;
     }
     if (--spawns_ == 0) finish();
 }
@@ -312,7 +447,7 @@ void Connection::send_grouped(std::string_view bytes) {
     out_.append(bytes);
     // Held only while a complete command line is still to be read (in_ still holds the line
     // being answered when this is called from on_input) and the group stays small.
-    if (in_.find('\n') != std::string::npos && out_.size() < listener_->output_limit / 2) held_ = true;
+    if (in_.find('\n') != std::string::npos && out_.size() < settings_->output_limit / 2) held_ = true;
     else flush_held();
 }
 
@@ -325,7 +460,8 @@ void Connection::close() {
 }
 
 void Connection::start_tls() {
-    if (!listener_->tls || tls_) return;
+    // Not under stacked layers: the handshake would run through them, which no client expects.
+    if (!settings_->tls || tls_ || !layers_.empty()) return;
     tls_requested_ = true;
 }
 
@@ -348,7 +484,7 @@ void Connection::check_drain() {
     if (!draining_ || closing_ || in_handshake_ || session_->busy()) return;
     session_->on_shutdown();
     close();
-    deadline_ = std::min(deadline_, std::chrono::steady_clock::now() + kCloseGrace);
+    deadline_ = std::min(deadline_, Clock::now() + kCloseGrace);
     idle_timer_.cancel();
 }
 
@@ -356,18 +492,28 @@ void Connection::abort() {
     std::error_code ec;
     closing_ = true;
     out_.clear();
+    wire_.clear();
     socket_.close(ec);
     writer_wake_.cancel();
     reader_wake_.cancel();
     idle_timer_.cancel();
+    closed_for_session();
+}
+
+void Connection::closed_for_session() {
+    if (session_closed_) return;
+    session_closed_ = true;
+    session_->on_close();
 }
 
 void Connection::finish() {
     if (finished_) return;
     finished_ = true;
-    std::string summary = session_->summary();
-    log::line(log::Level::Info, service_, info_.id, "disconnect from {}[{}]:{} in={} out={}{}{}",
-              info_.peer_name, info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
+    if (settings_->log_connections) {
+        std::string summary = session_->summary();
+        log::line(log::Level::Info, settings_->log_service, info_.id, "disconnect from {}[{}]:{} in={} out={}{}{}",
+                  info_.peer_name, info_.peer_ip, info_.peer_port, bytes_in_, bytes_out_, summary.empty() ? "" : " ", summary);
+    }
     if (on_closed_) on_closed_();
 }
 

@@ -9,22 +9,16 @@
 #include <vector>
 
 #include "config.hpp"
+#include "connection_settings.hpp"
 #include "listener_def.hpp"
 #include "protocol_registry.hpp"
-#include "tls.hpp"
 
 namespace pillarbox {
 
-struct ListenerState {
-    std::string name;  // "smtp" for listen_smtp
+// The ConnectionSettings part is what each connection gets; the rest is for the acceptor.
+struct ListenerState : ConnectionSettings {
     config::ListenerLine line;
     std::shared_ptr<const ProtocolEntry> protocol;  // null: nothing serves line.protocol in this build
-    std::shared_ptr<const config::Config> config;
-    std::shared_ptr<tls::ServerContexts> tls;  // null when line.tls == None
-    std::chrono::milliseconds idle_timeout{300'000};
-    std::chrono::milliseconds tls_handshake_timeout{30'000};  // implicit TLS and STARTTLS
-    std::size_t input_limit = 1 << 20;
-    std::size_t output_limit = 1 << 20;
     std::uint64_t client_limit = 50;
     std::vector<config::Cidr> client_limit_exceptions;
     std::uint64_t client_rate_limit = 0;  // connections per client_connection_rate_time_unit; 0 = none

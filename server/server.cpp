@@ -125,6 +125,7 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
         auto ls = std::make_shared<ListenerState>();
         ls->name = pname.substr(config::kListenerPrefix.size());
         ls->line = *parsed.value;
+        ls->tls_mode = ls->line.tls;
         config::Setting at = cfg.setting(pname) ? *cfg.setting(pname) : config::Setting{pname, cfg.get(pname), cfg.source(), 0};
         std::size_t before = diags.size();
         ls->config = ls->line.overrides.empty()
@@ -133,6 +134,7 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
         if (diags.size() != before && has_error()) continue;
         const config::Config& lc = *ls->config;
         if (protocols) ls->protocol = protocols->find(ls->line.protocol);
+        ls->log_service = ls->protocol ? ls->protocol->log_service : "server";
         if (ls->protocol && ls->protocol->check_listener) {
             auto errors = ls->protocol->check_listener(lc);
             for (auto& e : errors) error_at(pname, fmt::format("{}: {}", pname, e));

@@ -2,27 +2,30 @@
 // state machine over bytes). Sessions never touch sockets: they get input through on_input()
 // and act through SessionIo.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "config.hpp"
 #include "listener_def.hpp"
+#include "stream_layer.hpp"
 
 namespace pillarbox {
 
 struct ConnectionInfo {
     std::string id;        // per-connection log id, e.g. 3F2A0001
-    std::string listener;  // listener name: smtp, submission, ...
+    std::string listener;  // listener name: smtp, submission, ...; the service for Unix-domain peers
     config::TlsMode tls_mode = config::TlsMode::None;
-    std::string peer_ip, local_ip;
+    std::string peer_ip, local_ip;  // empty for a Unix-domain peer; local_ip is then the socket path
     std::string peer_name = "unknown";  // the client's verified host name, once a session learns it
     std::uint16_t peer_port = 0, local_port = 0;
     bool tls_active = false;
     std::string tls_version, tls_cipher, tls_sni;
-    const config::Config* config = nullptr;  // effective config of the listener (overrides applied)
+    const config::Config* config = nullptr;  // effective config of the listener (overrides applied); null for Unix-domain services
 };
 
 class SessionIo {
@@ -55,6 +58,17 @@ public:
     // A login succeeded: under stress the connection keeps its normal idle timeout (only
     // sessions that have not logged in are shed after connection_stress_idle_timeout).
     virtual void set_authenticated() {}
+    // This session's idle timeout instead of the listener's (IMAP IDLE waits up to 30 minutes);
+    // nullopt goes back to the listener's. Counted from the last activity; stress mode still
+    // shortens it before login.
+    virtual void set_idle_timeout(std::optional<std::chrono::milliseconds> timeout) { (void)timeout; }
+    // Stacks `layer` right under the session: output sent from now on goes through it (what was
+    // sent before does not), and so does input not yet consumed by on_input (it came after the
+    // command that asked for the layer, e.g. IMAP COMPRESS). False when this connection can't.
+    virtual bool push_layer(std::unique_ptr<StreamLayer> layer) {
+        (void)layer;
+        return false;
+    }
 };
 
 class Session {
@@ -81,6 +95,9 @@ public:
     virtual bool wants_input() const { return true; }
     // Appended to the disconnect log line (e.g. "ehlo=1 mail=1 quit=1 commands=3").
     virtual std::string summary() const { return ""; }
+    // No more input will come (the client left, the connection closes or is aborted): cancel
+    // async work whose answer has nowhere to go. Called once; output sent now may be dropped.
+    virtual void on_close() {}
 };
 
 using SessionFactory = std::function<std::unique_ptr<Session>(SessionIo&)>;
