@@ -33,15 +33,17 @@ constexpr const char* kPlaintextRefused =
     "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections: use STLS first, "
     "or port 995 (POP3S).\r\n";
 
+// The listener's POP3 settings; their defaults are the parameters' (server/parameters.cpp),
+// written once there: from() sets every field.
 struct Settings {
     std::string greeting;
     std::string uidl_format;
-    bool lock_session = true;
-    bool flag_updates = true;
-    std::chrono::milliseconds login_delay{0};
-    unsigned max_bad_commands = 20;
-    std::size_t line_limit = 1024;
-    std::size_t output_watermark = 512 * 1024;  // stream more of a message only below this
+    bool lock_session{};
+    bool flag_updates{};
+    std::chrono::milliseconds login_delay{};
+    unsigned max_bad_commands{};
+    std::size_t line_limit{};
+    std::size_t output_watermark{};  // stream more of a message only below this
 
     static Settings from(const config::Config& c) {
         Settings s;

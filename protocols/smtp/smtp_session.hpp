@@ -28,25 +28,27 @@
 
 namespace pillarbox::smtp {
 
-// Per-listener settings, read from the listener's effective configuration.
+// Per-listener settings, read from the listener's effective configuration. Their defaults are
+// the parameters' (server/parameters.cpp), written once there: from() sets every field.
 struct Settings {
     std::string hostname, banner;
-    std::uint64_t message_size_limit = 10240000;
-    std::size_t recipient_limit = 1000;
-    std::size_t line_limit = 2048;
-    std::size_t header_size_limit = 102400;
-    std::chrono::milliseconds error_sleep{1000};
-    unsigned soft_error_limit = 10, hard_error_limit = 20, junk_command_limit = 100;
-    bool disable_vrfy = true;
-    enum class Tls { None, May, Encrypt } tls = Tls::May;
-    bool sasl_enabled = true;
-    bool sasl_authenticated_header = false;
-    BareLineEndings bare = BareLineEndings::Normalise;
-    bool forbid_unauth_pipelining = true;
-    std::chrono::milliseconds greet_pause{0};
-    std::size_t body_buffer = 256 * 1024;  // delivery bytes in flight before reading pauses
+    std::uint64_t message_size_limit{};
+    std::size_t recipient_limit{};
+    std::size_t line_limit{};
+    std::size_t header_size_limit{};
+    std::chrono::milliseconds error_sleep{};
+    unsigned soft_error_limit{}, hard_error_limit{}, junk_command_limit{};
+    bool disable_vrfy{};
+    enum class Tls { None, May, Encrypt } tls{};
+    bool sasl_enabled{};
+    bool sasl_authenticated_header{};
+    BareLineEndings bare{};
+    bool forbid_unauth_pipelining{};
+    std::chrono::milliseconds greet_pause{};
     std::string recipient_delimiter;
     std::vector<config::Cidr> mynetworks;
+    // Not a parameter: delivery bytes in flight before the session stops reading.
+    static constexpr std::size_t body_buffer = 256 * 1024;
 
     static Settings from(const config::Config& c);
 };
