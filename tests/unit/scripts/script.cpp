@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <stdexcept>
 
 namespace pillarbox::scripts {
@@ -14,16 +13,24 @@ Script load(const std::filesystem::path& path) {
     s.name = path.filename().string();
     std::ifstream in(path);
     if (!in) throw std::runtime_error(path.string() + ": cannot open");
-    static const std::regex kLine(
-        R"(^(config|listener|account|deliver|inject|wait|C|C<raw>|S|S\*|S\.|S\+|S-|S<eof>|TLS|RECONNECT):(?: (.*))?$)");
     std::string raw;
     for (int n = 1; std::getline(in, raw); ++n) {
         if (!raw.empty() && raw.back() == '\r') raw.pop_back();
         auto first = raw.find_first_not_of(" \t");
         if (first == std::string::npos || raw[first] == '#') continue;
-        std::smatch m;
-        if (!std::regex_match(raw, m, kLine)) throw std::runtime_error(path.string() + ":" + std::to_string(n) + ": cannot parse " + raw);
-        std::string kind = m[1], arg = m[2];
+        // KIND: [ARG], KIND one of the words below (as conversation.py's pattern).
+        static const std::vector<std::string> kKinds{"config", "listener", "account", "deliver", "inject", "wait", "C<raw>",
+                                                     "C", "S*", "S.", "S+", "S-", "S<eof>", "S", "TLS", "RECONNECT"};
+        std::string kind, arg;
+        for (auto& k : kKinds)
+            if (raw.compare(0, k.size() + 1, k + ":") == 0) {
+                std::string rest = raw.substr(k.size() + 1);
+                if (!rest.empty() && rest[0] != ' ') continue;
+                kind = k;
+                arg = rest.empty() ? rest : rest.substr(1);
+                break;
+            }
+        if (kind.empty()) throw std::runtime_error(path.string() + ":" + std::to_string(n) + ": cannot parse " + raw);
         auto where = [&] { return path.string() + ":" + std::to_string(n) + ": "; };
         auto trim = [](std::string v) {
             v.erase(0, v.find_first_not_of(" \t"));
@@ -61,17 +68,22 @@ std::vector<Script> load_dir(const std::filesystem::path& dir) {
 }
 
 std::string unescape(const std::string& text) {
-    // {{N*TEXT}} first, as conversation.py does.
+    // {{N*TEXT}} first, as conversation.py does (TEXT up to the first "}}").
     std::string expanded;
-    static const std::regex kRepeat(R"(\{\{(\d+)\*(.*?)\}\})");
-    auto begin = std::sregex_iterator(text.begin(), text.end(), kRepeat);
-    std::size_t at = 0;
-    for (auto it = begin; it != std::sregex_iterator(); ++it) {
-        expanded += text.substr(at, static_cast<std::size_t>(it->position()) - at);
-        for (int i = std::stoi((*it)[1]); i > 0; --i) expanded += (*it)[2];
-        at = static_cast<std::size_t>(it->position() + it->length());
+    for (std::size_t at = 0;;) {
+        auto open = text.find("{{", at);
+        auto star = open == std::string::npos ? open : text.find('*', open);
+        auto close = star == std::string::npos ? star : text.find("}}", star);
+        bool digits = star != std::string::npos && star > open + 2 &&
+                      text.find_first_not_of("0123456789", open + 2) == star;
+        if (close == std::string::npos || !digits) {
+            expanded += text.substr(at);
+            break;
+        }
+        expanded += text.substr(at, open - at);
+        for (int i = std::stoi(text.substr(open + 2, star - open - 2)); i > 0; --i) expanded += text.substr(star + 1, close - star - 1);
+        at = close + 2;
     }
-    expanded += text.substr(at);
     std::string out;
     auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
     for (std::size_t i = 0; i < expanded.size(); ++i) {
