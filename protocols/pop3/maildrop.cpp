@@ -11,13 +11,16 @@ Maildrop::Maildrop(storage::MailboxInfo inbox, const std::vector<storage::Messag
                    const std::string& uidl_format)
     : inbox_(std::move(inbox)) {
     messages_.reserve(messages.size());
+    // Only a format with %f (Dovecot's file name base) needs each file name parsed: the default
+    // %08Xu%08Xv doesn't, and this runs for every message at every login.
+    bool uses_base = uidl_format.find('f') != std::string::npos;
     for (auto& m : messages) {
         DropMessage d;
         d.uid = m.uid;
         d.file = m.file;
         d.size = m.rfc822_size;
         d.flags = m.flags;
-        d.uidl = format_uidl(uidl_format, m.uid, inbox_.uidvalidity, storage::message_base(m.file));
+        d.uidl = format_uidl(uidl_format, m.uid, inbox_.uidvalidity, uses_base ? storage::message_base(m.file) : std::string());
         messages_.push_back(std::move(d));
     }
 }
