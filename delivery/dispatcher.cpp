@@ -159,8 +159,8 @@ void Dispatcher::committed() {
         auto worse = [&](RecipientState s) { state = std::max(state, s); };
         if (held_ && !remote_ok) worse(RecipientState::Temporary);
         for (auto& a : r.accounts) {
+            if (held_) break;  // the hold queue's copy speaks for every account
             auto i = static_cast<std::size_t>(std::find(accounts.begin(), accounts.end(), a) - accounts.begin());
-            if (held_) break;
             if (i >= result_.local.size()) worse(RecipientState::Temporary);
             else if (!result_.local[i].ok) worse(result_.local[i].temporary ? RecipientState::Temporary : RecipientState::Permanent);
         }

@@ -23,8 +23,8 @@
 #include "protocols/smtp/session.hpp"
 #include "protocols/smtp/transaction.hpp"
 #include "server/config.hpp"
+#include "storage/mailboxes.hpp"
 #include "storage/queue/queue.hpp"
-#include "storage/store.hpp"
 
 namespace pillarbox::smtp {
 

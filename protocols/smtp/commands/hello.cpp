@@ -11,7 +11,7 @@ void SmtpSession::helo(const std::string& arg, bool esmtp) {
     while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.pop_back();
     // Refused before anything changes: the previous HELO name and transaction stay as they were.
     if (auto bad = check_helo_name(name, esmtp)) {
-        error_reply(bad->code, bad->enhanced, bad->text);
+        error_reply(*bad);
         return;
     }
     reset_transaction();

@@ -44,7 +44,7 @@ void SmtpSession::cmd_mail(const std::string& args) {
     }
     auto parsed = parse_mail_from(args, esmtp_);
     if (!parsed.path) {
-        error_reply(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+        error_reply(parsed.error);
         return;
     }
     std::string perr;
@@ -55,7 +55,7 @@ void SmtpSession::cmd_mail(const std::string& args) {
     }
     auto v = validate_mail_params(*params, extensions_for(esmtp_, tls_active(), s_.sasl_enabled));
     if (auto* e = std::get_if<ParamError>(&v)) {
-        error_reply(e->code, e->enhanced, e->text);
+        error_reply(*e);
         return;
     }
     auto mp = std::get<MailParams>(v);

@@ -19,7 +19,7 @@ void SmtpSession::cmd_rcpt(const std::string& args) {
     }
     auto parsed = parse_rcpt_to(args, tx_->params.smtputf8);
     if (!parsed.path) {
-        error_reply(parsed.error.code, parsed.error.enhanced, parsed.error.text);
+        error_reply(parsed.error);
         return;
     }
     std::string perr;
@@ -30,7 +30,7 @@ void SmtpSession::cmd_rcpt(const std::string& args) {
     }
     auto v = validate_rcpt_params(*params, extensions_for(esmtp_, tls_active(), s_.sasl_enabled));
     if (auto* e = std::get_if<ParamError>(&v)) {
-        error_reply(e->code, e->enhanced, e->text);
+        error_reply(*e);
         return;
     }
     Path path = *parsed.path;
