@@ -113,6 +113,32 @@ public:
     // IMAP APPEND into mailbox with these flags and internal date (unix seconds, 0: now).
     virtual std::unique_ptr<AppendTarget> append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
                                                  std::int64_t internal_date) = 0;
+    // IMAP COPY and MOVE (RFC 6851): the messages go into `to` with new UIDs, flags and
+    // internal dates kept; durable before done. uids holds the new UID of each source UID in
+    // order (0: that one was gone). A MOVE has the messages in the target before they leave the
+    // source (a crash in between duplicates, never loses). OverQuota when they don't fit,
+    // NotFound when `to` doesn't exist.
+    struct Copied {
+        std::uint32_t uidvalidity = 0;  // the target's
+        std::vector<std::uint32_t> uids;
+    };
+    virtual void copy(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+                      const std::string& to, Done<Copied> done) = 0;
+    virtual void move(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+                      const std::string& to, Done<Copied> done) = 0;
+    // Folders (names are UTF-8, '/'-separated). Exists, NotFound or Invalid (a name the store
+    // can't hold, with the reason) as errors. Deleting a mailbox removes its messages; renaming
+    // INBOX moves its messages into the new mailbox and leaves INBOX empty (RFC 9051 6.3.6).
+    virtual void create_mailbox(const AccountId& account, const std::string& name, const std::string& special_use,
+                                Done<bool> done) = 0;
+    virtual void delete_mailbox(const AccountId& account, const std::string& name, Done<bool> done) = 0;
+    virtual void rename_mailbox(const AccountId& account, const std::string& from, const std::string& to,
+                                Done<bool> done) = 0;
+    virtual void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) = 0;
+    // The parse cache of one message (StoreSettings::parse's JSON: IMAP's ENVELOPE, BODYSTRUCTURE
+    // and section offsets), from the index, or made from the file on an io thread and kept.
+    // NotFound when the UID is gone.
+    virtual void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) = 0;
 
     // --- deliveries (the delivery dispatcher's mailbox target: SMTP, pickup, LMTP) ---
     virtual std::unique_ptr<DeliveryTarget> delivery() = 0;

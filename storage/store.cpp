@@ -277,7 +277,7 @@ private:
                 r.fd = -1;
                 if (rc != 0) return fail("close " + message_file_label(r.msg));
             }
-            if (store_.settings().parse) r.msg.parsed = parse_file(store_.settings().parse, r.msg, r.msg.size);
+            if (store_.settings().parse && store_.settings().parse_at_delivery) r.msg.parsed = parse_file(store_.settings().parse, r.msg, r.msg.size);
         }
     }
 
@@ -572,39 +572,49 @@ void Store::commit_maildrop(const AccountId& account, const std::string& mailbox
         std::move(done));
 }
 
+Outcome<std::string> Store::read_file(const fs::path& path, std::uint64_t offset, std::size_t length) {
+    blocking_call("Store::read_file");
+    Outcome<std::string> out;
+    std::string data;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) out.error = StoreError::Kind::NotFound;
+        out.reason = fmt::format("open {}: {}", path.string(), std::strerror(errno));
+        return out;
+    }
+    // Not more than the file holds: a 2 KiB message needs no zeroed 128 KiB buffer.
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        out.reason = fmt::format("stat {}: {}", path.string(), std::strerror(errno));
+        ::close(fd);
+        return out;
+    }
+    if (static_cast<std::uint64_t>(st.st_size) - std::min<std::uint64_t>(offset, st.st_size) < length)
+        length = static_cast<std::size_t>(static_cast<std::uint64_t>(st.st_size) - std::min<std::uint64_t>(offset, st.st_size));
+    data.resize(length);
+    std::size_t got = 0;
+    while (got < length) {
+        ssize_t n = ::pread(fd, data.data() + got, length - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            out.reason = fmt::format("read {}: {}", path.string(), std::strerror(errno));
+            break;
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    data.resize(got);
+    ::close(fd);
+    if (out.reason.empty()) out.value = std::move(data);
+    return out;
+}
+
 void Store::read(const AccountId& account, const MailboxInfo& mailbox, const std::string& file, std::uint64_t offset,
                  std::size_t length, Done<std::string> done) {
     auto work = asio::make_work_guard(loop_);
     fs::path path = account_root(account.localpart, account.domain) / mailbox.dir / file;
     asio::post(io_, [this, path, offset, length, done = std::move(done), work]() mutable {
-        blocking_call("Store::read");
-        Outcome<std::string> out;
-        std::string data;
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ENOENT) out.error = StoreError::Kind::NotFound;
-            out.reason = fmt::format("open {}: {}", path.string(), std::strerror(errno));
-        } else {
-            // Not more than the file holds: a 2 KiB message needs no zeroed 128 KiB buffer.
-            struct stat st {};
-            if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) < offset + length)
-                length = static_cast<std::uint64_t>(st.st_size) > offset ? static_cast<std::size_t>(st.st_size - offset) : 0;
-            data.resize(length);
-            std::size_t got = 0;
-            while (got < length) {
-                ssize_t n = ::pread(fd, data.data() + got, length - got, static_cast<off_t>(offset + got));
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0) {
-                    out.reason = fmt::format("read {}: {}", path.string(), std::strerror(errno));
-                    break;
-                }
-                if (n == 0) break;
-                got += static_cast<std::size_t>(n);
-            }
-            data.resize(got);
-            ::close(fd);
-            if (out.reason.empty()) out.value = std::move(data);
-        }
+        auto out = read_file(path, offset, length);
         asio::post(loop_, [done = std::move(done), out = std::move(out), work]() mutable { done(std::move(out)); });
     });
 }

@@ -50,6 +50,8 @@ struct StoreSettings {
     // delivery cost SMTP a sixth of its throughput (bench/README.md). storage does not depend
     // on the protocols' parser, hence a function.
     std::function<std::string(std::string_view message)> parse;
+    // With parse set: run it at delivery too (otherwise only when Mailboxes::parsed asks).
+    bool parse_at_delivery = false;
     // Read-only index connections kept open while idle, over all accounts (the least recently
     // used is closed past this). A read reuses an idle one of its account's; bench/pop3's 20
     // accounts fit many times over.
@@ -93,6 +95,16 @@ public:
                          Done<std::string> done) override;
     std::unique_ptr<AppendTarget> append(const AccountId& account, const std::string& mailbox, std::uint32_t flags,
                                          std::int64_t internal_date) override;
+    void copy(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+              const std::string& to, Done<Copied> done) override;
+    void move(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+              const std::string& to, Done<Copied> done) override;
+    void create_mailbox(const AccountId& account, const std::string& name, const std::string& special_use,
+                        Done<bool> done) override;
+    void delete_mailbox(const AccountId& account, const std::string& name, Done<bool> done) override;
+    void rename_mailbox(const AccountId& account, const std::string& from, const std::string& to, Done<bool> done) override;
+    void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
+    void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) override;
 
     // Runs fn on the writer thread with the account opened, then done(error or "") on the loop;
     // run() without a result.
@@ -151,6 +163,14 @@ private:
     // publication of its changes and finish(error kind, reason) (both empty: it worked).
     void run_on_writer(const std::string& localpart, const std::string& domain, std::function<void(Account&)> work,
                        std::function<void(std::optional<StoreError::Kind>, std::string)> finish);
+
+    // Blocking (an io thread): up to length bytes of a file from offset; NotFound when it is gone.
+    static Outcome<std::string> read_file(const std::filesystem::path& path, std::uint64_t offset, std::size_t length);
+    void parsed_try(const AccountId& account, const std::string& mailbox, std::uint32_t uid, int tries,
+                    Done<std::string> done);
+    // parsed()'s second half: the file parsed on an io thread, the result kept by the writer.
+    void parse_and_keep(const AccountId& account, const std::string& mailbox, std::uint32_t uid,
+                        std::filesystem::path file, int tries, Done<std::string> done);
 
     // The read path (store_reads.cpp).
     class IndexView;

@@ -10,6 +10,8 @@
 #include "storage/index_reads.hpp"
 #include "storage/store.hpp"
 
+#include <limits>
+
 namespace pillarbox::storage {
 
 namespace fs = std::filesystem;
@@ -184,6 +186,72 @@ void Store::search(const AccountId& account, const std::string& mailbox, const S
     read_index<std::vector<std::uint32_t>>(
         account, [mailbox, query](IndexView& v) { return index::search(v.db(), v.current(mailbox).id, query); },
         std::move(done));
+}
+
+namespace {
+// A flag change renames the file between the index read and the file read: look it up again
+// this many times before giving up (temporarily).
+constexpr int kParseTries = 3;
+
+struct ParsedRow {
+    std::string parsed;  // "" when not cached yet
+    fs::path file;
+};
+}  // namespace
+
+void Store::parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) {
+    parsed_try(account, mailbox, uid, 0, std::move(done));
+}
+
+void Store::parsed_try(const AccountId& account, const std::string& mailbox, std::uint32_t uid, int tries,
+                       Done<std::string> done) {
+    const fs::path root = account_root(account.localpart, account.domain);
+    read_index<ParsedRow>(
+        account,
+        [mailbox, uid, root](IndexView& v) {
+            MailboxInfo mb = v.current(mailbox);
+            auto st = v.db().prepare("SELECT parsed, file FROM message WHERE mailbox_id = ? AND uid = ?");
+            st.bind(1, mb.id).bind(2, uid);
+            if (!st.step()) throw StoreError(StoreError::Kind::NotFound, fmt::format("no UID {} in {}", uid, mailbox));
+            return ParsedRow{st.is_null(0) ? std::string() : st.text(0), root / mb.dir / st.text(1)};
+        },
+        [this, account, mailbox, uid, tries, done = std::move(done)](Outcome<ParsedRow> row) mutable {
+            if (!row.ok()) return done({std::nullopt, row.error, std::move(row.reason)});
+            if (!row.value->parsed.empty()) return done({std::move(row.value->parsed), std::nullopt, {}});
+            parse_and_keep(account, mailbox, uid, std::move(row.value->file), tries, std::move(done));
+        });
+}
+
+void Store::parse_and_keep(const AccountId& account, const std::string& mailbox, std::uint32_t uid, fs::path file,
+                           int tries, Done<std::string> done) {
+    if (!settings_.parse) return done({std::nullopt, std::nullopt, "the store has no message parser"});
+    auto work = asio::make_work_guard(loop_);
+    asio::post(io_, [this, account, mailbox, uid, file, tries, done = std::move(done), work]() mutable {
+        auto content = read_file(file, 0, std::numeric_limits<std::size_t>::max());
+        if (!content.ok()) {
+            // Renamed by a flag change since the lookup (or expunged): look it up again.
+            if (content.error == StoreError::Kind::NotFound && tries + 1 < kParseTries)
+                return asio::post(loop_, [this, account, mailbox, uid, tries, done = std::move(done), work]() mutable {
+                    parsed_try(account, mailbox, uid, tries + 1, std::move(done));
+                });
+            return asio::post(loop_, [content = std::move(content), done = std::move(done), work]() mutable {
+                done({std::nullopt, content.error == StoreError::Kind::NotFound ? std::nullopt : content.error,
+                      std::move(content.reason)});
+            });
+        }
+        std::string blob = settings_.parse(*content.value);
+        // Kept for the next FETCH; nobody waits for it (a failure only means parsing again).
+        asio::post(loop_, [this, account, mailbox, uid, blob, done = std::move(done), work]() mutable {
+            run<bool>(
+                account.localpart, account.domain,
+                [mailbox, uid, blob](Account& a) {
+                    a.set_parsed(mailbox, uid, blob);
+                    return true;
+                },
+                [](Outcome<bool>) {});
+            done({std::move(blob), std::nullopt, {}});
+        });
+    });
 }
 
 }  // namespace pillarbox::storage

@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "protocols/common/message_parser.hpp"
 #include "storage/message_file.hpp"
 
 namespace pillarbox::scripts {
@@ -267,6 +268,118 @@ private:
     std::vector<std::pair<AccountId, std::string>> rcpts_;
     std::shared_ptr<storage::MessageCopy> source_;
 };
+
+void FakeStore::publish_later(const AccountId& a, storage::Change c) {
+    later([this, k = key(a), c = std::move(c)] { bus_.publish(k, c); });
+}
+
+bool FakeStore::exists(const AccountId& a, const std::string& mailbox) const {
+    if (mailbox == "INBOX") return true;
+    auto acc = accounts_.find(key(a));
+    return acc != accounts_.end() && acc->second.count(mailbox);
+}
+
+void FakeStore::copy(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+                     const std::string& to, Done<Copied> done) {
+    if (!exists(account, to)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + to);
+    if (faults.over_quota.count(key(account))) return fail_later(std::move(done), storage::StoreError::Kind::OverQuota, "over quota");
+    Copied out;
+    auto& src = box(account, from);
+    auto& dst = box(account, to);
+    out.uidvalidity = dst.info.uidvalidity;
+    storage::Change c;
+    c.kind = storage::Change::Kind::Added;
+    c.mailbox = to;
+    for (auto uid : uids) {
+        auto it = src.messages.find(uid);
+        if (it == src.messages.end()) {
+            out.uids.push_back(0);
+            continue;
+        }
+        auto m = it->second;
+        m.first.uid = dst.info.uidnext++;
+        m.first.modseq = ++modseq_;
+        dst.info.highestmodseq = m.first.modseq;
+        out.uids.push_back(m.first.uid);
+        c.messages.push_back(m.first);
+        dst.messages[m.first.uid] = std::move(m);
+    }
+    c.modseq = dst.info.highestmodseq;
+    if (!c.messages.empty()) publish_later(account, std::move(c));
+    later([done = std::move(done), out] { done({out, {}, {}}); });
+}
+
+void FakeStore::move(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+                     const std::string& to, Done<Copied> done) {
+    copy(account, from, uids, to, [this, account, from, uids, done = std::move(done)](Outcome<Copied> c) mutable {
+        if (!c.ok()) return done(std::move(c));
+        std::vector<std::uint32_t> gone;
+        for (std::size_t i = 0; i < uids.size(); ++i)
+            if (c.value->uids[i]) gone.push_back(uids[i]);
+        expunge(account, from, gone, [c, done = std::move(done)](Outcome<std::vector<std::uint32_t>> e) {
+            if (!e.ok()) return done({std::nullopt, e.error, e.reason});
+            done(c);
+        });
+    });
+}
+
+void FakeStore::create_mailbox(const AccountId& account, const std::string& name, const std::string& special_use,
+                               Done<bool> done) {
+    if (exists(account, name)) return fail_later(std::move(done), storage::StoreError::Kind::Exists, "mailbox exists");
+    box(account, name).info.special_use = special_use;
+    storage::Change c;
+    c.kind = storage::Change::Kind::MailboxCreated;
+    c.mailbox = name;
+    publish_later(account, std::move(c));
+    later([done = std::move(done)] { done({true, {}, {}}); });
+}
+
+void FakeStore::delete_mailbox(const AccountId& account, const std::string& name, Done<bool> done) {
+    if (name == "INBOX") return fail_later(std::move(done), storage::StoreError::Kind::Invalid, "INBOX cannot be deleted");
+    if (!exists(account, name)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + name);
+    accounts_[key(account)].erase(name);
+    storage::Change c;
+    c.kind = storage::Change::Kind::MailboxDeleted;
+    c.mailbox = name;
+    publish_later(account, std::move(c));
+    later([done = std::move(done)] { done({true, {}, {}}); });
+}
+
+void FakeStore::rename_mailbox(const AccountId& account, const std::string& from, const std::string& to, Done<bool> done) {
+    if (!exists(account, from)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + from);
+    if (exists(account, to)) return fail_later(std::move(done), storage::StoreError::Kind::Exists, "mailbox exists");
+    auto& boxes = accounts_[key(account)];
+    if (from == "INBOX") {
+        std::vector<std::uint32_t> uids;
+        for (auto& [uid, m] : box(account, from).messages) uids.push_back(uid);
+        box(account, to);
+        return move(account, from, uids, to, [done = std::move(done)](Outcome<Copied> c) { done({c.ok(), c.error, c.reason}); });
+    }
+    auto node = boxes.extract(from);
+    node.key() = to;
+    node.mapped().info.name = to;
+    boxes.insert(std::move(node));
+    storage::Change c;
+    c.kind = storage::Change::Kind::MailboxRenamed;
+    c.mailbox = from;
+    c.new_name = to;
+    publish_later(account, std::move(c));
+    later([done = std::move(done)] { done({true, {}, {}}); });
+}
+
+void FakeStore::set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) {
+    if (!exists(account, name)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + name);
+    box(account, name).info.subscribed = subscribed;
+    later([done = std::move(done)] { done({true, {}, {}}); });
+}
+
+void FakeStore::parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) {
+    auto& b = box(account, mailbox);
+    auto it = b.messages.find(uid);
+    if (it == b.messages.end()) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no such message");
+    auto json = mime::to_json(mime::parse_message(it->second.second));
+    later([done = std::move(done), json] { done({json, {}, {}}); });
+}
 
 std::unique_ptr<storage::DeliveryTarget> FakeStore::delivery() { return std::make_unique<FakeDelivery>(*this); }
 

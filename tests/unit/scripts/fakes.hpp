@@ -65,6 +65,18 @@ public:
                          Done<std::string> done) override;
     std::unique_ptr<storage::AppendTarget> append(const storage::AccountId& account, const std::string& mailbox,
                                                   std::uint32_t flags, std::int64_t internal_date) override;
+    void copy(const storage::AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+              const std::string& to, Done<Copied> done) override;
+    void move(const storage::AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,
+              const std::string& to, Done<Copied> done) override;
+    void create_mailbox(const storage::AccountId& account, const std::string& name, const std::string& special_use,
+                        Done<bool> done) override;
+    void delete_mailbox(const storage::AccountId& account, const std::string& name, Done<bool> done) override;
+    void rename_mailbox(const storage::AccountId& account, const std::string& from, const std::string& to,
+                        Done<bool> done) override;
+    void set_subscribed(const storage::AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
+    void parsed(const storage::AccountId& account, const std::string& mailbox, std::uint32_t uid,
+                Done<std::string> done) override;
     std::unique_ptr<storage::DeliveryTarget> delivery() override;
     std::optional<KnownUsage> known_usage(const storage::AccountId&) const override { return std::nullopt; }
     storage::Quota quota_of(const storage::AccountId&) const override { return {}; }
@@ -82,6 +94,13 @@ private:
     std::uint32_t add(const storage::AccountId& a, const std::string& mailbox, std::string text, std::uint32_t flags);
     // Runs fn on the loop later (after faults.delay): completions never run inside the call.
     void later(std::function<void()> fn);
+    // A change published later, in order with the completions.
+    void publish_later(const storage::AccountId& a, storage::Change c);
+    template <typename R>
+    void fail_later(Done<R> done, storage::StoreError::Kind kind, std::string reason) {
+        later([done = std::move(done), kind, reason = std::move(reason)] { done({std::nullopt, kind, reason}); });
+    }
+    bool exists(const storage::AccountId& a, const std::string& mailbox) const;
 
     asio::io_context& loop_;
     std::filesystem::path dir_;

@@ -553,3 +553,76 @@ TEST_CASE("reads beside deliveries, flag changes and expunges: every read answer
     REQUIRE(snap.ok());
     CHECK(uids_of(snap.value->messages) == acked);
 }
+
+TEST_CASE("parsed: made from the file on first need, then read from the index", "[store][parse_cache]") {
+    int parses = 0;
+    Bed b([&](StoreSettings& s) {
+        s.parse = [&parses](std::string_view m) {
+            ++parses;
+            return fmt::format("{{\"size\":{}}}", m.size());
+        };
+    });
+    const std::string text = "Subject: hi\r\n\r\nbody\r\n";
+    auto r = b.deliver("alice", text);
+    REQUIRE(r.ok);
+    CHECK(parses == 0);  // not at delivery (StoreSettings::parse_at_delivery)
+    auto first = b.wait<std::string>([&](auto cb) { b.store->parsed(kAlice, "INBOX", r.uid, cb); });
+    REQUIRE(first.ok());
+    CHECK(*first.value == fmt::format("{{\"size\":{}}}", text.size()));
+    CHECK(parses == 1);
+    // The writer keeps it (queued before the answer came: once a later writer job is done, so
+    // is that), and the next ask finds it in the index.
+    REQUIRE(b.wait<bool>([&](auto cb) { b.store->run<bool>("alice", "example.org", [](Account&) { return true; }, cb); }).ok());
+    auto again = b.wait<std::string>([&](auto cb) { b.store->parsed(kAlice, "INBOX", r.uid, cb); });
+    REQUIRE(again.ok());
+    CHECK(*again.value == *first.value);
+    CHECK(parses == 1);
+    // A flag change renames the file: still found.
+    auto f = b.wait<std::vector<MessageInfo>>(
+        [&](auto cb) { b.store->set_flags(kAlice, "INBOX", {r.uid}, FlagOp::Add, kSeen, {}, cb); });
+    REQUIRE(f.ok());
+    auto gone = b.wait<std::string>([&](auto cb) { b.store->parsed(kAlice, "INBOX", r.uid + 1, cb); });
+    CHECK(gone.error == StoreError::Kind::NotFound);
+}
+
+TEST_CASE("copy, move and folders through the Mailboxes interface", "[store][folders]") {
+    Bed b;
+    auto r1 = b.deliver("alice", "Subject: 1\r\n\r\none\r\n");
+    auto r2 = b.deliver("alice", "Subject: 2\r\n\r\ntwo\r\n");
+    REQUIRE((r1.ok && r2.ok));
+    auto created = b.wait<bool>([&](auto cb) { b.store->create_mailbox(kAlice, "Work/2026", "", cb); });
+    REQUIRE(created.ok());
+    auto again = b.wait<bool>([&](auto cb) { b.store->create_mailbox(kAlice, "Work/2026", "", cb); });
+    CHECK(again.error == StoreError::Kind::Exists);
+
+    auto c = b.wait<Mailboxes::Copied>([&](auto cb) { b.store->copy(kAlice, "INBOX", {r2.uid, 999, r1.uid}, "Work/2026", cb); });
+    REQUIRE(c.ok());
+    CHECK(c.value->uids == std::vector<std::uint32_t>{1, 0, 2});
+    auto st = b.wait<MailboxStatus>([&](auto cb) { b.store->status(kAlice, "Work/2026", cb); });
+    REQUIRE(st.ok());
+    CHECK(st.value->messages == 2);
+    CHECK(c.value->uidvalidity == st.value->info.uidvalidity);
+
+    auto m = b.wait<Mailboxes::Copied>([&](auto cb) { b.store->move(kAlice, "INBOX", {r1.uid}, "Work/2026", cb); });
+    REQUIRE(m.ok());
+    CHECK(m.value->uids == std::vector<std::uint32_t>{3});
+    auto inbox = b.wait<MailboxStatus>([&](auto cb) { b.store->status(kAlice, "INBOX", cb); });
+    CHECK(inbox.value->messages == 1);
+
+    auto missing = b.wait<Mailboxes::Copied>([&](auto cb) { b.store->copy(kAlice, "INBOX", {r2.uid}, "Nope", cb); });
+    CHECK(missing.error == StoreError::Kind::NotFound);
+
+    REQUIRE(b.wait<bool>([&](auto cb) { b.store->set_subscribed(kAlice, "Work/2026", true, cb); }).ok());
+    REQUIRE(b.wait<bool>([&](auto cb) { b.store->rename_mailbox(kAlice, "Work", "Jobs", cb); }).error ==
+            StoreError::Kind::NotFound);  // only Work/2026 exists
+    REQUIRE(b.wait<bool>([&](auto cb) { b.store->rename_mailbox(kAlice, "Work/2026", "Jobs", cb); }).ok());
+    auto list = b.wait<std::vector<MailboxInfo>>([&](auto cb) { b.store->mailboxes(kAlice, cb); });
+    REQUIRE(list.ok());
+    bool jobs = false;
+    for (auto& mb : *list.value)
+        if (mb.name == "Jobs") jobs = mb.subscribed;
+    CHECK(jobs);
+    REQUIRE(b.wait<bool>([&](auto cb) { b.store->delete_mailbox(kAlice, "Jobs", cb); }).ok());
+    CHECK(b.wait<MailboxStatus>([&](auto cb) { b.store->status(kAlice, "Jobs", cb); }).error == StoreError::Kind::NotFound);
+    CHECK(b.wait<bool>([&](auto cb) { b.store->delete_mailbox(kAlice, "INBOX", cb); }).error == StoreError::Kind::Invalid);
+}

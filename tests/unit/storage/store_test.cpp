@@ -233,6 +233,7 @@ TEST_CASE("with a parser, deliveries and appends arrive with their parse cache f
     asio::io_context io;
     StoreSettings settings(dir.path, "mx.example.org");
     settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
+    settings.parse_at_delivery = true;
     Store store(io, settings);
     auto res = deliver(io, store, {{"alice", "example.org"}}, "Subject: cached\r\nFrom: a@b.example\r\n\r\nbody\r\n");
     REQUIRE(res.at(0).ok);
