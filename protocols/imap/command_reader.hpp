@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,12 +31,14 @@ public:
             Command,      // text is a whole command: its lines without the final CRLF, each kept
                           // literal inline after its marker and CRLF ("A1 LOGIN {3}\r\nbob pw")
             Literal,      // the command announces a literal: text is the command so far, without
-                          // the marker. Call keep_literal, stream_literal or refuse_literal next.
+                          // the marker. Call keep_literal, stream_literal or refuse_literal next
+                          // (next() without a choice gives the same event again).
             LiteralData,  // streaming: the next piece of the literal is text
             LiteralEnd,   // streaming: the literal is complete; the command goes on (its text
                           // leaves the streamed literal out, marker included)
             TooLong,      // a line or the command is over its limit; text is what was read of
-                          // the command (for its tag). Framing is lost: answer and close.
+                          // the command, with the start of the too-long line (for its tag).
+                          // Framing is lost: answer and close.
         };
         Kind kind = Kind::NeedMore;
         std::string_view text;      // valid until the next call
@@ -65,13 +68,37 @@ public:
     void reset();
 
 private:
-    // (implementation's state)
+    enum class State {
+        Lines,              // reading the command's next line
+        Announced,          // a Literal event is out; the session's choice is awaited
+        Keeping,            // the literal's bytes go into command_
+        Streaming,          // the literal's bytes go out as LiteralData
+        StreamEnd,          // LiteralEnd is the next event
+        DiscardingLiteral,  // a refused non-synchronising literal's bytes are thrown away
+        DiscardingLines,    // ... and then the rest of its command
+    };
+    enum class Choice { None, Keep, Stream, Refuse };
+
+    std::optional<Event> step(std::string_view rest, std::size_t& used);
+    std::optional<Event> read_line(std::string_view rest, std::size_t& used);
+    std::optional<Event> on_line(std::string_view line);
+    std::optional<Event> read_literal(std::string_view rest, std::size_t& used);
+    std::optional<Event> discard_line(std::string_view rest, std::size_t& used);
+    Event too_long(std::string_view line_start);
+    std::string_view too_long_prefix(std::string_view rest, std::size_t consumed) const;
+    void settle();
+
     ReaderLimits limits_;
     protocols::LineFramer framer_;
-    std::string command_;
-    enum class State { Lines, Announced, Keeping, Streaming, Discarding, DiscardingLiteral } state_ = State::Lines;
-    Event pending_;
-    std::uint64_t literal_left_ = 0;
+    std::string command_;        // the command so far: its lines and kept literals
+    std::string piece_;          // LiteralData's bytes (a copy, so that the caller may drop its input)
+    State state_ = State::Lines;
+    Event announced_;            // the Literal event while the session chooses
+    std::size_t marker_length_ = 0;
+    // The session's choice and the end of a command take effect at the start of the next call,
+    // so that the views of the last event stay valid until then.
+    Choice choice_ = Choice::None;
+    bool finished_ = false;
 };
 
 }  // namespace pillarbox::imap

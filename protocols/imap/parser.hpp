@@ -48,6 +48,7 @@ public:
     struct Limits {
         std::size_t max_depth = 0;          // nesting of parenthesised lists (SEARCH, FETCH, ...)
         std::size_t max_sequence_ranges = 0;  // ranges in one sequence-set
+        char separator = '/';               // the hierarchy separator, for INBOX's case rule
     };
     Decoder(std::string_view text, Limits limits);
 
@@ -63,6 +64,9 @@ public:
     bool take(char c);         // that character
     bool peek(char c) const;
     bool take_word(std::string_view word);  // an atom equal to word, ASCII case-insensitive
+    bool peek_word(std::string_view word) const;  // take_word's test, without taking or failing
+    std::string_view rest() const;               // the text not read yet (for lookahead)
+    void skip(std::size_t n);                    // takes n bytes the caller saw in rest()
 
     std::optional<std::string> atom();      // 1*ATOM-CHAR
     std::optional<std::string> string();    // quoted or literal (literal8 too)
@@ -79,9 +83,10 @@ public:
     // list-mailbox: 1*list-char ('%' and '*' allowed) or string; decoded like mailbox().
     std::optional<std::string> list_mailbox(bool utf8);
     // "(" [flag *(SP flag)] ")" with flags as written ("\\Seen", "$Forwarded", "work").
-    // allow_recent: "\Recent" is accepted (SEARCH keys don't use this; STORE/APPEND refuse it).
+    // "\Recent" is refused, in any case: its users, STORE and APPEND, may not set it (RFC 3501
+    // section 2.3.2; SEARCH's keys don't read flags this way).
     std::optional<std::vector<std::string>> flag_list();
-    // One flag: "\" atom or a keyword atom.
+    // One flag: "\" atom or a keyword atom ("\Recent" refused as above).
     std::optional<std::string> flag();
     // date-time: DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE, as
     // unix seconds.
@@ -92,10 +97,26 @@ public:
     // time by the caller; this is the nesting guard for callers that recurse.
     bool enter_list();   // takes "(", false past Limits::max_depth
     bool leave_list();   // takes ")"
+    // One level deeper without parentheses (SEARCH's NOT and OR nest too): false past
+    // Limits::max_depth. unnest() goes back up.
+    bool nest();
+    void unnest();
 
     void fail(std::string message);  // sets error() (keeps the first)
 
 private:
+    struct Scanned;
+    Scanned scan_number(std::uint64_t max) const;
+    std::optional<std::uint64_t> read_number(std::uint64_t max, bool nonzero);
+    std::optional<std::uint32_t> seq_number();
+    std::optional<std::string> quoted();
+    std::optional<std::string> literal();
+    std::optional<std::string> list_mailbox_raw();
+    std::optional<std::string> mailbox_name(std::string raw, bool utf8);
+    std::optional<std::pair<Date, std::size_t>> date_text(std::size_t at, bool fixed_day) const;
+    std::string_view run(bool (*accept)(unsigned char), std::size_t from) const;
+    bool failed_at(std::size_t start, std::string message);
+
     std::string_view text_;
     std::size_t pos_ = 0;
     std::size_t depth_ = 0;
