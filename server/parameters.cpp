@@ -293,6 +293,23 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "pop3_max_bad_commands", .default_value = "20", .type = Type::Count, .per_listener = true,
          .min = 1, .max = 100000,
          .doc = "Unknown or malformed POP3 commands a client may send before it is disconnected."});
+    add({.name = "imap_max_line_length", .default_value = "64k", .type = Type::Size, .per_listener = true,
+         .doc = "Dovecot's name and default: the longest IMAP command line, CRLF included, and the most "
+                "a command may hold in memory with its literals (APPEND's message is streamed and "
+                "limited by message_size_limit instead). Values under 1k count as 1k."});
+    add({.name = "imap_max_bad_commands", .default_value = "20", .type = Type::Count, .per_listener = true,
+         .min = 1, .max = 100000,
+         .doc = "Unknown or malformed IMAP commands a client may send before it is disconnected."});
+    add({.name = "imap_max_nesting", .default_value = "32", .type = Type::Count, .per_listener = true,
+         .min = 2, .max = 1000,
+         .doc = "How deep parenthesised lists may nest in one IMAP command (SEARCH keys, FETCH items)."});
+    add({.name = "imap_max_sequence_ranges", .default_value = "100000", .type = Type::Count, .per_listener = true,
+         .min = 16, .max = 10000000,
+         .doc = "Ranges a client may list in one IMAP sequence set (1,3,5:7,...)."});
+    add({.name = "mail_max_userip_connections", .default_value = "10", .type = Type::Count, .per_listener = true,
+         .min = 1, .max = 100000,
+         .doc = "Dovecot's name and default: IMAP connections one account may have open from one client "
+                "address; the next login is refused with [LIMIT]."});
     add({.name = "pop3_line_length_limit", .default_value = "1024", .type = Type::Count, .per_listener = true,
          .min = 255, .max = 65536,
          .doc = "Longest POP3 command line accepted, CRLF included (RFC 2449 section 4 asks for at "

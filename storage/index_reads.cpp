@@ -80,12 +80,15 @@ MailboxStatus status(sqlite::Db& db, const MailboxInfo& info) {
     MailboxStatus s;
     s.info = info;
     auto st = db.prepare(
-        "SELECT count(*), coalesce(sum(rfc822_size), 0), coalesce(sum((flags & 1) = 0), 0) FROM message WHERE mailbox_id = ?");
+        "SELECT count(*), coalesce(sum(rfc822_size), 0), coalesce(sum((flags & 1) = 0), 0), "
+        "coalesce(sum((flags & 8) != 0), 0), coalesce(sum(substr(file, 1, 4) = 'new/'), 0) FROM message WHERE mailbox_id = ?");
     st.bind(1, info.id);
     st.step();
     s.messages = static_cast<std::uint32_t>(st.int64(0));
     s.size = static_cast<std::uint64_t>(st.int64(1));
     s.unseen = static_cast<std::uint32_t>(st.int64(2));
+    s.deleted = static_cast<std::uint32_t>(st.int64(3));
+    s.recent = static_cast<std::uint32_t>(st.int64(4));
     return s;
 }
 

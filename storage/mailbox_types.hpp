@@ -41,6 +41,8 @@ struct MailboxStatus {
     std::uint32_t messages = 0;
     std::uint32_t unseen = 0;
     std::uint64_t size = 0;  // RFC 8438 STATUS SIZE: sum of RFC822 sizes
+    std::uint32_t deleted = 0;  // RFC 9051 STATUS DELETED: messages with \Deleted
+    std::uint32_t recent = 0;   // messages still in new/ (IMAP4rev1's \Recent, Maildir's meaning)
 };
 
 enum class FlagOp { Add, Remove, Replace };

@@ -73,6 +73,7 @@ storage::ChangeBus::Subscription FakeStore::subscribe(const AccountId& account, 
 }
 
 void FakeStore::snapshot(const AccountId& account, const std::string& mailbox, Done<storage::MailboxSnapshot> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
     storage::MailboxSnapshot s;
     auto& b = box(account, mailbox);
     s.mailbox = b.info;
@@ -81,6 +82,7 @@ void FakeStore::snapshot(const AccountId& account, const std::string& mailbox, D
 }
 
 void FakeStore::status(const AccountId& account, const std::string& mailbox, Done<storage::MailboxStatus> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
     storage::MailboxStatus st;
     auto& b = box(account, mailbox);
     st.info = b.info;
@@ -88,6 +90,8 @@ void FakeStore::status(const AccountId& account, const std::string& mailbox, Don
         ++st.messages;
         st.size += m.first.rfc822_size;
         if (!(m.first.flags & storage::kSeen)) ++st.unseen;
+        if (m.first.flags & storage::kDeleted) ++st.deleted;
+        if (m.first.file.rfind("new/", 0) == 0) ++st.recent;
     }
     later([done = std::move(done), st] { done({st, {}, {}}); });
 }

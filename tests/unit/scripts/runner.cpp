@@ -12,6 +12,7 @@
 #include "auth/accounts.hpp"
 #include "auth/backend.hpp"
 #include "auth/password.hpp"
+#include "protocols/imap/session.hpp"
 #include "protocols/pop3/session.hpp"
 #include "protocols/smtp/session.hpp"
 #include "server/listener_def.hpp"
@@ -36,6 +37,8 @@ const std::map<std::string, std::string> kListeners = {
                     "smtpd_sender_restrictions=$mua_sender_restrictions"},
     {"pop3", "pop3 starttls 127.0.0.1:110"},
     {"pop3s", "pop3 implicit 127.0.0.1:995"},
+    {"imap", "imap starttls 127.0.0.1:143"},
+    {"imaps", "imap implicit 127.0.0.1:993"},
 };
 
 std::string config_text(const std::string& data, const std::vector<std::pair<std::string, std::string>>& lines) {
@@ -123,6 +126,10 @@ World::World(const std::vector<std::pair<std::string, std::string>>& lines) : wo
     pop3_->loop = &io_;
     pop3_->store = store_.get();
     pop3_->auth = fake_auth_.get();
+    imap_ = std::make_shared<imap::Services>();
+    imap_->loop = &io_;
+    imap_->store = store_.get();
+    imap_->auth = fake_auth_.get();
 }
 
 World::~World() {
@@ -166,10 +173,13 @@ std::unique_ptr<Pipe> World::connect(const std::string& listener) {
         info.tls_version = "TLSv1.3";
         info.tls_cipher = "TLS_AES_256_GCM_SHA384";
     }
-    bool smtp = line.protocol == config::Protocol::Smtp;
-    auto idle = cfg.get_time(smtp ? "smtpd_timeout" : "pop3_idle_timeout");
+    const auto protocol = line.protocol;
+    auto idle = cfg.get_time(protocol == config::Protocol::Smtp   ? "smtpd_timeout"
+                             : protocol == config::Protocol::Imap ? "imap_idle_timeout"
+                                                                  : "pop3_idle_timeout");
     auto pipe = std::make_unique<Pipe>(io_, info, idle);
-    if (smtp) pipe->start([s = smtp_](SessionIo& io) { return smtp::make_session(io, s); });
+    if (protocol == config::Protocol::Smtp) pipe->start([s = smtp_](SessionIo& io) { return smtp::make_session(io, s); });
+    else if (protocol == config::Protocol::Imap) pipe->start([s = imap_](SessionIo& io) { return imap::make_session(io, s); });
     else pipe->start([s = pop3_](SessionIo& io) { return pop3::make_session(io, s); });
     return pipe;
 }
@@ -207,6 +217,7 @@ void World::run(const Script& s) {
         }
         return std::optional<std::string>();
     };
+    const bool imap = s.listener.rfind("imap", 0) == 0;
     for (auto& step : s.steps) {
         if (step.kind == "C") {
             transcript.push_back("C: " + step.arg);
@@ -228,7 +239,9 @@ void World::run(const Script& s) {
                 if (!l) break;
                 transcript.push_back("S: " + *l);
                 last.push_back(*l);
-                if (l->size() < 4 || (*l)[3] != '-') break;
+                // SMTP: up to the line without "NNN-"; IMAP: up to the first line that is not
+                // untagged ("* ..."), the tagged end or a continuation.
+                if (imap ? l->rfind("* ", 0) != 0 : (l->size() < 4 || (*l)[3] != '-')) break;
             }
             if (last.empty()) fail(step, "expected a reply ending /" + step.arg + "/, got EOF");
             if (!full_match(step.arg, last.back())) fail(step, "expected a reply ending /" + step.arg + "/, got " + last.back());

@@ -22,6 +22,7 @@ namespace pillarbox::auth { class AccountsDb; }
 namespace pillarbox::storage::queue { class Queue; }
 namespace pillarbox::smtp { struct Services; }
 namespace pillarbox::pop3 { struct Services; }
+namespace pillarbox::imap { struct Services; }
 
 namespace pillarbox::scripts {
 
@@ -60,6 +61,7 @@ private:
     std::unique_ptr<storage::queue::Queue> queue_;
     std::shared_ptr<smtp::Services> smtp_;
     std::shared_ptr<pop3::Services> pop3_;
+    std::shared_ptr<imap::Services> imap_;
 };
 
 }  // namespace pillarbox::scripts

@@ -42,7 +42,7 @@ Script load(const std::filesystem::path& path) {
             if (eq == std::string::npos) throw std::runtime_error(where() + "config needs NAME = VALUE");
             s.config.emplace_back(trim(arg.substr(0, eq)), trim(arg.substr(eq + 1)));
         } else if (kind == "listener") {
-            static const std::vector<std::string> known{"mx", "submission", "submissions", "pop3", "pop3s"};
+            static const std::vector<std::string> known{"mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"};
             if (std::find(known.begin(), known.end(), arg) == known.end()) throw std::runtime_error(where() + "unknown listener " + arg);
             s.listener = arg;
         } else if (kind == "account") {

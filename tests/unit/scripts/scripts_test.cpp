@@ -45,6 +45,8 @@ TEST_CASE("SMTP conversation scripts, in-process", "[scripts]") { run_dir("smtp"
 
 TEST_CASE("POP3 conversation scripts, in-process", "[scripts]") { run_dir("pop3"); }
 
+TEST_CASE("IMAP conversation scripts, in-process", "[scripts][imap]") { run_dir("imap"); }
+
 TEST_CASE("a slow store keeps one client waiting, never the others", "[scripts]") {
     World world({});
     world.store().faults.hold_commits = true;  // the first client's commit doesn't come back yet

@@ -1,0 +1,247 @@
+// IMAP commands of the authenticated state (RFC 9051 6.3): ENABLE, ID, NAMESPACE, SELECT and
+// EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS.
+#include <fmt/format.h>
+
+#include "protocols/imap/grammar.hpp"
+#include "protocols/imap/imap_session.hpp"
+#include "protocols/imap/list.hpp"
+#include "server/ascii.hpp"
+#include "server/log.hpp"
+
+namespace pillarbox::imap {
+
+void ImapSession::store_failed(const Tagged& c, std::optional<storage::StoreError::Kind> error, const std::string& reason) {
+    using K = storage::StoreError::Kind;
+    if (error == K::NotFound) return finish(c, "NO", "[NONEXISTENT] Mailbox doesn't exist.");
+    if (error == K::Exists) return finish(c, "NO", "[ALREADYEXISTS] Mailbox already exists.");
+    if (error == K::OverQuota) return finish(c, "NO", "[OVERQUOTA] Quota exceeded.");
+    if (error == K::Invalid) return finish(c, "NO", fmt::format("[CANNOT] {}", reason));
+    log::line(log::Level::Error, "imap", info_.id, "user=<{}> {} failed: {}", account_, c.name, reason);
+    finish(c, "NO", "[SERVERBUG] Internal error occurred. Refer to server log for more information.");
+}
+
+void ImapSession::cmd_enable(Command& c) {
+    // RFC 5161: one or more capability names; those not known are ignored.
+    std::string enabled;
+    bool any = false;
+    while (c.args.sp()) {
+        auto cap = c.args.atom();
+        if (!cap) return bad(c.tag, "Invalid capability name");
+        any = true;
+        std::string name = ascii_upper(*cap);
+        bool* flag = name == "IMAP4REV2" ? &rev2_ : name == "UTF8=ACCEPT" ? &utf8_accept_ : nullptr;
+        if (!flag || *flag) continue;
+        *flag = true;
+        enabled += " " + name;
+    }
+    if (!any || !c.args.at_end()) return bad(c.tag, "Usage: ENABLE capability...");
+    send(fmt::format("* ENABLED{}\r\n", enabled));
+    finish(c, "OK", "Enabled.");
+}
+
+void ImapSession::cmd_id(Command& c) {
+    // RFC 2971: NIL or a list of up to 30 field/value pairs; the client's are only checked.
+    if (!c.args.sp()) return bad(c.tag, "Usage: ID (field value ...) or ID NIL");
+    if (!c.args.take_word("NIL")) {
+        if (!c.args.enter_list()) return bad(c.tag, "Invalid ID parameters");
+        int pairs = 0;
+        while (!c.args.peek(')')) {
+            if (pairs && !c.args.sp()) return bad(c.tag, "Invalid ID parameters");
+            auto field = c.args.string();
+            bool ok = field && c.args.sp() && c.args.nstring();
+            if (!ok || ++pairs > 30 || field->size() > 30) return bad(c.tag, "Invalid ID parameters");
+        }
+        c.args.leave_list();
+    }
+    if (!c.args.at_end()) return bad(c.tag, "Invalid ID parameters");
+    send("* ID (\"name\" \"Pillarbox\")\r\n");
+    finish(c, "OK", "ID completed.");
+}
+
+void ImapSession::cmd_namespace(Command& c) {
+    if (!c.args.at_end()) return bad(c.tag, "NAMESPACE takes no arguments");
+    // RFC 2342: one personal namespace with the root as its prefix; no other users' or shared.
+    send(fmt::format("* NAMESPACE ((\"\" \"{}\")) NIL NIL\r\n", kSeparator));
+    finish(c, "OK", "Namespace completed.");
+}
+
+void ImapSession::unselect() {
+    changes_ = {};
+    selected_.reset();
+    if (state_ == State::Selected) state_ = State::Authenticated;
+}
+
+void ImapSession::cmd_select(Command& c) {
+    const bool examine = c.name == "EXAMINE";
+    if (!c.args.sp()) return bad(c.tag, "Usage: " + c.name + " mailbox");
+    auto req = parse_select(c.args, utf8());
+    if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
+    if (req->qresync || req->condstore) return bad(c.tag, "CONDSTORE and QRESYNC are not enabled");
+    if (selected_) {
+        // RFC 9051 6.3.2 / RFC 7162 3.2.11: the old mailbox is closed without an expunge.
+        unselect();
+        send("* OK [CLOSED] Previous mailbox closed.\r\n");
+    }
+    park();
+    services_->store->snapshot(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine,
+                                                                     mailbox = req->mailbox](storage::Outcome<storage::MailboxSnapshot> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        selected_ = std::make_unique<SelectedMailbox>(*o.value, examine);
+        state_ = State::Selected;
+        // Changes published after the snapshot's answer; those before are in it.
+        changes_ = services_->store->subscribe(account(), mailbox, [this](const storage::Change& ch) {
+            if (selected_) selected_->apply(ch);
+        });
+        auto& v = *selected_;
+        std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+        for (auto& k : v.all_keywords()) flags += " " + k;
+        std::string out = fmt::format("* {} EXISTS\r\n", v.count());
+        if (!rev2_) out += fmt::format("* {} RECENT\r\n", v.recent());
+        out += fmt::format("* FLAGS ({})\r\n", flags);
+        out += examine ? "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"
+                       : fmt::format("* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.\r\n", flags);
+        if (!rev2_) {
+            // RFC 3501 6.3.1: the first unseen message's number, when there is one.
+            for (std::uint32_t seq = 1; seq <= v.count(); ++seq)
+                if (!(v.at(seq).flags & storage::kSeen)) {
+                    out += fmt::format("* OK [UNSEEN {}] First unseen.\r\n", seq);
+                    break;
+                }
+        }
+        out += fmt::format("* OK [UIDVALIDITY {}] UIDs valid\r\n", v.info().uidvalidity);
+        out += fmt::format("* OK [UIDNEXT {}] Predicted next UID\r\n", v.info().uidnext);
+        send(out);
+        finish(c, "OK", examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.");
+    }));
+}
+
+void ImapSession::cmd_create(Command& c) {
+    std::optional<std::string> name;
+    if (c.args.sp()) name = c.args.mailbox(utf8());
+    if (!name) return bad(c.tag, "Usage: CREATE mailbox");
+    // RFC 6154 CREATE-SPECIAL-USE is not offered: a trailing separator only says "a parent".
+    if (!c.args.at_end()) return bad(c.tag, "Usage: CREATE mailbox");
+    if (!name->empty() && name->back() == kSeparator) name->pop_back();
+    if (name->empty()) return bad(c.tag, "Empty mailbox name");
+    park();
+    services_->store->create_mailbox(account(), *name, "", guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        finish(c, "OK", "Create completed.");
+    }));
+}
+
+void ImapSession::cmd_delete(Command& c) {
+    std::optional<std::string> name;
+    if (c.args.sp()) name = c.args.mailbox(utf8());
+    if (!name || !c.args.at_end()) return bad(c.tag, "Usage: DELETE mailbox");
+    if (*name == "INBOX") return finish(c, "NO", "[CANNOT] INBOX can't be deleted.");
+    if (selected_ && selected_->info().name == *name) {
+        // Dovecot's choice: the selected mailbox may be deleted; the session leaves it first.
+        unselect();
+        send("* OK [CLOSED] Mailbox closed.\r\n");
+    }
+    park();
+    services_->store->delete_mailbox(account(), *name, guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        finish(c, "OK", "Delete completed.");
+    }));
+}
+
+void ImapSession::cmd_rename(Command& c) {
+    std::optional<std::string> from, to;
+    if (c.args.sp()) from = c.args.mailbox(utf8());
+    if (from && c.args.sp()) to = c.args.mailbox(utf8());
+    if (!to || !c.args.at_end()) return bad(c.tag, "Usage: RENAME from to");
+    if (*to == "INBOX") return finish(c, "NO", "[ALREADYEXISTS] INBOX always exists.");
+    park();
+    services_->store->rename_mailbox(account(), *from, *to, guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        finish(c, "OK", "Rename completed.");
+    }));
+}
+
+void ImapSession::cmd_subscribe(Command& c) {
+    std::optional<std::string> name;
+    if (c.args.sp()) name = c.args.mailbox(utf8());
+    if (!name || !c.args.at_end()) return bad(c.tag, "Usage: " + c.name + " mailbox");
+    const bool on = c.name == "SUBSCRIBE";
+    park();
+    services_->store->set_subscribed(account(), *name, on, guard_.wrap([this, c = Tagged(c), on](storage::Outcome<bool> o) mutable {
+        unpark();
+        // RFC 9051 6.3.8: unsubscribing from a mailbox that is gone is no error.
+        if (!o.ok() && !(o.error == storage::StoreError::Kind::NotFound && !on)) return store_failed(c, o);
+        finish(c, "OK", on ? "Subscribe completed." : "Unsubscribe completed.");
+    }));
+}
+
+void ImapSession::list(Command& c, bool lsub) {
+    std::optional<ListRequest> req;
+    if (c.args.sp()) req = parse_list(c.args, utf8());
+    if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
+    if (lsub && req->extended) return bad(c.tag, "LSUB takes no options");
+    if (req->return_status) return bad(c.tag, "LIST-STATUS is not supported");
+    const bool separator_query = req->patterns.size() == 1 && req->patterns[0].empty();
+    if (separator_query) {
+        // RFC 9051 6.3.9: an empty pattern asks for the hierarchy separator and the root.
+        send(fmt::format("* {} (\\Noselect) \"{}\" \"\"\r\n", lsub ? "LSUB" : "LIST", kSeparator));
+        return finish(c, "OK", lsub ? "Lsub completed." : "List completed.");
+    }
+    park();
+    services_->store->mailboxes(account(), guard_.wrap([this, c = Tagged(c), lsub, req = *req](storage::Outcome<std::vector<storage::MailboxInfo>> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        std::string out;
+        for (auto& e : list_mailboxes(*o.value, req, lsub)) {
+            std::string attrs;
+            for (auto& a : e.attributes) attrs += (attrs.empty() ? "" : " ") + a;
+            out += fmt::format("* {} ({}) \"{}\" {}", lsub ? "LSUB" : "LIST", attrs, kSeparator, quote_mailbox(e.name, utf8()));
+            if (!e.childinfo.empty()) {
+                std::string info;
+                for (auto& i : e.childinfo) info += (info.empty() ? "\"" : " \"") + i + "\"";
+                out += fmt::format(" (\"CHILDINFO\" ({}))", info);
+            }
+            out += "\r\n";
+        }
+        send(out);
+        finish(c, "OK", lsub ? "Lsub completed." : "List completed.");
+    }));
+}
+
+void ImapSession::cmd_list(Command& c) { list(c, false); }
+void ImapSession::cmd_lsub(Command& c) { list(c, true); }
+
+void ImapSession::cmd_status(Command& c) {
+    std::optional<std::string> name;
+    std::optional<std::vector<StatusItem>> items;
+    if (c.args.sp()) name = c.args.mailbox(utf8());
+    if (name && c.args.sp()) items = parse_status_items(c.args);
+    if (!items || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Usage: STATUS mailbox (items)" : c.args.error());
+    park();
+    services_->store->status(account(), *name, guard_.wrap([this, c = Tagged(c), name = *name, items = *items](storage::Outcome<storage::MailboxStatus> o) mutable {
+        unpark();
+        if (!o.ok()) return store_failed(c, o);
+        const auto& s = *o.value;
+        std::string out;
+        for (auto item : items) {
+            if (!out.empty()) out += ' ';
+            switch (item) {
+            case StatusItem::Messages: out += fmt::format("MESSAGES {}", s.messages); break;
+            case StatusItem::Recent: out += fmt::format("RECENT {}", s.recent); break;
+            case StatusItem::UidNext: out += fmt::format("UIDNEXT {}", s.info.uidnext); break;
+            case StatusItem::UidValidity: out += fmt::format("UIDVALIDITY {}", s.info.uidvalidity); break;
+            case StatusItem::Unseen: out += fmt::format("UNSEEN {}", s.unseen); break;
+            case StatusItem::Deleted: out += fmt::format("DELETED {}", s.deleted); break;
+            case StatusItem::Size: out += fmt::format("SIZE {}", s.size); break;
+            case StatusItem::HighestModSeq: out += fmt::format("HIGHESTMODSEQ {}", s.info.highestmodseq); break;
+            }
+        }
+        send(fmt::format("* STATUS {} ({})\r\n", quote_mailbox(name, utf8()), out));
+        finish(c, "OK", "Status completed.");
+    }));
+}
+
+}  // namespace pillarbox::imap
