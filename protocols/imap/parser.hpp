@@ -50,7 +50,11 @@ public:
         std::size_t max_sequence_ranges = 0;  // ranges in one sequence-set
         char separator = '/';               // the hierarchy separator, for INBOX's case rule
     };
+    // The Decoder reads text in place: it must outlive the Decoder. A temporary string would
+    // not, so that is refused at compile time (a string literal is fine).
     Decoder(std::string_view text, Limits limits);
+    Decoder(const char* text, Limits limits) : Decoder(std::string_view(text), limits) {}
+    Decoder(std::string&& text, Limits limits) = delete;
 
     // The head. nullopt: no valid tag (the reply is "* BAD"); a tag but no valid command name
     // sets error() and returns the tag with an empty name (the reply is "<tag> BAD").
