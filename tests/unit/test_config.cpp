@@ -14,6 +14,13 @@ config::Config config(std::string_view lines) {
     return c;
 }
 
+storage::StoreSettings store_settings(const std::filesystem::path& data_directory, const std::string& hostname) {
+    auto s = storage::StoreSettings::from(config());
+    s.data_directory = data_directory;
+    s.hostname = hostname;
+    return s;
+}
+
 auth::AuthSettings auth_settings() { return auth::AuthSettings::from(config()); }
 
 auth::HashSettings default_hash() { return auth_settings().hash; }
