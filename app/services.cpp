@@ -71,8 +71,8 @@ void fill_pop3(pop3::Services& pop3, asio::io_context& loop, const MailServices&
     pop3.store = s.store.get();
     pop3.auth = s.auth.get();
     if (!pop3::valid_uidl_format(c.get("pop3_uidl_format")))
-        log::warning("pop3", "pop3_uidl_format \"{}\" is not usable (it needs %u or %f); using %08Xu%08Xv",
-                     c.get("pop3_uidl_format"));
+        log::warning("pop3", "pop3_uidl_format \"{}\" is not usable (it needs %u or %f); using {}",
+                     c.get("pop3_uidl_format"), c.default_value("pop3_uidl_format"));
 }
 
 // Null when auth_socket_path is empty.
