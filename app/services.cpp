@@ -2,8 +2,6 @@
 // services.hpp).
 #include "app/services.hpp"
 
-#include <sys/stat.h>
-
 #include <string>
 
 #include "app/first_admin.hpp"
@@ -73,20 +71,15 @@ void fill_pop3(pop3::Services& pop3, asio::io_context& loop, const MailServices&
     pop3.store = s.store.get();
     pop3.auth = s.auth.get();
     if (!pop3::valid_uidl_format(c.get("pop3_uidl_format")))
-        log::warning("pop3", "pop3_uidl_format \"{}\" is not usable (it needs %u or %f); using %08Xu%08Xv",
-                     c.get("pop3_uidl_format"));
+        log::warning("pop3", "pop3_uidl_format \"{}\" is not usable (it needs %u or %f); using {}",
+                     c.get("pop3_uidl_format"), c.default_value("pop3_uidl_format"));
 }
 
 // Null when auth_socket_path is empty.
 std::unique_ptr<auth::DovecotAuthSocket> start_auth_socket(asio::io_context& loop, auth::Authenticator& auth,
                                                            const config::Config& c) {
-    auto path = c.get("auth_socket_path");
-    if (path.empty()) return nullptr;
-    auth::DovecotAuthSocket::Settings ss;
-    ss.path = path;
-    ss.user = c.get("auth_socket_user");
-    ss.group = c.get("auth_socket_group");
-    ss.mode = static_cast<mode_t>(std::stoul(c.get("auth_socket_mode"), nullptr, 8));
+    auto ss = auth::DovecotAuthSocket::Settings::from(c);
+    if (ss.path.empty()) return nullptr;
     auto socket = std::make_unique<auth::DovecotAuthSocket>(loop, auth, ss);
     socket->start();
     return socket;

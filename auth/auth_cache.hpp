@@ -14,9 +14,11 @@
 
 namespace pillarbox::auth {
 
+// Parameters: their defaults are written once, in server/parameters.cpp, and AuthSettings::from()
+// sets them.
 struct AuthCacheSettings {
-    std::size_t size = 1024 * 1024;              // auth_cache_size in bytes; 0: no cache
-    std::chrono::milliseconds ttl{3600 * 1000};  // auth_cache_ttl
+    std::size_t size{};                // auth_cache_size in bytes; 0: no cache
+    std::chrono::milliseconds ttl{};   // auth_cache_ttl
 };
 
 // Thread-safe: looked up and filled by worker threads.
@@ -27,7 +29,7 @@ public:
     // nodes and allocator overhead (measured with malloc_usable_size, rounded up).
     static constexpr std::size_t kEntryBytes = 256;
 
-    explicit AuthCache(AuthCacheSettings s = {});
+    explicit AuthCache(AuthCacheSettings s);
     bool enabled() const { return settings_.size >= kEntryBytes && settings_.ttl.count() > 0; }
     std::size_t capacity() const { return settings_.size / kEntryBytes; }
 

@@ -54,7 +54,6 @@ struct Verdict {
 
 AuthSettings AuthSettings::from(const config::Config& c) {
     AuthSettings s;
-    s.mechanisms.clear();
     for (auto& m : c.get_list("auth_mechanisms")) s.mechanisms.push_back(ascii_upper(m));
     s.default_domain = c.get("auth_default_domain");
     s.disable_plaintext_auth = c.get_bool("disable_plaintext_auth");

@@ -27,12 +27,14 @@ namespace pillarbox::auth {
 
 class ExchangeImpl;
 
+// The defaults are the parameters' (server/parameters.cpp), written once there: from() sets
+// every field.
 struct AuthSettings {
-    std::vector<std::string> mechanisms{"PLAIN", "LOGIN", "SCRAM-SHA-256", "SCRAM-SHA-1"};  // auth_mechanisms
+    std::vector<std::string> mechanisms;    // auth_mechanisms, upper case
     std::string default_domain;             // auth_default_domain: "bob" -> "bob@<this>"
-    bool disable_plaintext_auth = true;     // no PLAIN/LOGIN/USER/LOGIN before TLS
-    bool loopback_cleartext = false;        // ... except from loopback when the admin allows it
-    bool rehash = true;                     // auth_rehash: upgrade old schemes to argon2id on login
+    bool disable_plaintext_auth{};          // no PLAIN/LOGIN/USER/LOGIN before TLS
+    bool loopback_cleartext{};              // auth_allow_cleartext_loopback: ... except from loopback
+    bool rehash{};                          // auth_rehash: upgrade old schemes to argon2id on login
     HashSettings hash;
     ThrottleSettings throttle;
     AuthCacheSettings cache;

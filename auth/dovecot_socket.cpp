@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "auth/authenticator.hpp"
+#include "server/config.hpp"
 #include "server/connection.hpp"
 #include "server/log.hpp"
 
@@ -113,12 +114,22 @@ private:
     DovecotProtocol protocol_;
 };
 
+DovecotAuthSocket::Settings DovecotAuthSocket::Settings::from(const config::Config& c) {
+    Settings s;
+    s.path = c.get("auth_socket_path");
+    s.user = c.get("auth_socket_user");
+    s.group = c.get("auth_socket_group");
+    s.mode = static_cast<mode_t>(std::stoul(c.get("auth_socket_mode"), nullptr, 8));
+    return s;
+}
+
 DovecotAuthSocket::DovecotAuthSocket(asio::io_context& loop, Authenticator& auth, Settings settings)
     : loop_(loop), auth_(auth), settings_(std::move(settings)), acceptor_(loop) {
     auto cs = std::make_shared<ConnectionSettings>();
     cs->name = "auth_socket";
     cs->log_service = std::string(kService);
     cs->idle_timeout = kNoIdleTimeout;  // Postfix keeps its connection for as long as smtpd runs
+    cs->input_limit = settings_.input_limit;
     cs->output_limit = settings_.output_limit;  // unsent replies above this: stop reading that client (as Dovecot does)
     cs->log_connections = false;  // DovecotSession logs its clients at debug level
     cs->wipe_input = true;        // AUTH and CONT lines carry passwords

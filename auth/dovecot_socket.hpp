@@ -13,6 +13,7 @@
 #include "auth/dovecot_protocol.hpp"
 
 namespace pillarbox { class Connection; struct ConnectionSettings; }
+namespace pillarbox::config { class Config; }
 
 namespace pillarbox::auth {
 
@@ -21,13 +22,19 @@ class Authenticator;
 class DovecotAuthSocket {
 public:
     struct Settings {
+        // Parameters: their defaults are written once, in server/parameters.cpp; from() sets them.
         std::string path;                   // auth_socket_path: absolute path of the socket file
         std::string user;                   // auth_socket_user: owner (name); empty: keep ours
         std::string group;                  // auth_socket_group: group (name); empty: keep ours
-        mode_t mode = 0660;                 // auth_socket_mode
+        mode_t mode{};                      // auth_socket_mode
+        // Not parameters: the socket's own limits.
         std::size_t max_connections = 100;  // further clients are closed at once (Postfix: one per smtpd)
+        std::size_t input_limit = 1 << 20;  // unprocessed input from one client above this: disconnect
         std::size_t output_limit = 64 * 1024;  // unsent replies above this: stop reading that client
         DovecotProtocolLimits limits;
+
+        // auth_socket_path, auth_socket_user, auth_socket_group and auth_socket_mode (octal).
+        static Settings from(const config::Config& c);
     };
 
     // The Authenticator must outlive this object (or stop() must run before it goes).

@@ -11,11 +11,13 @@
 
 namespace pillarbox::auth {
 
-// Cost of new argon2id hashes (libsodium crypto_pwhash, Dovecot-compatible string).
+// Cost of new argon2id hashes (libsodium crypto_pwhash, Dovecot-compatible string) and SCRAM
+// keys. Parameters: their defaults are written once, in server/parameters.cpp, and
+// AuthSettings::from() sets them.
 struct HashSettings {
-    unsigned long long argon2_ops = 3;                 // time cost t
-    std::size_t argon2_memory = 64u * 1024 * 1024;     // memory cost in bytes
-    unsigned scram_iterations = 4096;                  // RFC 7677 minimum
+    unsigned long long argon2_ops{};   // auth_argon2_time_cost: time cost t
+    std::size_t argon2_memory{};       // auth_argon2_memory_cost: memory cost in bytes
+    unsigned scram_iterations{};       // auth_scram_iterations (RFC 7677 minimum: 4096)
 };
 
 // "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$<salt>$<hash>"

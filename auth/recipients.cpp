@@ -22,7 +22,6 @@ void add_unique(std::vector<std::string>& v, const std::string& s) {
 
 RecipientSettings RecipientSettings::from(const config::Config& c) {
     RecipientSettings s;
-    s.mydestination.clear();
     for (auto& d : c.get_list("mydestination")) s.mydestination.push_back(ascii_lower(d));
     s.recipient_delimiter = c.get("recipient_delimiter");
     s.recursion_limit = c.get_count("virtual_alias_recursion_limit");

@@ -14,11 +14,13 @@ namespace pillarbox::auth {
 
 class AccountsDb;
 
+// The defaults are the parameters' (server/parameters.cpp), written once there: from() sets
+// every field.
 struct RecipientSettings {
     std::vector<std::string> mydestination;   // local domains (lower case)
-    std::string recipient_delimiter = "+";    // characters that start an extension; empty: none
-    std::size_t recursion_limit = 1000;       // virtual_alias_recursion_limit
-    std::size_t expansion_limit = 1000;       // virtual_alias_expansion_limit
+    std::string recipient_delimiter;          // characters that start an extension; empty: none
+    std::size_t recursion_limit{};            // virtual_alias_recursion_limit
+    std::size_t expansion_limit{};            // virtual_alias_expansion_limit
     static RecipientSettings from(const config::Config& c);
 };
 

@@ -21,12 +21,14 @@
 
 namespace pillarbox::auth {
 
+// initial, max and queue_limit are parameters: their defaults are written once, in
+// server/parameters.cpp, and AuthSettings::from() sets them. The rest are not parameters.
 struct ThrottleSettings {
-    std::chrono::milliseconds initial{2000};      // auth_failure_delay
-    std::chrono::milliseconds max{15000};         // auth_penalty_max
+    std::chrono::milliseconds initial{};          // auth_failure_delay
+    std::chrono::milliseconds max{};              // auth_penalty_max
     std::chrono::seconds forget_after{15 * 60};   // an entry idle this long is dropped
     std::size_t max_entries = 100000;             // bounded memory under a spray of IPs/logins
-    std::size_t queue_limit = 3;                  // auth_penalty_queue_limit: attempts waiting per key
+    std::size_t queue_limit{};                    // auth_penalty_queue_limit: attempts waiting per key
     // How long a SCRAM attempt keeps its turn while the client owes its proof; past it the next
     // attempt goes (the proof, if it comes, still counts). Not a config parameter: a client has
     // no reason to take long, and the real user waits at most this behind a silent one.
@@ -39,7 +41,7 @@ class Throttle {
 public:
     using Clock = std::chrono::steady_clock;
 
-    explicit Throttle(ThrottleSettings s = {});
+    explicit Throttle(ThrottleSettings s);
     // Takes effect for the next computation; a smaller max_entries evicts at once.
     void set_settings(ThrottleSettings s);
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "server/config.hpp"
 #include "server/log.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/account.hpp"
@@ -47,7 +48,7 @@ concurrent writers, next to a plain write+fsync+rename+fsync(dir) loop (one writ
   --sizes LIST      message sizes in bytes, K/M suffixes allowed (default 2K,100K)
   --writers LIST    concurrent writers through the Store (default 1,8,64)
   --accounts N      spread the deliveries over N accounts (default 1: one busy mailbox)
-  --io-threads N    StoreSettings::io_threads (default: the Store's default)
+  --io-threads N    StoreSettings::io_threads (default: the worker_threads default)
   --rounds N        run the whole sequence N times and report each configuration's median
                     round (default 1); a shared or noisy disk wants 3
   --no-baseline     skip the plain fsync loop
@@ -295,9 +296,9 @@ public:
         : io_(io), data_(data), message_(message), writers_(writers), o_(o) {}
 
     Result run() {
-        storage::StoreSettings settings;
+        // The embedded defaults, as `pillarbox serve` without a config file has them.
+        auto settings = storage::StoreSettings::from(config::Config::defaults(config::Environment{false, "bench.example"}));
         settings.data_directory = data_;
-        settings.hostname = "bench.example";
         if (o_.io_threads) settings.io_threads = o_.io_threads;
         store_ = std::make_unique<storage::Store>(io_, settings);
 

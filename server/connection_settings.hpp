@@ -21,10 +21,12 @@ struct ConnectionSettings {
     config::TlsMode tls_mode = config::TlsMode::None;
     std::shared_ptr<tls::ServerContexts> tls;      // null: no TLS (always for Unix-domain streams)
     std::shared_ptr<const config::Config> config;  // the listener's effective config; may be null
-    std::chrono::milliseconds idle_timeout{300'000};  // kNoIdleTimeout: none
-    std::chrono::milliseconds tls_handshake_timeout{30'000};  // implicit TLS and STARTTLS
-    std::size_t input_limit = 1 << 20;
-    std::size_t output_limit = 1 << 20;
+    // A TCP listener's come from its parameters (build_runtime; their defaults are written once,
+    // in server/parameters.cpp); a Unix-domain service sets its own.
+    std::chrono::milliseconds idle_timeout{};           // smtpd_timeout, pop3_idle_timeout, ...; kNoIdleTimeout: none
+    std::chrono::milliseconds tls_handshake_timeout{};  // tls_handshake_timeout: implicit TLS and STARTTLS
+    std::size_t input_limit{};                          // input_buffer_limit
+    std::size_t output_limit{};                         // output_buffer_limit
     // The "connect from" / "disconnect from" lines; a service that logs its own clients says no.
     bool log_connections = true;
     // Zero read buffers once the session has used them: the bytes may be passwords (auth socket).

@@ -140,7 +140,7 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& cfg, std::vector<Di
             for (auto& e : errors) error_at(pname, fmt::format("{}: {}", pname, e));
             if (!errors.empty()) continue;
         }
-        // Unserved protocols keep the default: their connections are dropped at accept.
+        // Unserved protocols have no idle timeout parameter: their connections are dropped at accept.
         if (ls->protocol) ls->idle_timeout = lc.get_time(ls->protocol->idle_timeout_parameter);
         ls->tls_handshake_timeout = lc.get_time("tls_handshake_timeout");
         ls->input_limit = lc.get_size("input_buffer_limit");

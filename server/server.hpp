@@ -25,14 +25,16 @@ namespace pillarbox {
 
 class Connection;
 
+// The defaults are the parameters' (server/parameters.cpp), written once there: from() sets
+// every field.
 struct ServerSettings {
     std::string data_directory;
-    std::string hostname;
-    std::uint64_t connection_limit = 1000;
-    std::uint64_t stress_threshold_percent = 80;  // of the effective connection limit; 0 = never
-    std::chrono::milliseconds stress_idle_timeout{10'000};
-    std::chrono::milliseconds shutdown_timeout{30'000};
-    std::size_t worker_threads = 4;
+    std::string hostname;                       // myhostname
+    std::uint64_t connection_limit{};
+    std::uint64_t stress_threshold_percent{};   // connection_stress_threshold: of the effective connection limit; 0 = never
+    std::chrono::milliseconds stress_idle_timeout{};  // connection_stress_idle_timeout
+    std::chrono::milliseconds shutdown_timeout{};
+    std::size_t worker_threads{};
     std::vector<std::string> inet_interfaces;
     static ServerSettings from(const config::Config& c);
 };

@@ -12,12 +12,14 @@
 
 namespace pillarbox::tls {
 
+// A listener's TLS parameters; their defaults are written once, in server/parameters.cpp, and
+// from() sets every field.
 struct TlsSettings {
-    std::string cert_file;  // empty: use the generated self-signed certificate
-    std::string key_file;
-    std::string sni_maps;
-    std::string min_version = "TLSv1.2";
-    std::string ciphers;
+    std::string cert_file;    // tls_cert_file; empty: use the generated self-signed certificate
+    std::string key_file;     // tls_key_file
+    std::string sni_maps;     // tls_server_sni_maps
+    std::string min_version;  // tls_min_version: TLSv1.2 or TLSv1.3
+    std::string ciphers;      // tls_ciphers
     static TlsSettings from(const config::Config& c);
     bool operator==(const TlsSettings&) const = default;
 };

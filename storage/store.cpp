@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <set>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -72,10 +73,19 @@ std::string parse_file(const std::function<std::string(std::string_view)>& parse
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// Settings not made by StoreSettings::from() would have no io thread, and every read and file
+// write would wait for ever.
+StoreSettings checked(StoreSettings s) {
+    if (s.io_threads == 0) throw std::invalid_argument("StoreSettings: io_threads is 0 (make them with StoreSettings::from)");
+    return s;
+}
+
 }  // namespace
 
 StoreSettings StoreSettings::from(const config::Config& c) {
-    StoreSettings s(c.get("data_directory"), c.get("myhostname"));
+    StoreSettings s;
+    s.data_directory = c.get("data_directory");
+    s.hostname = c.get("myhostname");
     s.io_threads = c.get_count("worker_threads");
     s.quota.max_bytes = c.get_size("mailbox_size_limit");
     s.quota.max_messages = c.get_count("mailbox_message_limit");
@@ -438,7 +448,7 @@ private:
 
 Store::Store(asio::io_context& loop, StoreSettings settings)
     : loop_(loop),
-      settings_(std::move(settings)),
+      settings_(checked(std::move(settings))),
       io_(settings_.io_threads),
       writer_(1),
       readers_(std::make_unique<IndexReaders>(settings_.idle_read_connections)) {

@@ -34,17 +34,18 @@ namespace pillarbox::storage {
 class Account;
 class IndexReaders;
 
+// The parameters' defaults are written once, in server/parameters.cpp: from() sets those fields.
 struct StoreSettings {
-    StoreSettings() = default;
-    StoreSettings(std::filesystem::path dir, std::string host) : data_directory(std::move(dir)), hostname(std::move(host)) {}
-    std::filesystem::path data_directory;
-    std::string hostname = "localhost";  // goes into Maildir file names
-    std::size_t io_threads = 4;
-    Quota quota;                       // per account, unless quota_for says otherwise for one
+    std::filesystem::path data_directory;  // data_directory
+    std::string hostname;                  // myhostname: goes into Maildir file names
+    std::size_t io_threads{};              // worker_threads
+    // mailbox_size_limit, mailbox_message_limit: per account, unless quota_for says otherwise
+    // for one.
+    Quota quota;
     // An account's own limits (pillarbox user add --quota): asked on the writer thread before
     // each delivery or append to that account, so a change applies at once. nullopt: `quota`.
     std::function<std::optional<Quota>(const std::string& localpart, const std::string& domain)> quota_for;
-    bool quota_full_tempfail = false;  // Dovecot's name: over quota is 452 instead of 552
+    bool quota_full_tempfail{};            // Dovecot's name: over quota is 452 instead of 552
     // Fills the parse cache as messages arrive (on the io threads, not the writer). Empty (what
     // serve does): the cache is filled on first need, by whoever needs it; parsing every
     // delivery cost SMTP a sixth of its throughput (bench/README.md). storage does not depend

@@ -16,13 +16,15 @@ namespace pillarbox::config { class Config; }
 
 namespace pillarbox::auth::admin {
 
+// From the configuration: from() sets every field (the defaults are the parameters', written
+// once in server/parameters.cpp).
 struct AdminSettings {
     std::string data_directory;    // as configured: messages and maildir paths are written under it
     std::string myhostname;        // the first admin is postmaster@myhostname
     RecipientSettings recipients;  // mydestination: the domains local without the database
     HashSettings hash;             // for new passwords
-    bool store_cram_md5 = false;   // CRAM-MD5 is offered: keep its secret with each password
-    bool builtin_backend = true;   // auth_backends has builtin (the database holds logins)
+    bool store_cram_md5{};         // auth_mechanisms has CRAM-MD5: keep its secret with each password
+    bool builtin_backend{};        // auth_backends has builtin (the database holds logins)
     static AdminSettings from(const config::Config& c);
 };
 

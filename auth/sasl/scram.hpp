@@ -14,7 +14,7 @@ struct ScramOptions {
     bool plus = false;            // the -PLUS variant: the client must bind to the channel
     ChannelBindings cb;           // what this connection can bind to
     bool plus_offered = false;    // -PLUS was advertised, so a "y" client is being downgraded
-    unsigned iterations = 4096;   // for keys derived from a cleartext password, and fake salts
+    unsigned iterations{};        // auth_scram_iterations: for keys derived from a cleartext password, and fake salts
     std::string server_nonce;     // empty: 24 random printable characters; tests set it
 };
 

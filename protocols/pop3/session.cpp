@@ -49,7 +49,7 @@ struct Settings {
         Settings s;
         s.greeting = c.get("login_greeting");
         s.uidl_format = c.get("pop3_uidl_format");
-        if (!valid_uidl_format(s.uidl_format)) s.uidl_format = "%08Xu%08Xv";
+        if (!valid_uidl_format(s.uidl_format)) s.uidl_format = c.default_value("pop3_uidl_format");
         s.lock_session = c.get_bool("pop3_lock_session");
         s.flag_updates = !c.get_bool("pop3_no_flag_updates");
         s.login_delay = c.get_time("pop3_login_delay");

@@ -15,7 +15,7 @@ namespace pillarbox::smtp {
 class HeaderProcessor {
 public:
     struct Options {
-        std::size_t header_size_limit = 102400;  // beyond it the rest is body (Postfix)
+        std::size_t header_size_limit{};         // the listener's: beyond it the rest is body (Postfix)
         const policy::HeaderChecks* checks = nullptr;
         bool add_missing = false;                // add Message-ID: and Date: when absent
         std::string message_id;                  // "<id@host>" for a missing Message-ID

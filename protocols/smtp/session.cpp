@@ -401,7 +401,6 @@ std::string policy_key(const config::Config& c) {
         key += c.get(name);
         key += '\n';
     }
-    key += c.get("recipient_delimiter");
     return key;
 }
 

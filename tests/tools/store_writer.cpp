@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "server/config.hpp"
 #include "server/loop_guard.hpp"
 #include "storage/store.hpp"
 
@@ -330,7 +331,10 @@ int main(int argc, char** argv) {
     mark_loop_thread(true);
     std::uint64_t acked = 0, failed = 0;
     {
-        storage::Store store(loop, {o.data, "writer.store-writer.test"});
+        // The embedded defaults, as `pillarbox serve` without a config file has them.
+        auto settings = storage::StoreSettings::from(config::Config::defaults(config::Environment{false, "writer.store-writer.test"}));
+        settings.data_directory = o.data;
+        storage::Store store(loop, settings);
         Writer w(loop, store, o);
         w.run();
         loop.run();

@@ -32,13 +32,14 @@ struct Action {
     static std::optional<Action> parse(std::string_view value, std::string& error);
 };
 
-// How parent domains match (Postfix parent_domain_matches_subdomains containing
-// "smtpd_access_maps", the default): "example.com" matches sub.example.com too. Without it only
-// ".example.com" matches subdomains.
+// How lookups treat parents, extensions and the null sender, from the parameters (their defaults
+// are written once, in server/parameters.cpp; PolicySettings::from() sets every field).
 struct LookupOptions {
-    bool parent_matches_subdomains = true;
-    std::string recipient_delimiter = "+";  // user+ext@domain is also looked up as user@domain
-    std::string null_sender_key = "<>";     // smtpd_null_access_lookup_key
+    // parent_domain_matches_subdomains contains "smtpd_access_maps": "example.com" matches
+    // sub.example.com too. Without it only ".example.com" matches subdomains.
+    bool parent_matches_subdomains{};
+    std::string recipient_delimiter;  // recipient_delimiter: user+ext@domain is also looked up as user@domain
+    std::string null_sender_key;      // smtpd_null_access_lookup_key
 };
 
 class AccessMap {
@@ -80,16 +81,16 @@ public:
     // (1.2.3.4, 1.2.3, 1.2, 1; IPv6 by truncating ":group"s of the text form). `hostname`
     // "unknown" is not looked up. cidr tables match only the address; regexp tables see the
     // whole hostname, then the whole address.
-    std::optional<Match> lookup_client(std::string_view ip, std::string_view hostname, const LookupOptions& o = {},
+    std::optional<Match> lookup_client(std::string_view ip, std::string_view hostname, const LookupOptions& o,
                                        std::string* problem = nullptr) const;
     // check_helo_access (and any bare host name): name, then parent domains. cidr tables match
     // an address literal ("[192.0.2.1]").
-    std::optional<Match> lookup_domain(std::string_view name, const LookupOptions& o = {},
+    std::optional<Match> lookup_domain(std::string_view name, const LookupOptions& o,
                                        std::string* problem = nullptr) const;
     // check_sender_access / check_recipient_access: user+ext@domain, user@domain, domain and its
     // parents, user+ext@, user@. The null sender is looked up as o.null_sender_key. Keys are
     // case-insensitive. Regex tables see only the whole address.
-    std::optional<Match> lookup_address(std::string_view address, const LookupOptions& o = {},
+    std::optional<Match> lookup_address(std::string_view address, const LookupOptions& o,
                                         std::string* problem = nullptr) const;
     // One exact key (relay_domains tables, check_sasl_access).
     std::optional<Match> lookup_key(std::string_view key, std::string* problem = nullptr) const;

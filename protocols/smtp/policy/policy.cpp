@@ -20,25 +20,25 @@ namespace pillarbox::smtp::policy {
 
 namespace {
 
+// The reply code parameters; their defaults are in server/parameters.cpp.
 struct CodeParam {
     const char* name;
     int Codes::*field;
-    int dflt;
 };
 
 const CodeParam kCodes[] = {
-    {"reject_code", &Codes::reject_code, 554},
-    {"defer_code", &Codes::defer_code, 450},
-    {"access_map_reject_code", &Codes::access_map_reject_code, 554},
-    {"access_map_defer_code", &Codes::access_map_defer_code, 450},
-    {"relay_domains_reject_code", &Codes::relay_domains_reject_code, 554},
-    {"unknown_address_reject_code", &Codes::unknown_address_reject_code, 450},
-    {"unknown_hostname_reject_code", &Codes::unknown_hostname_reject_code, 450},
-    {"unknown_client_reject_code", &Codes::unknown_client_reject_code, 450},
-    {"non_fqdn_reject_code", &Codes::non_fqdn_reject_code, 504},
-    {"invalid_hostname_reject_code", &Codes::invalid_hostname_reject_code, 501},
-    {"maps_rbl_reject_code", &Codes::maps_rbl_reject_code, 554},
-    {"unknown_virtual_mailbox_reject_code", &Codes::unlisted_recipient_reject_code, 550},
+    {"reject_code", &Codes::reject_code},
+    {"defer_code", &Codes::defer_code},
+    {"access_map_reject_code", &Codes::access_map_reject_code},
+    {"access_map_defer_code", &Codes::access_map_defer_code},
+    {"relay_domains_reject_code", &Codes::relay_domains_reject_code},
+    {"unknown_address_reject_code", &Codes::unknown_address_reject_code},
+    {"unknown_hostname_reject_code", &Codes::unknown_hostname_reject_code},
+    {"unknown_client_reject_code", &Codes::unknown_client_reject_code},
+    {"non_fqdn_reject_code", &Codes::non_fqdn_reject_code},
+    {"invalid_hostname_reject_code", &Codes::invalid_hostname_reject_code},
+    {"maps_rbl_reject_code", &Codes::maps_rbl_reject_code},
+    {"unknown_virtual_mailbox_reject_code", &Codes::unlisted_recipient_reject_code},
 };
 
 struct ListParam {
@@ -71,7 +71,7 @@ std::vector<config::ParamDef> parameter_defs() {
     static const char* const kOther[] = {"smtpd_helo_required", "smtpd_delay_reject", "relay_domains",
                                          "parent_domain_matches_subdomains", "smtpd_null_access_lookup_key",
                                          "unknown_address_tempfail_action", "header_checks",
-                                         "smtpd_sender_login_maps"};
+                                         "smtpd_sender_login_maps", "recipient_delimiter"};
     std::set<std::string, std::less<>> names(std::begin(kOther), std::end(kOther));
     for (auto& l : kLists) names.insert(l.name);
     for (auto& c : kCodes) names.insert(c.name);
@@ -117,7 +117,7 @@ PolicySettings PolicySettings::from_values(const Lookup& get) {
     s.codes.lookup.parent_matches_subdomains = list_has(parent, "smtpd_access_maps");
     s.relay_domains_match_subdomains = list_has(parent, "relay_domains");
     s.codes.lookup.null_sender_key = value("smtpd_null_access_lookup_key");
-    if (auto d = get("recipient_delimiter")) s.codes.lookup.recipient_delimiter = *d;
+    s.codes.lookup.recipient_delimiter = value("recipient_delimiter");
 
     // One load per table even when several lists name it.
     std::map<std::string, std::shared_ptr<const AccessMap>, std::less<>> cache;

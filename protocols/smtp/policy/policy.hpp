@@ -16,26 +16,28 @@ namespace pillarbox::dns { class Resolver; }
 
 namespace pillarbox::smtp::policy {
 
+// The policy parameters, with Postfix's names and defaults. The defaults are written once, in
+// server/parameters.cpp (they are documented there, the docs are generated from it):
+// from_values() takes what is not given from that table and sets every field.
 struct PolicySettings {
-    RestrictionList client_restrictions;       // smtpd_client_restrictions = (empty)
-    RestrictionList helo_restrictions;         // smtpd_helo_restrictions = (empty)
-    RestrictionList sender_restrictions;       // smtpd_sender_restrictions = (empty)
-    // smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
-    // (Postfix's default ends with defer_unauth_destination; a hard reject is the safer default.)
-    RestrictionList relay_restrictions;
-    RestrictionList recipient_restrictions;    // smtpd_recipient_restrictions = (empty)
-    RestrictionList data_restrictions;         // smtpd_data_restrictions = (empty)
-    RestrictionList end_of_data_restrictions;  // smtpd_end_of_data_restrictions = (empty)
-    bool helo_required = false;                // smtpd_helo_required = no
-    bool delay_reject = true;                  // smtpd_delay_reject = yes
-    // relay_domains = (empty): domains we relay to. "example.com" also matches its subdomains
-    // while parent_domain_matches_subdomains lists relay_domains (the default); ".example.com"
-    // always does. /file entries are read as lists; TYPE:PATH entries are tables (key present).
+    RestrictionList client_restrictions;       // smtpd_client_restrictions
+    RestrictionList helo_restrictions;         // smtpd_helo_restrictions
+    RestrictionList sender_restrictions;       // smtpd_sender_restrictions
+    RestrictionList relay_restrictions;        // smtpd_relay_restrictions
+    RestrictionList recipient_restrictions;    // smtpd_recipient_restrictions
+    RestrictionList data_restrictions;         // smtpd_data_restrictions
+    RestrictionList end_of_data_restrictions;  // smtpd_end_of_data_restrictions
+    bool helo_required{};                      // smtpd_helo_required
+    bool delay_reject{};                       // smtpd_delay_reject
+    // relay_domains: domains we relay to. "example.com" also matches its subdomains while
+    // parent_domain_matches_subdomains lists relay_domains (relay_domains_match_subdomains);
+    // ".example.com" always does. /file entries are read as lists; TYPE:PATH entries are tables
+    // (key present).
     std::vector<std::string> relay_domains;
     std::vector<AccessMap> relay_domain_tables;
-    bool relay_domains_match_subdomains = true;
-    HeaderChecks header_checks;                // header_checks = (empty), e.g. pcre:/etc/pillarbox/header_checks
-    // smtpd_sender_login_maps = (empty): TYPE:PATH tables of "sender  login1, login2" lines that
+    bool relay_domains_match_subdomains{};
+    HeaderChecks header_checks;                // header_checks, e.g. pcre:/etc/pillarbox/header_checks
+    // smtpd_sender_login_maps: TYPE:PATH tables of "sender  login1, login2" lines that
     // widen which logins own a sender address (beyond the account, its extensions and aliases).
     std::vector<AccessMap> sender_login_maps;
     Codes codes;                               // *_reject_code, *_defer_code, lookup options

@@ -18,22 +18,23 @@ namespace pillarbox::smtp::policy {
 enum class Stage { Client, Helo, Sender, Recipient, Relay, Data, EndOfData };
 std::string_view stage_parameter(Stage s);  // Stage::Relay -> "smtpd_relay_restrictions"
 
-// Reply codes and lookup details the verbs need; Postfix's parameter names and defaults.
+// Reply codes and lookup details the verbs need, with Postfix's parameter names. Their defaults
+// are Postfix's, written once in server/parameters.cpp: PolicySettings::from() sets every field.
 struct Codes {
-    int reject_code = 554;                   // reject_code ("reject")
-    int defer_code = 450;                    // defer_code ("defer")
-    int access_map_reject_code = 554;        // access_map_reject_code (REJECT in a table)
-    int access_map_defer_code = 450;         // access_map_defer_code (DEFER in a table)
-    int relay_domains_reject_code = 554;     // relay_domains_reject_code (reject_unauth_destination)
-    int unknown_address_reject_code = 450;   // unknown_address_reject_code (reject_unknown_*_domain)
-    bool unknown_address_tempfail_defer_if_permit = true;  // unknown_address_tempfail_action
-    int unknown_hostname_reject_code = 450;  // unknown_hostname_reject_code (HELO name in DNS)
-    int unknown_client_reject_code = 450;    // unknown_client_reject_code (no verified PTR)
-    int non_fqdn_reject_code = 504;          // non_fqdn_reject_code
-    int invalid_hostname_reject_code = 501;  // invalid_hostname_reject_code
-    int maps_rbl_reject_code = 554;          // maps_rbl_reject_code (reject_rbl_client, rhsbl)
-    int unlisted_recipient_reject_code = 550;// unknown_virtual_mailbox_reject_code
-    LookupOptions lookup;                    // parent_domain_matches_subdomains, delimiter, <>
+    int reject_code{};                    // reject_code ("reject")
+    int defer_code{};                     // defer_code ("defer")
+    int access_map_reject_code{};         // access_map_reject_code (REJECT in a table)
+    int access_map_defer_code{};          // access_map_defer_code (DEFER in a table)
+    int relay_domains_reject_code{};      // relay_domains_reject_code (reject_unauth_destination)
+    int unknown_address_reject_code{};    // unknown_address_reject_code (reject_unknown_*_domain)
+    bool unknown_address_tempfail_defer_if_permit{};  // unknown_address_tempfail_action = defer_if_permit
+    int unknown_hostname_reject_code{};   // unknown_hostname_reject_code (HELO name in DNS)
+    int unknown_client_reject_code{};     // unknown_client_reject_code (no verified PTR)
+    int non_fqdn_reject_code{};           // non_fqdn_reject_code
+    int invalid_hostname_reject_code{};   // invalid_hostname_reject_code
+    int maps_rbl_reject_code{};           // maps_rbl_reject_code (reject_rbl_client, rhsbl)
+    int unlisted_recipient_reject_code{}; // unknown_virtual_mailbox_reject_code
+    LookupOptions lookup;                 // parent_domain_matches_subdomains, delimiter, <>
 };
 
 // What the session knows when it asks. Fields the session does not know yet stay nullopt; a

@@ -15,6 +15,7 @@
 #include "auth/password.hpp"
 #include "server/worker_pool.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::auth;
@@ -58,8 +59,9 @@ Credentials user(std::string name, std::string password, bool enabled = true) {
     return c;
 }
 
+// The configured defaults, with short penalties and cheap hashes.
 AuthSettings fast_settings() {
-    AuthSettings s;
+    AuthSettings s = test::auth_settings();
     s.throttle.initial = std::chrono::milliseconds(1);
     s.throttle.max = std::chrono::milliseconds(4);
     s.hash.argon2_ops = 1;

@@ -30,6 +30,7 @@
 #include "auth/dovecot_socket.hpp"
 #include "auth/password.hpp"
 #include "server/worker_pool.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::auth;
@@ -71,7 +72,7 @@ struct Fixture {
     std::unique_ptr<DovecotProtocol> proto;
 
     explicit Fixture(DovecotProtocolLimits limits = {}, std::vector<std::string> mechanisms = {}) {
-        AuthSettings s;
+        AuthSettings s = pillarbox::test::auth_settings();
         if (!mechanisms.empty()) s.mechanisms = mechanisms;
         s.throttle.initial = 1ms;
         s.throttle.max = 2ms;
@@ -410,7 +411,7 @@ struct SocketFixture {
     SocketFixture() {
         char tmpl[] = "/tmp/pillarbox-dovecot-XXXXXX";
         dir = mkdtemp(tmpl);
-        AuthSettings s;
+        AuthSettings s = pillarbox::test::auth_settings();
         s.throttle.initial = 1ms;
         s.throttle.max = 2ms;
         s.rehash = false;

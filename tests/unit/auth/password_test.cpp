@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "auth/password.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox::auth;
+using pillarbox::test::default_hash;
 
 namespace {
 
@@ -242,7 +244,9 @@ TEST_CASE("hash_password makes Dovecot-style argon2id values that round trip") {
     CHECK(verify_password(h2, with_nul));
     CHECK_FALSE(verify_password(h2, "ab"));
 
-    CHECK_THROWS_AS(hash_password("x", HashSettings{.argon2_ops = 0}), std::invalid_argument);
+    HashSettings no_ops = default_hash();
+    no_ops.argon2_ops = 0;
+    CHECK_THROWS_AS(hash_password("x", no_ops), std::invalid_argument);
     CHECK_THROWS_AS(hash_password("x", HashSettings{.argon2_ops = 1, .argon2_memory = 1024}), std::invalid_argument);
 }
 
@@ -253,25 +257,25 @@ TEST_CASE("needs_rehash is false only for argon2id at the configured costs") {
     CHECK_FALSE(needs_rehash("{argon2id}" + data_of(h), fast));  // case-insensitive
     CHECK(needs_rehash(h, HashSettings{.argon2_ops = 2, .argon2_memory = fast.argon2_memory}));
     CHECK(needs_rehash(h, HashSettings{.argon2_ops = 1, .argon2_memory = 16u * 1024 * 1024}));
-    CHECK(needs_rehash(h, HashSettings{}));
+    CHECK(needs_rehash(h, default_hash()));
 
     // doveadm's argon2id uses libsodium's interactive defaults, which are ours too.
     const auto& dove = fixture("ARGON2ID");
-    CHECK_FALSE(needs_rehash(dove.hash, HashSettings{}));
+    CHECK_FALSE(needs_rehash(dove.hash, default_hash()));
     CHECK(needs_rehash(dove.hash, fast));
 
     for (const auto& f : doveadm_fixtures()) {
         if (f.scheme == "ARGON2ID") continue;
         INFO(f.hash);
-        CHECK(needs_rehash(f.hash, HashSettings{}));
+        CHECK(needs_rehash(f.hash, default_hash()));
     }
     // argon2i with matching costs is still the wrong algorithm.
     const auto& argon2i = fixture("ARGON2I");
     CHECK(needs_rehash(argon2i.hash, HashSettings{.argon2_ops = 4, .argon2_memory = 32u * 1024 * 1024}));
     CHECK(needs_rehash("{ARGON2ID}" + data_of(argon2i.hash), HashSettings{.argon2_ops = 4, .argon2_memory = 32u * 1024 * 1024}));
-    CHECK(needs_rehash("", HashSettings{}));
-    CHECK(needs_rehash("{ARGON2ID}", HashSettings{}));
-    CHECK(needs_rehash("{ARGON2ID}$argon2id$v=19$m=65536,t=3", HashSettings{}));
+    CHECK(needs_rehash("", default_hash()));
+    CHECK(needs_rehash("{ARGON2ID}", default_hash()));
+    CHECK(needs_rehash("{ARGON2ID}$argon2id$v=19$m=65536,t=3", default_hash()));
 }
 
 TEST_CASE("malformed stored values fail closed") {

@@ -7,6 +7,7 @@
 #include "auth/aliases_file.hpp"
 #include "auth/recipients.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox::auth;
 using Status = Resolution::Status;
@@ -17,7 +18,7 @@ struct Fixture {
     pillarbox::test::TempDir dir;
     AccountsDb db{dir.path / "pillarbox.db"};
     RecipientSettings settings = [] {
-        RecipientSettings s;
+        auto s = RecipientSettings::from(pillarbox::test::config());
         s.mydestination = {"mail.example.org", "localhost"};
         return s;
     }();

@@ -10,6 +10,7 @@
 #include "auth/sasl/cram_md5.hpp"
 #include "auth/sasl/mechanism.hpp"
 #include "auth/sasl/scram.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox::auth;
 using namespace pillarbox::auth::sasl;
@@ -116,6 +117,7 @@ Step run_scram(Mechanism& m, ScramClient& client, std::string_view user, const C
 std::unique_ptr<Mechanism> scram(ScramHash h, bool plus = false, ChannelBindings cb = {}, bool plus_offered = false,
                                  std::string server_nonce = {}) {
     ScramOptions o;
+    o.iterations = pillarbox::test::default_hash().scram_iterations;
     o.hash = h;
     o.plus = plus;
     o.cb = std::move(cb);

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox::auth;
 using namespace std::chrono_literals;
@@ -17,10 +20,18 @@ namespace {
 
 const Clock::time_point t0 = Clock::time_point{} + 1000h;
 
+// The configured defaults (auth_failure_delay 2 s, auth_penalty_max 15 s,
+// auth_penalty_queue_limit 3), with what `adjust` changes.
+ThrottleSettings settings(const std::function<void(ThrottleSettings&)>& adjust = {}) {
+    auto s = pillarbox::test::auth_settings().throttle;
+    if (adjust) adjust(s);
+    return s;
+}
+
 }  // namespace
 
 TEST_CASE("a first failure costs 2 s and nothing before it") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.delay("192.0.2.1", "alice@example.org", t0) == 0ms);
     CHECK(t.failure("192.0.2.1", "alice@example.org", "fp1", t0) == 2000ms);
     CHECK(t.delay("192.0.2.1", "alice@example.org", t0) == 2000ms);
@@ -29,7 +40,7 @@ TEST_CASE("a first failure costs 2 s and nothing before it") {
 }
 
 TEST_CASE("different passwords double the penalty up to the cap") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.failure("192.0.2.1", "alice", "fp1", t0) == 2000ms);
     CHECK(t.failure("192.0.2.1", "alice", "fp2", t0 + 2s) == 4000ms);
     CHECK(t.failure("192.0.2.1", "alice", "fp3", t0 + 6s) == 8000ms);
@@ -39,14 +50,14 @@ TEST_CASE("different passwords double the penalty up to the cap") {
 }
 
 TEST_CASE("the penalty stays capped after very many failures") {
-    Throttle t;
+    Throttle t(settings());
     for (int i = 0; i < 500; ++i)
         CHECK(t.failure("192.0.2.1", "alice", std::to_string(i), t0 + std::chrono::seconds(i)) <= 15000ms);
     CHECK(t.delay("192.0.2.1", "alice", t0 + 499s) == 15000ms);
 }
 
 TEST_CASE("retrying the same wrong password refreshes the penalty without growing it") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.failure("192.0.2.1", "alice", "stale", t0) == 2000ms);
     CHECK(t.failure("192.0.2.1", "alice", "stale", t0 + 5s) == 2000ms);
     // Refreshed: counted from the latest failure.
@@ -58,13 +69,13 @@ TEST_CASE("retrying the same wrong password refreshes the penalty without growin
 }
 
 TEST_CASE("an empty fingerprint always counts as a new password") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.failure("192.0.2.1", "alice", "", t0) == 2000ms);
     CHECK(t.failure("192.0.2.1", "alice", "", t0 + 2s) == 4000ms);
 }
 
 TEST_CASE("one password sprayed over many accounts from one IP grows the IP's penalty") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.failure("192.0.2.1", "a", "123456", t0) == 2000ms);
     CHECK(t.failure("192.0.2.1", "b", "123456", t0 + 2s) == 4000ms);
     CHECK(t.failure("192.0.2.1", "c", "123456", t0 + 6s) == 8000ms);
@@ -72,7 +83,7 @@ TEST_CASE("one password sprayed over many accounts from one IP grows the IP's pe
 }
 
 TEST_CASE("another IP attacking the same account is delayed") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "fp1", t0);
     t.failure("192.0.2.1", "alice", "fp2", t0 + 2s);
     CHECK(t.delay("198.51.100.7", "alice", t0 + 3s) == 3000ms);
@@ -84,7 +95,7 @@ TEST_CASE("another IP attacking the same account is delayed") {
 }
 
 TEST_CASE("another account from the same IP is delayed") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "fp1", t0);
     CHECK(t.delay("192.0.2.1", "bob", t0 + 500ms) == 1500ms);
     CHECK(t.delay("192.0.2.1", "", t0 + 500ms) == 1500ms);
@@ -92,7 +103,7 @@ TEST_CASE("another account from the same IP is delayed") {
 }
 
 TEST_CASE("the delay is the larger of the IP's and the account's") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "a1", t0);
     t.failure("192.0.2.1", "alice", "a2", t0 + 2s);
     t.failure("192.0.2.1", "alice", "a3", t0 + 6s);  // alice and 192.0.2.1: 8 s from t0+6s
@@ -103,14 +114,14 @@ TEST_CASE("the delay is the larger of the IP's and the account's") {
 }
 
 TEST_CASE("failures before the login is known penalise the IP only") {
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.failure("192.0.2.1", "", "fp", t0) == 2000ms);
     CHECK(t.size() == 1);
     CHECK(t.delay("198.51.100.7", "", t0) == 0ms);
 }
 
 TEST_CASE("the delay decreases with time and ends at zero") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "fp1", t0);
     t.failure("192.0.2.1", "alice", "fp2", t0 + 1s);  // 4 s from t0+1s
     CHECK(t.delay("192.0.2.1", "alice", t0 + 1s) == 4000ms);
@@ -123,13 +134,13 @@ TEST_CASE("the delay decreases with time and ends at zero") {
 }
 
 TEST_CASE("a remaining fraction of a millisecond rounds up") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "fp", t0);
     CHECK(t.delay("192.0.2.1", "alice", t0 + 1999500us) == 1ms);
 }
 
 TEST_CASE("a success clears the account, not the IP") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "alice", "fp1", t0);
     t.failure("192.0.2.1", "alice", "fp2", t0 + 2s);
     t.failure("198.51.100.7", "bob", "fp", t0 + 2s);
@@ -147,7 +158,7 @@ TEST_CASE("a success clears the account, not the IP") {
 TEST_CASE("a login to the attacker's own account between guesses does not reset the IP's penalty") {
     // One password tried against four accounts, with a success in between each: the IP's penalty
     // must keep doubling (2, 4, 8, 15 s), not start over at 2 s every time.
-    Throttle t;
+    Throttle t(settings());
     auto now = t0;
     std::vector<std::chrono::milliseconds> got;
     for (const char* victim : {"u1@example.com", "u2@example.com", "u3@example.com", "u4@example.com"}) {
@@ -162,7 +173,7 @@ TEST_CASE("a login to the attacker's own account between guesses does not reset 
 
 TEST_CASE("concurrent attempts for one key take turns") {
     using A = Throttle::Admission;
-    Throttle t({.queue_limit = 3});
+    Throttle t(settings([](ThrottleSettings& s) { s.queue_limit = 3; }));
     CHECK(t.enqueue(1, "192.0.2.1", "alice", t0) == A::Go);
     CHECK(t.enqueue(2, "192.0.2.1", "alice", t0) == A::Wait);
     CHECK(t.enqueue(3, "198.51.100.1", "alice", t0) == A::Wait);   // same account, other IP
@@ -196,7 +207,7 @@ TEST_CASE("twenty parallel guesses are checked one after another, each after the
     // The attack of issue 14: 20 connections send a wrong password for one account at once.
     // With fake time, run the queue as the Authenticator does and count the guesses checked in
     // the first 48 s.
-    Throttle t({.queue_limit = 20});
+    Throttle t(settings([](ThrottleSettings& s) { s.queue_limit = 20; }));
     std::deque<Throttle::AttemptId> ready;
     for (Throttle::AttemptId id = 1; id <= 20; ++id)
         if (t.enqueue(id, "192.0.2.1", "alice", t0) == Throttle::Admission::Go) ready.push_back(id);
@@ -218,7 +229,7 @@ TEST_CASE("twenty parallel guesses are checked one after another, each after the
 
 TEST_CASE("while a penalty runs, at most queue_limit attempts wait per key; the rest are refused") {
     using A = Throttle::Admission;
-    Throttle t({.queue_limit = 2});
+    Throttle t(settings([](ThrottleSettings& s) { s.queue_limit = 2; }));
     // Without a penalty, a burst queues whole (an office behind one NAT address logging in).
     for (Throttle::AttemptId id = 1; id <= 6; ++id)
         CHECK(t.enqueue(id, "192.0.2.1", "alice", t0) == (id == 1 ? A::Go : A::Wait));
@@ -245,7 +256,7 @@ TEST_CASE("while a penalty runs, at most queue_limit attempts wait per key; the 
 
 TEST_CASE("an abandoned attempt leaves the queue and lets the next one go") {
     using A = Throttle::Admission;
-    Throttle t;
+    Throttle t(settings());
     CHECK(t.enqueue(1, "2001:db8::1", "alice", t0) == A::Go);
     CHECK(t.enqueue(2, "2001:db8::2", "bob", t0) == A::Wait);    // same /64
     CHECK(t.enqueue(3, "2001:db8::3", "bob", t0) == A::Wait);
@@ -259,7 +270,7 @@ TEST_CASE("an abandoned attempt leaves the queue and lets the next one go") {
 
 TEST_CASE("an attempt refused from one queue lets the next in its other queue go") {
     using A = Throttle::Admission;
-    Throttle t({.queue_limit = 0});
+    Throttle t(settings([](ThrottleSettings& s) { s.queue_limit = 0; }));
     CHECK(t.enqueue(1, "192.0.2.1", "alice", t0) == A::Go);
     CHECK(t.enqueue(2, "192.0.2.1", "alice", t0) == A::Wait);
     CHECK(t.enqueue(3, "192.0.2.1", "bob", t0) == A::Wait);       // first for bob, not for the IP
@@ -272,7 +283,7 @@ TEST_CASE("an attempt refused from one queue lets the next in its other queue go
 }
 
 TEST_CASE("entries idle longer than forget_after are forgotten") {
-    Throttle t({.forget_after = 60s});
+    Throttle t(settings([](ThrottleSettings& s) { s.forget_after = 60s; }));
     t.failure("192.0.2.1", "alice", "fp1", t0);
     t.failure("192.0.2.1", "alice", "fp2", t0 + 2s);
     t.failure("192.0.2.1", "alice", "fp3", t0 + 6s);
@@ -294,7 +305,7 @@ TEST_CASE("entries idle longer than forget_after are forgotten") {
 }
 
 TEST_CASE("an expired entry gives no delay even with a long max") {
-    Throttle t({.initial = 10s, .max = 1h, .forget_after = 60s});
+    Throttle t(settings([](ThrottleSettings& s) { s.initial = 10s; s.max = 1h; s.forget_after = 60s; }));
     t.failure("192.0.2.1", "alice", "fp1", t0);
     t.failure("192.0.2.1", "alice", "fp2", t0 + 10s);
     t.failure("192.0.2.1", "alice", "fp3", t0 + 30s);  // 40 s penalty, but idle after 60 s
@@ -303,7 +314,7 @@ TEST_CASE("an expired entry gives no delay even with a long max") {
 }
 
 TEST_CASE("the entry count never exceeds max_entries; the oldest goes first") {
-    Throttle t({.max_entries = 10});
+    Throttle t(settings([](ThrottleSettings& s) { s.max_entries = 10; }));
     for (int i = 0; i < 100; ++i) {
         t.failure("10.0.0." + std::to_string(i), "user" + std::to_string(i), "fp", t0 + std::chrono::seconds(i));
         CHECK(t.size() <= 10);
@@ -318,7 +329,7 @@ TEST_CASE("the entry count never exceeds max_entries; the oldest goes first") {
 }
 
 TEST_CASE("eviction follows the last failure, not the first") {
-    Throttle t({.max_entries = 2});
+    Throttle t(settings([](ThrottleSettings& s) { s.max_entries = 2; }));
     t.failure("192.0.2.1", "", "fp1", t0);
     t.failure("192.0.2.2", "", "fp1", t0 + 1s);
     t.failure("192.0.2.1", "", "fp2", t0 + 2s);  // .1 is now the most recent
@@ -330,27 +341,27 @@ TEST_CASE("eviction follows the last failure, not the first") {
 }
 
 TEST_CASE("lowering max_entries evicts at once") {
-    Throttle t;
+    Throttle t(settings());
     for (int i = 0; i < 20; ++i)
         t.failure("10.0.0." + std::to_string(i), "", "fp", t0 + std::chrono::seconds(i));
     REQUIRE(t.size() == 20);
-    t.set_settings({.max_entries = 5});
+    t.set_settings(settings([](ThrottleSettings& s) { s.max_entries = 5; }));
     CHECK(t.size() == 5);
     CHECK(t.delay("10.0.0.19", "", t0 + 19s) == 2000ms);
     CHECK(t.delay("10.0.0.14", "", t0 + 14s) == 0ms);
 }
 
 TEST_CASE("changed settings apply to the next computation") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("192.0.2.1", "", "fp1", t0);
-    t.set_settings({.initial = 1s, .max = 3s});
+    t.set_settings(settings([](ThrottleSettings& s) { s.initial = 1s; s.max = 3s; }));
     CHECK(t.delay("192.0.2.1", "", t0) == 1000ms);
     CHECK(t.failure("192.0.2.1", "", "fp2", t0) == 2000ms);
     CHECK(t.failure("192.0.2.1", "", "fp3", t0) == 3000ms);
 }
 
 TEST_CASE("IPv6 addresses are penalised by /64") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("2001:db8:1:2::1", "", "fp1", t0);
     CHECK(t.delay("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "", t0) == 2000ms);
     CHECK(t.delay("2001:0db8:0001:0002:0000:0000:0000:0099", "", t0) == 2000ms);
@@ -365,7 +376,7 @@ TEST_CASE("IPv6 addresses are penalised by /64") {
 }
 
 TEST_CASE("IPv4-mapped IPv6 addresses count as the IPv4 address, not as one /64") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("::ffff:192.0.2.1", "", "fp", t0);
     CHECK(t.delay("192.0.2.1", "", t0) == 2000ms);
     CHECK(t.delay("::ffff:192.0.2.2", "", t0) == 0ms);
@@ -373,7 +384,7 @@ TEST_CASE("IPv4-mapped IPv6 addresses count as the IPv4 address, not as one /64"
 }
 
 TEST_CASE("link-local zones are ignored and non-addresses are keys as given") {
-    Throttle t;
+    Throttle t(settings());
     t.failure("fe80::1%eth0", "", "fp", t0);
     CHECK(t.delay("fe80::2%eth1", "", t0) == 2000ms);
     t.failure("local", "", "fp", t0);

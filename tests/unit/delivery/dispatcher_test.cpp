@@ -10,6 +10,7 @@
 #include "delivery/dispatcher.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using delivery::RecipientState;
@@ -26,7 +27,7 @@ struct Fixture {
     // full: an account (localpart) that is over its quota: one byte allowed.
     explicit Fixture(std::string full = "") : store(io, settings(dir.path, full)), queue(io, dir.path) {}
     static storage::StoreSettings settings(const fs::path& path, std::string full) {
-        storage::StoreSettings s(path, "mx.example.org");
+        auto s = test::store_settings(path);
         s.quota_for = [full](const std::string& lp, const std::string&) -> std::optional<storage::Quota> {
             if (lp == full) return storage::Quota{1, 0};
             return std::nullopt;

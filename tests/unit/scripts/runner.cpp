@@ -145,7 +145,7 @@ World::~World() {
 
 void World::add_account(const std::string& address) {
     if (accounts_->account(address)) return;
-    auth::HashSettings h;
+    auto h = auth::AuthSettings::from(config_).hash;
     h.argon2_ops = 1;
     h.argon2_memory = 8u * 1024 * 1024;
     auth::AccountRecord a;

@@ -18,6 +18,7 @@
 
 #include "server/connection.hpp"
 #include "server/stream_layer.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace std::chrono_literals;
@@ -98,6 +99,10 @@ struct Pair {
         settings->name = "test";
         settings->log_service = "test";
         settings->idle_timeout = idle_timeout;
+        const auto c = test::config();  // a listener's defaults for the rest
+        settings->tls_handshake_timeout = c.get_time("tls_handshake_timeout");
+        settings->input_limit = c.get_size("input_buffer_limit");
+        settings->output_limit = c.get_size("output_buffer_limit");
         settings->log_connections = false;
         conn = std::make_shared<Connection>(std::move(server_end), settings, "T1",
                                             [this](SessionIo& io) { return std::make_unique<LayerSession>(io, seen); },

@@ -17,6 +17,7 @@
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox::storage;
 namespace fs = std::filesystem;
@@ -28,7 +29,7 @@ struct Bed {
     asio::io_context io;
     std::unique_ptr<Store> store;
     explicit Bed(Quota q = {}) {
-        StoreSettings s(tmp.path, "mx.example.org");
+        auto s = pillarbox::test::store_settings(tmp.path);
         s.quota = q;
         store = std::make_unique<Store>(io, s);
     }
@@ -255,7 +256,7 @@ TEST_CASE("an appended message's internal date survives an index rebuild (it is 
     REQUIRE(b.append("Sent", "x\r\n", kSeen).ok());
     b.store.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(b.root() / (std::string("pillarbox.index") + suffix));
-    b.store = std::make_unique<Store>(b.io, StoreSettings(b.tmp.path, "mx.example.org"));
+    b.store = std::make_unique<Store>(b.io, pillarbox::test::store_settings(b.tmp.path));
     auto snap = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("Sent"); });
     REQUIRE(snap.value->size() == 1);
     CHECK(snap.value->front().internal_date == 1700000000);
@@ -289,7 +290,7 @@ TEST_CASE("keywords: letters from dovecot-keywords in the file name, $Forwarded 
 
     b.store.reset();
     for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(b.root() / (std::string("pillarbox.index") + suffix));
-    b.store = std::make_unique<Store>(b.io, StoreSettings(b.tmp.path, "mx.example.org"));
+    b.store = std::make_unique<Store>(b.io, pillarbox::test::store_settings(b.tmp.path));
     auto rebuilt = b.run<std::vector<MessageInfo>>([](Account& a) { return a.snapshot("INBOX"); });
     CHECK(rebuilt.value->front().keywords == std::vector<std::string>{"$Forwarded", "$Junk"});
     CHECK(rebuilt.value->front().flags == kSeen);

@@ -13,6 +13,7 @@
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::storage;
@@ -87,7 +88,7 @@ TEST_CASE("the store delivers and appends through the named fallback too") {
     use_unnamed_message_files(false);
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     std::vector<RecipientResult> got;
     auto d = store.delivery();
     d->start("s@example.net", true);
@@ -116,7 +117,7 @@ TEST_CASE("a batch over quota is retried message by message, and the ones that f
             use_unnamed_message_files(unnamed);
             test::TempDir dir;
             asio::io_context io;
-            StoreSettings settings(dir.path, "mx.example.org");
+            auto settings = test::store_settings(dir.path);
             settings.quota.max_messages = 3;
             Store store(io, settings);
             // Four deliveries committed at once: the first two go in batches of their own (two

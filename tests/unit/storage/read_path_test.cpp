@@ -21,6 +21,7 @@
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::storage;
@@ -36,7 +37,7 @@ struct Bed {
     asio::io_context io;
     std::unique_ptr<Store> store;
     explicit Bed(const std::function<void(StoreSettings&)>& adjust = {}) {
-        StoreSettings s(tmp.path, "mx.example.org");
+        auto s = test::store_settings(tmp.path);
         if (adjust) adjust(s);
         store = std::make_unique<Store>(io, s);
     }

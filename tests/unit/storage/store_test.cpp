@@ -12,6 +12,7 @@
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::storage;
@@ -50,7 +51,7 @@ std::vector<RecipientResult> deliver(asio::io_context& io, Store& store, std::ve
 TEST_CASE("a new account gets a Maildir++ tree with the special-use folders") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     std::vector<MailboxInfo> boxes;
     std::string err = "not run";
     store.with_account("alice", "example.org", [&](Account& a) { boxes = a.mailboxes(); }, [&](std::string e) { err = e; });
@@ -74,7 +75,7 @@ TEST_CASE("a new account gets a Maildir++ tree with the special-use folders") {
 TEST_CASE("delivery writes one copy per account with its own Delivered-To, then indexes it") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     std::string body = "Subject: hi\r\n\r\nline one\r\nbare lf\nend\r\n";
     auto res = deliver(io, store, {{"alice", "example.org"}, {"bob", "example.org"}}, body);
     REQUIRE(res.size() == 2);
@@ -110,7 +111,7 @@ TEST_CASE("W= counts every bare LF however the body is cut into chunks") {
     for (std::size_t cut : {1, 2, 3, 7, 16, 19, 20, 21, 25}) {
         test::TempDir dir;
         asio::io_context io;
-        Store store(io, {dir.path, "mx.example.org"});
+        Store store(io, test::store_settings(dir.path));
         auto out = deliver(io, store, {{"alice", "example.org"}}, body, cut, false);
         REQUIRE(out.size() == 1);
         REQUIRE(out[0].ok);
@@ -124,7 +125,7 @@ TEST_CASE("W= counts every bare LF however the body is cut into chunks") {
 TEST_CASE("large bodies are streamed in chunks and arrive intact") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     std::string body = "Subject: big\r\n\r\n";
     for (int i = 0; i < 20000; ++i) body += fmt::format("line {:06d} of a big message body\r\n", i);
     std::vector<RecipientResult> res;
@@ -157,7 +158,7 @@ TEST_CASE("large bodies are streamed in chunks and arrive intact") {
 TEST_CASE("abort and a dropped delivery leave no file behind") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     {
         auto d = store.delivery();
         d->start("", false);
@@ -179,7 +180,7 @@ TEST_CASE("abort and a dropped delivery leave no file behind") {
 TEST_CASE("a recipient with an invalid mailbox name fails alone, permanently, and creates nothing") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     // ".." made DATA/mail/tmp and ".hidden" DATA/mail/example.org/.hidden/tmp before the check,
     // and both failed temporarily: 451 at every retry.
     auto res = deliver(io, store, {{"alice", "example.org"}, {"..", "example.org"}, {".hidden", "example.org"}, {"bob", ".."}},
@@ -204,7 +205,7 @@ TEST_CASE("a recipient with an invalid mailbox name fails alone, permanently, an
 TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") {
     test::TempDir dir;
     asio::io_context io;
-    Store store(io, {dir.path, "mx.example.org"});
+    Store store(io, test::store_settings(dir.path));
     const int n = 64;
     std::vector<std::unique_ptr<DeliveryTarget>> ds;
     std::vector<std::uint32_t> uids;
@@ -231,7 +232,7 @@ TEST_CASE("concurrent deliveries share commits and get distinct UIDs in order") 
 TEST_CASE("with a parser, deliveries and appends arrive with their parse cache filled") {
     test::TempDir dir;
     asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
+    auto settings = test::store_settings(dir.path);
     settings.parse = [](std::string_view m) { return mime::to_json(mime::parse_message(m)); };
     settings.parse_at_delivery = true;
     Store store(io, settings);
@@ -270,7 +271,7 @@ TEST_CASE("store settings come from pillarbox.conf") {
 TEST_CASE("quota_full_tempfail makes over quota temporary") {
     test::TempDir dir;
     asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
+    auto settings = test::store_settings(dir.path);
     settings.quota.max_messages = 1;
     settings.quota_full_tempfail = true;
     Store store(io, settings);
@@ -284,7 +285,7 @@ TEST_CASE("quota_full_tempfail makes over quota temporary") {
 TEST_CASE("a delivery keeps the message readable for queue copies, without the headers it added") {
     test::TempDir dir;
     asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
+    auto settings = test::store_settings(dir.path);
     settings.quota.max_messages = 1;
     Store store(io, settings);
     REQUIRE(deliver(io, store, {{"full", "example.org"}}, "first\r\n").at(0).ok);
@@ -313,7 +314,7 @@ TEST_CASE("a delivery keeps the message readable for queue copies, without the h
 TEST_CASE("the store tells RCPT what its last delivery saw of an account's quota") {
     test::TempDir dir;
     asio::io_context io;
-    StoreSettings settings(dir.path, "mx.example.org");
+    auto settings = test::store_settings(dir.path);
     settings.quota.max_messages = 2;
     settings.quota.max_bytes = 100000;
     Store store(io, settings);

@@ -3,11 +3,12 @@
 #pragma once
 #include "auth/admin/admin.hpp"
 #include "tests/unit/server/test_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 namespace pillarbox::test {
 
 inline auth::admin::AdminSettings admin_settings(const TempDir& dir) {
-    auth::admin::AdminSettings s;
+    auto s = auth::admin::AdminSettings::from(config());
     s.data_directory = dir.path.string();
     s.myhostname = "mail.example";
     s.recipients.mydestination = {"mail.example", "localhost"};

@@ -17,6 +17,7 @@
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using pillarbox::pop3::DropMessage;
@@ -251,7 +252,7 @@ struct Bed {
     pillarbox::test::TempDir tmp;
     asio::io_context io;
     std::unique_ptr<storage::Store> store;
-    Bed() { store = std::make_unique<storage::Store>(io, storage::StoreSettings(tmp.path, "mx.example.org")); }
+    Bed() { store = std::make_unique<storage::Store>(io, test::store_settings(tmp.path)); }
     fs::path root() const { return tmp.path / "mail" / "example.org" / "alice"; }
 
     const storage::AccountId alice{"alice", "example.org"};

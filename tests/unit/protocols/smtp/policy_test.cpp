@@ -15,6 +15,7 @@
 #include "protocols/smtp/policy/restrictions.hpp"
 #include "server/config.hpp"
 #include "server/dns.hpp"
+#include "tests/unit/test_config.hpp"
 
 using namespace pillarbox;
 using namespace pillarbox::smtp::policy;
@@ -29,6 +30,14 @@ std::filesystem::path fixtures() { return std::filesystem::path(__FILE__).parent
 #endif
 
 std::string fixture(const char* name) { return (fixtures() / name).string(); }
+
+// The parameters' defaults (server/parameters.cpp): Postfix's reply codes, parent matching for
+// smtpd_access_maps, recipient_delimiter "+" and the null sender as "<>".
+const Codes& default_codes() {
+    static const Codes codes = PolicySettings::from(test::config()).codes;
+    return codes;
+}
+const LookupOptions& default_lookup() { return default_codes().lookup; }
 
 // Scripted answers keyed by "name/TYPE"; anything unscripted is NotFound. In async mode the
 // callbacks wait for run(), as c-ares would answer later on the loop.
@@ -116,7 +125,7 @@ RestrictionList parse_list(std::string_view text, Stage stage = Stage::Recipient
     return *l;
 }
 
-Decision run_list(const RestrictionList& l, const Context& ctx, FakeResolver* r = nullptr, const Codes& codes = {}) {
+Decision run_list(const RestrictionList& l, const Context& ctx, FakeResolver* r = nullptr, const Codes& codes = default_codes()) {
     std::optional<Decision> out;
     int calls = 0;
     l.evaluate(ctx, codes, r, [&](Decision d) {
@@ -129,7 +138,7 @@ Decision run_list(const RestrictionList& l, const Context& ctx, FakeResolver* r 
 }
 
 Decision eval(std::string_view text, const Context& ctx, FakeResolver* r = nullptr, Tables* tables = nullptr,
-              Stage stage = Stage::Recipient, const Codes& codes = {}) {
+              Stage stage = Stage::Recipient, const Codes& codes = default_codes()) {
     return run_list(parse_list(text, stage, tables), ctx, r, codes);
 }
 
@@ -250,7 +259,7 @@ TEST_CASE("access client lookups: hostname, parent domains, address and prefixes
                       "2001:db8:1 REJECT v6prefix\n"
                       "dunno.example DUNNO\n"
                       "unknown REJECT never\n");
-    auto text = [&](std::string_view ip, std::string_view host, LookupOptions o = {}) -> std::string {
+    auto text = [&](std::string_view ip, std::string_view host, LookupOptions o = default_lookup()) -> std::string {
         auto r = m.lookup_client(ip, host, o);
         return r ? r->action.text + "|" + r->key : "";
     };
@@ -265,10 +274,10 @@ TEST_CASE("access client lookups: hostname, parent domains, address and prefixes
     CHECK(text("2001:db8:1:2::5", "unknown") == "v6prefix|2001:db8:1");
     CHECK(text("203.0.113.1", "unknown").empty());  // "unknown" is not a name to look up
     // DUNNO ends the search: the address is not tried after the name.
-    CHECK(kind_of(m.lookup_client("192.0.2.7", "dunno.example")) == Action::Kind::Dunno);
+    CHECK(kind_of(m.lookup_client("192.0.2.7", "dunno.example", default_lookup())) == Action::Kind::Dunno);
 
     // Without smtpd_access_maps in parent_domain_matches_subdomains only ".domain" matches subdomains.
-    LookupOptions strict;
+    LookupOptions strict = default_lookup();
     strict.parent_matches_subdomains = false;
     CHECK(text("203.0.113.1", "a.b.example.org", strict).empty());
     CHECK(text("203.0.113.1", "example.org", strict) == "parent|example.org");
@@ -283,7 +292,7 @@ TEST_CASE("access address lookups: user@domain, extensions, domains, user@ and <
                       "ann+x@ REJECT localpart-ext\n"
                       "ann@ REJECT localpart-base\n"
                       "<> REJECT null\n");
-    auto text = [&](std::string_view a, LookupOptions o = {}) -> std::string {
+    auto text = [&](std::string_view a, LookupOptions o = default_lookup()) -> std::string {
         auto r = m.lookup_address(a, o);
         return r ? r->action.text : "";
     };
@@ -295,10 +304,10 @@ TEST_CASE("access address lookups: user@domain, extensions, domains, user@ and <
     CHECK(text("ann+x@anywhere.test") == "localpart-ext");  // user+ext@ before user@
     CHECK(text("ann+y@anywhere.test") == "localpart-base");
     CHECK(text("") == "null");
-    LookupOptions other_key;
+    LookupOptions other_key = default_lookup();
     other_key.null_sender_key = "<null>";
     CHECK(text("", other_key).empty());
-    LookupOptions no_delim;
+    LookupOptions no_delim = default_lookup();
     no_delim.recipient_delimiter = "";
     CHECK(text("joe+other@example.com", no_delim).empty());
     CHECK(text("nobody@example.net").empty());
@@ -309,17 +318,17 @@ TEST_CASE("access tables load from hash: source files, never .db", "[policy][acc
     auto m = AccessMap::load("hash:" + fixture("access"), problems);
     CHECK(problems.empty());
     CHECK(m.type() == AccessMap::Type::Text);
-    CHECK(kind_of(m.lookup_address("x@spammer.example")) == Action::Kind::Reject);
+    CHECK(kind_of(m.lookup_address("x@spammer.example", default_lookup())) == Action::Kind::Reject);
     // ".sub.example" is the pattern for subdomains only when parent matching is off.
-    CHECK_FALSE(m.lookup_client("203.0.113.1", "a.sub.example"));
-    LookupOptions strict;
+    CHECK_FALSE(m.lookup_client("203.0.113.1", "a.sub.example", default_lookup()));
+    LookupOptions strict = default_lookup();
     strict.parent_matches_subdomains = false;
     CHECK(kind_of(m.lookup_client("203.0.113.1", "a.sub.example", strict)) == Action::Kind::Defer);
-    CHECK(kind_of(m.lookup_address("friend@example.org")) == Action::Kind::Ok);
-    CHECK(kind_of(m.lookup_address("abuse@spammer.example")) == Action::Kind::Reject);  // domain before user@
-    CHECK(kind_of(m.lookup_address("abuse@elsewhere.test")) == Action::Kind::Ok);
-    CHECK(kind_of(m.lookup_client("192.0.2.10", "unknown")) == Action::Kind::Dunno);
-    CHECK(kind_of(m.lookup_client("192.0.2.11", "unknown")) == Action::Kind::Reject);
+    CHECK(kind_of(m.lookup_address("friend@example.org", default_lookup())) == Action::Kind::Ok);
+    CHECK(kind_of(m.lookup_address("abuse@spammer.example", default_lookup())) == Action::Kind::Reject);  // domain before user@
+    CHECK(kind_of(m.lookup_address("abuse@elsewhere.test", default_lookup())) == Action::Kind::Ok);
+    CHECK(kind_of(m.lookup_client("192.0.2.10", "unknown", default_lookup())) == Action::Kind::Dunno);
+    CHECK(kind_of(m.lookup_client("192.0.2.11", "unknown", default_lookup())) == Action::Kind::Reject);
     CHECK(m.lookup_key("multi.example")->action.text == "this text is    continued on the next line");
     auto texthash = AccessMap::load("texthash:" + fixture("access"), problems);
     CHECK(texthash.size() == m.size());
@@ -332,20 +341,20 @@ TEST_CASE("cidr tables: first match wins, negation, IPv6, if/endif, bad lines", 
     std::vector<std::string> problems;
     auto m = AccessMap::load("cidr:" + fixture("clients.cidr"), problems);
     CHECK(problems.empty());
-    CHECK(kind_of(m.lookup_client("192.0.2.1", "unknown")) == Action::Kind::Ok);
-    auto r = m.lookup_client("192.0.2.99", "anything.example");
+    CHECK(kind_of(m.lookup_client("192.0.2.1", "unknown", default_lookup())) == Action::Kind::Ok);
+    auto r = m.lookup_client("192.0.2.99", "anything.example", default_lookup());
     REQUIRE(r);
     CHECK(r->action.text == "Listed network");
     CHECK(r->key == "192.0.2.0/24");
-    auto v6 = m.lookup_client("2001:db8::25", "unknown");
+    auto v6 = m.lookup_client("2001:db8::25", "unknown", default_lookup());
     REQUIRE(v6);
     CHECK(v6->action.code == 554);
     // !198.51.100.0/24 matches everything outside that network: DUNNO there.
-    CHECK(kind_of(m.lookup_client("203.0.113.9", "unknown")) == Action::Kind::Dunno);
-    CHECK(kind_of(m.lookup_client("198.51.100.7", "unknown")) == Action::Kind::Hold);
-    CHECK_FALSE(m.lookup_client("198.51.100.8", "unknown"));
-    CHECK(kind_of(m.lookup_domain("[192.0.2.1]")) == Action::Kind::Ok);  // HELO address literal
-    CHECK_FALSE(m.lookup_address("user@example.com"));
+    CHECK(kind_of(m.lookup_client("203.0.113.9", "unknown", default_lookup())) == Action::Kind::Dunno);
+    CHECK(kind_of(m.lookup_client("198.51.100.7", "unknown", default_lookup())) == Action::Kind::Hold);
+    CHECK_FALSE(m.lookup_client("198.51.100.8", "unknown", default_lookup()));
+    CHECK(kind_of(m.lookup_domain("[192.0.2.1]", default_lookup())) == Action::Kind::Ok);  // HELO address literal
+    CHECK_FALSE(m.lookup_address("user@example.com", default_lookup()));
 
     problems.clear();
     auto n = AccessMap::parse(AccessMap::Type::Cidr,
@@ -358,8 +367,8 @@ TEST_CASE("cidr tables: first match wins, negation, IPv6, if/endif, bad lines", 
                               "10.9.9.9\n"
                               "endif\n",
                               "inline", problems);
-    CHECK(n.lookup_client("10.1.2.3", "unknown")->action.text == "inner");
-    CHECK(kind_of(n.lookup_client("10.2.0.1", "unknown")) == std::nullopt);
+    CHECK(n.lookup_client("10.1.2.3", "unknown", default_lookup())->action.text == "inner");
+    CHECK(kind_of(n.lookup_client("10.2.0.1", "unknown", default_lookup())) == std::nullopt);
     REQUIRE(problems.size() == 4);
     CHECK(problems[0].find("inline:5:") == 0);
     CHECK(problems[0].find("host bits") != std::string::npos);
@@ -379,16 +388,16 @@ TEST_CASE("pcre access tables match whole keys with $n substitution", "[policy][
                               "/x/ NOPE\n",
                               "pcre:inline", problems);
     CHECK(problems.size() == 2);
-    auto r = m.lookup_address("List-Outgoing@Example.COM");
+    auto r = m.lookup_address("List-Outgoing@Example.COM", default_lookup());
     REQUIRE(r);
     CHECK(r->action.code == 550);
     CHECK(r->action.text == "Use List@example.com instead");
-    CHECK(kind_of(m.lookup_address("FRIEND@anywhere")) == Action::Kind::Ok);
-    CHECK(m.lookup_client("192.0.2.5", "unknown")->action.text == "regex net");
-    CHECK(m.lookup_client("203.0.113.1", "DYN-1.example.net")->action.text == "dynamic");
-    CHECK_FALSE(m.lookup_address("user@example.com"));
+    CHECK(kind_of(m.lookup_address("FRIEND@anywhere", default_lookup())) == Action::Kind::Ok);
+    CHECK(m.lookup_client("192.0.2.5", "unknown", default_lookup())->action.text == "regex net");
+    CHECK(m.lookup_client("203.0.113.1", "DYN-1.example.net", default_lookup())->action.text == "dynamic");
+    CHECK_FALSE(m.lookup_address("user@example.com", default_lookup()));
     // Whole-string semantics: no parent-domain search for regexp tables.
-    CHECK_FALSE(m.lookup_client("203.0.113.1", "x.dyn-1.example.org"));
+    CHECK_FALSE(m.lookup_client("203.0.113.1", "x.dyn-1.example.org", default_lookup()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,7 +452,7 @@ TEST_CASE("permit, reject and defer end the list with stage-specific replies", "
     CHECK(d.reply() == "450 4.7.1 <bob@example.com>: Recipient address rejected: Access denied");
     // The first verdict wins: nothing after permit runs.
     CHECK(eval("permit, reject", c).kind == Decision::Kind::Permit);
-    Codes codes;
+    Codes codes = default_codes();
     codes.reject_code = 550;
     CHECK(eval("reject", c, nullptr, nullptr, Stage::Recipient, codes).code == 550);
 }
@@ -562,7 +571,7 @@ TEST_CASE("reject_unknown_sender_domain asks DNS for MX, A and AAAA", "[policy][
         CHECK(d.kind == Decision::Kind::Defer);
         CHECK(d.reply() == "450 4.1.8 <alice@example.net>: Sender address rejected: Domain not found");
         CHECK(dns.queries == std::vector<std::string>{"example.net/MX", "example.net/A", "example.net/AAAA"});
-        Codes codes;
+        Codes codes = default_codes();
         codes.unknown_address_reject_code = 550;
         auto hard = eval("reject_unknown_sender_domain", c, &dns, nullptr, Stage::Sender, codes);
         CHECK(hard.reply() == "550 5.1.8 <alice@example.net>: Sender address rejected: Domain not found");
@@ -604,7 +613,7 @@ TEST_CASE("reject_unknown_sender_domain asks DNS for MX, A and AAAA", "[policy][
         CHECK(later.code == 554);
         // An explicit permit later still becomes the deferral.
         CHECK(eval("reject_unknown_sender_domain, permit", c, &dns).kind == Decision::Kind::Defer);
-        Codes now;
+        Codes now = default_codes();
         now.unknown_address_tempfail_defer_if_permit = false;  // unknown_address_tempfail_action = defer
         CHECK(eval("reject_unknown_sender_domain, reject", c, &dns, nullptr, Stage::Sender, now).kind ==
               Decision::Kind::Defer);
@@ -655,7 +664,7 @@ TEST_CASE("reject_unknown_client_hostname", "[policy][verbs]") {
     c.client_name = "unknown";
     CHECK(eval("reject_unknown_client_hostname", c).reply() ==
           "450 4.7.25 Client host rejected: cannot find your hostname, [203.0.113.5]");
-    Codes codes;
+    Codes codes = default_codes();
     codes.unknown_client_reject_code = 550;
     CHECK(eval("reject_unknown_client_hostname", c, nullptr, nullptr, Stage::Client, codes).code == 550);
     c.client_name_tempfail = true;  // always 450 when the lookup failed temporarily
@@ -891,7 +900,7 @@ TEST_CASE("sender login mismatch verbs", "[policy][verbs][sasl]") {
 
 TEST_CASE("smtpd_sender_login_maps: logins that own a sender, Postfix key order", "[policy][sasl][sender_login_maps]") {
     std::vector<std::string> problems;
-    PolicySettings s;
+    PolicySettings s = settings_with({});
     CHECK(s.sender_login_owners("alice@example.com").empty());
     s.sender_login_maps.push_back(AccessMap::parse(AccessMap::Type::Text,
                                                    "alice@example.com   alice@example.com, bob@example.com\n"
@@ -926,7 +935,7 @@ TEST_CASE("smtpd_sender_login_maps: logins that own a sender, Postfix key order"
     auto list = RestrictionList::parse("reject_sender_login_mismatch", Stage::Sender, error, problems);
     REQUIRE(list);
     std::optional<Decision> d;
-    list->evaluate(c, Codes{}, nullptr, [&](Decision x) { d = std::move(x); });
+    list->evaluate(c, default_codes(), nullptr, [&](Decision x) { d = std::move(x); });
     REQUIRE(d);
     CHECK_FALSE(d->rejected());
 
@@ -945,7 +954,7 @@ TEST_CASE("DNS answers that arrive later resume the list; the callback runs once
     auto l = parse_list("reject_rbl_client two.example, reject_unknown_sender_domain, reject_rbl_client one.example");
     std::optional<Decision> out;
     int calls = 0;
-    l.evaluate(c, Codes{}, &dns, [&](Decision d) {
+    l.evaluate(c, default_codes(), &dns, [&](Decision d) {
         ++calls;
         out = std::move(d);
     });
@@ -962,7 +971,7 @@ TEST_CASE("DNS answers that arrive later resume the list; the callback runs once
         auto r = std::make_unique<FakeResolver>();
         r->async = true;
         int n = 0;
-        l.evaluate(c, Codes{}, r.get(), [&n, p = std::move(weak_probe)](Decision) { ++n; });
+        l.evaluate(c, default_codes(), r.get(), [&n, p = std::move(weak_probe)](Decision) { ++n; });
         CHECK_FALSE(weak.expired());
         r.reset();
         CHECK(n == 0);
@@ -972,7 +981,7 @@ TEST_CASE("DNS answers that arrive later resume the list; the callback runs once
         c.sender = "carol@nowhere.example";
         auto owned = std::make_unique<RestrictionList>(parse_list("reject_unknown_sender_domain"));
         int n = 0;
-        owned->evaluate(c, Codes{}, &dns, [&](Decision d) {
+        owned->evaluate(c, default_codes(), &dns, [&](Decision d) {
             ++n;
             CHECK(d.kind == Decision::Kind::Defer);
         });
@@ -1117,7 +1126,7 @@ TEST_CASE("settings from a real Config use the Postfix defaults for parameters i
     CHECK(s.codes.lookup.recipient_delimiter == "+");
     CHECK(s.relay_restrictions.has_relay_guard());
     auto defs = parameter_defs();
-    CHECK(defs.size() == 7 + 8 + 12);  // lists, other parameters (smtpd_sender_login_maps too), codes
+    CHECK(defs.size() == 7 + 9 + 12);  // lists, other parameters (smtpd_sender_login_maps and recipient_delimiter too), codes
     for (auto& d : defs) CHECK(config::check_value(d, d.default_value).empty());
 }
 
