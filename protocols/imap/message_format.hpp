@@ -18,7 +18,9 @@ namespace pillarbox::imap {
 // 8-bit bytes may go in quoted strings (UTF8=ACCEPT / IMAP4rev2); otherwise they go as literals.
 std::string format_envelope(const mime::Envelope& e, bool utf8);
 
-// BODYSTRUCTURE (extended: with extension data) or BODY (not extended).
+// BODYSTRUCTURE (extended: with extension data) or BODY (not extended). utf8 also selects
+// IMAP4rev2's grammar for message/global (envelope, structure and lines like message/rfc822);
+// without it message/global is a basic body, as RFC 3501's grammar has it.
 std::string format_body_structure(const mime::Message& m, bool extended, bool utf8);
 
 // Where BODY[section] is in the message file: byte ranges to send in order (HEADER.FIELDS picks
@@ -35,9 +37,11 @@ struct SectionContent {
 };
 
 // nullopt: the section names a part that does not exist (RFC 9051 6.4.5: the result is then
-// empty, "" — the caller sends NIL for BINARY and "" for BODY). Line ends are as stored: the
-// caller converts LF to CRLF when it streams (the store keeps messages as received; see
-// MessageInfo::rfc822_size).
+// empty, "" — the caller sends NIL for BINARY and "" for BODY); so do HEADER, HEADER.FIELDS[.NOT]
+// and TEXT after the number of a part that is not message/rfc822 or message/global, and MIME
+// without a part number. Line ends are as stored: the caller converts LF to CRLF when it
+// streams (the store keeps messages as received; see MessageInfo::rfc822_size). The blank line
+// that ends a HEADER.FIELDS[.NOT] result is the bytes "\r\n".
 std::optional<SectionContent> locate_section(const mime::Message& m, const Section& s);
 
 // RFC 3516: the decoded content of a part for BINARY[part] (base64 and quoted-printable
