@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/authenticator.hpp"
 #include "protocols/common/async_guard.hpp"
@@ -37,6 +38,10 @@ struct Settings {
 inline constexpr unsigned kExpungeOk = protocols::kFirstProtocolFlag;  // EXPUNGE responses may go with this one
 
 class ImapSession;
+
+// "\Seen" and the other system flags as storage::Flag bits; keywords as they are. nullopt: a
+// "\" flag that is none of them (RFC 9051 2.3.2: only these may be set).
+std::optional<std::pair<std::uint32_t, std::vector<std::string>>> split_flags(const std::vector<std::string>& flags);
 
 // What a command's tagged reply needs; kept by async completions.
 struct Tagged {
@@ -92,12 +97,23 @@ public:
     void cmd_close(Command& c);
     void cmd_unselect(Command& c);
     void cmd_expunge(Command& c);
+    void cmd_store(Command& c);
+    void cmd_append(Command& c);
+    void cmd_idle(Command& c);
+    void cmd_copy(Command& c);  // COPY and MOVE, and their UID forms
 
 private:
     enum class State { NotAuthenticated, Authenticated, Selected, Closed };
     friend struct CommandTableAccess;
 
     void dispatch(std::string_view text);
+    void on_literal(const CommandReader::Event& ev);
+    // APPEND (commands/append.cpp): checked when its literal is announced, streamed to the
+    // store, committed when the command's line ends.
+    void start_append(const CommandHead& head, Decoder& d, const CommandReader::Event& ev);
+    void append_piece(std::string_view piece);
+    void idle_input(std::string_view line);
+    void selected_changed(const storage::Change& c);
     void send(std::string_view s) { io_.send(s); }
     // The tagged end of a command, after the updates the moment allows.
     void finish(const Tagged& c, std::string_view status, std::string_view text);
@@ -119,10 +135,18 @@ private:
     void unselect();
     bool utf8() const { return utf8_accept_ || rev2_; }
     storage::AccountId account() const { return {localpart_, domain_}; }
-    // The parked command's state for its completion.
     void park() { guard_.park(); }
     void unpark() { guard_.unpark(); }
+    // Unparks when it goes, so that a completion's replies are out before the next command
+    // (resume_input may offer it at once).
+    struct Resume {
+        ImapSession& s;
+        ~Resume() { s.unpark(); }
+    };
     std::string updates(unsigned flags);
+    // The messages a set names, as sequence numbers in order (for UID sets: the UIDs the client
+    // knows; others are left out, RFC 9051 6.4.9).
+    std::vector<std::uint32_t> resolve(const SequenceSet& set, bool uid) const;
 
     SessionIo& io_;
     std::shared_ptr<Services> services_;
@@ -143,6 +167,19 @@ private:
     // Selected.
     std::unique_ptr<SelectedMailbox> selected_;
     storage::ChangeBus::Subscription changes_;
+    std::vector<std::uint32_t> saved_;  // SEARCHRES '$' (UIDs)
+
+    struct Append {
+        Tagged tagged;
+        std::string mailbox;
+        std::vector<std::string> keywords;  // set after the commit (the store's append takes flags)
+        std::uint64_t size = 0;
+        std::uint32_t uidvalidity = 0;
+        std::unique_ptr<storage::AppendTarget> target;
+        bool checked = false, streaming = false, synchronizing = true;
+    };
+    std::optional<Append> append_;
+    std::optional<Tagged> idling_;  // IDLE's command while it runs
 };
 
 }  // namespace pillarbox::imap

@@ -49,6 +49,12 @@ std::uint32_t SelectedMailbox::seq_of(std::uint32_t uid) const {
     return static_cast<std::uint32_t>(it - messages_.begin()) + 1;
 }
 
+std::uint32_t SelectedMailbox::seq_at_or_after(std::uint32_t uid) const {
+    auto end = messages_.begin() + told_;
+    auto it = std::lower_bound(messages_.begin(), end, uid, [](const Message& m, std::uint32_t u) { return m.uid < u; });
+    return static_cast<std::uint32_t>(it - messages_.begin()) + 1;
+}
+
 SelectedMailbox::Message* SelectedMailbox::find(std::uint32_t uid) {
     auto it = std::lower_bound(messages_.begin(), messages_.end(), uid,
                                [](const Message& m, std::uint32_t u) { return m.uid < u; });

@@ -41,6 +41,8 @@ public:
     const Message& at(std::uint32_t seq) const { return messages_[seq - 1]; }  // 1 <= seq <= count()
     // The sequence number of a UID the client knows, 0 when there is none.
     std::uint32_t seq_of(std::uint32_t uid) const;
+    // The first sequence number whose UID is at least uid (count() + 1 when there is none).
+    std::uint32_t seq_at_or_after(std::uint32_t uid) const;
     // The largest UID the client knows (for '*' in UID sets), 0 when empty.
     std::uint32_t max_uid() const { return told_ ? messages_[told_ - 1].uid : 0; }
     std::uint32_t recent() const;

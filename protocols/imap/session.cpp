@@ -74,6 +74,16 @@ struct CommandTableAccess {
             {"UNSELECT", &S::cmd_unselect, kAfterLogin | kInTransaction},
             {"EXPUNGE", &S::cmd_expunge, kAfterLogin | kInTransaction | kExpungeOk},
             {"UID EXPUNGE", &S::cmd_expunge, kAfterLogin | kInTransaction | kExpungeOk},
+            // RFC 9051 7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH; their UID forms
+            // may have them.
+            {"APPEND", &S::cmd_append, kAfterLogin | kExpungeOk},
+            {"IDLE", &S::cmd_idle, kAfterLogin | kExpungeOk},
+            {"STORE", &S::cmd_store, kAfterLogin | kInTransaction},
+            {"UID STORE", &S::cmd_store, kAfterLogin | kInTransaction | kExpungeOk},
+            {"COPY", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
+            {"UID COPY", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
+            {"MOVE", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
+            {"UID MOVE", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
         };
         return t;
     }
@@ -94,6 +104,7 @@ ImapSession::~ImapSession() {
 }
 
 void ImapSession::on_close() {
+    append_.reset();
     changes_ = {};
     login_.reset();
     if (!userip_key_.empty()) {
@@ -180,16 +191,9 @@ std::size_t ImapSession::on_input(std::string_view data) {
         if (ev.kind == K::Command) {
             dispatch(ev.text);
         } else if (ev.kind == K::Literal) {
-            if (!ev.fits) {
-                reader_.refuse_literal();
-                // RFC 7888 section 4: a too-large literal is refused with the TOOBIG code.
-                Decoder d(ev.text, {s_.max_nesting, s_.max_sequence_ranges});
-                auto head = d.head();
-                bad(head ? head->tag : "*", "[TOOBIG] Literal too large");
-            } else {
-                reader_.keep_literal();
-                if (ev.synchronizing) send("+ OK\r\n");
-            }
+            on_literal(ev);
+        } else if (ev.kind == K::LiteralData) {
+            append_piece(ev.text);
         } else if (ev.kind == K::TooLong) {
             // Framing is lost (a literal may hide in what is skipped): say so and close.
             send("* BYE [TOOBIG] Command line too long\r\n");
@@ -201,7 +205,28 @@ std::size_t ImapSession::on_input(std::string_view data) {
     return used;
 }
 
+void ImapSession::on_literal(const CommandReader::Event& ev) {
+    Decoder d(ev.text, {s_.max_nesting, s_.max_sequence_ranges});
+    auto head = d.head();
+    const std::string tag = head ? head->tag : "*";
+    if (append_) {
+        // A second message in one APPEND: RFC 3502 MULTIAPPEND, not offered.
+        reader_.refuse_literal();
+        append_.reset();
+        return bad(tag, "MULTIAPPEND is not supported");
+    }
+    if (head && head->name == "APPEND" && state_ != State::NotAuthenticated) return start_append(*head, d, ev);
+    if (!ev.fits) {
+        reader_.refuse_literal();
+        // RFC 7888 section 4: a too-large literal is refused with the TOOBIG code.
+        return bad(tag, "[TOOBIG] Literal too large");
+    }
+    reader_.keep_literal();
+    if (ev.synchronizing) send("+ OK\r\n");
+}
+
 void ImapSession::dispatch(std::string_view text) {
+    if (idling_) return idle_input(text);
     ++total_commands_;
     Decoder d(text, {s_.max_nesting, s_.max_sequence_ranges});
     auto head = d.head();
@@ -378,6 +403,28 @@ void ImapSession::logged_in(const std::string& tag, const auth::Result& r, const
     // RFC 9051 6.2.3: the capabilities may change at login; saying them saves a round trip.
     send(fmt::format("{} OK [CAPABILITY {}] Logged in\r\n", tag, capabilities()));
     unpark();
+}
+
+// --- IDLE (RFC 2177, RFC 9051 6.3.13) ---
+
+void ImapSession::selected_changed(const storage::Change& c) {
+    if (!selected_) return;
+    selected_->apply(c);
+    // While idling, changes go out as they come (expunges too: a command is in progress).
+    if (idling_) send(updates(kExpungeOk));
+}
+
+void ImapSession::cmd_idle(Command& c) {
+    if (!c.args.at_end()) return bad(c.tag, "IDLE takes no arguments");
+    idling_ = Tagged(c);
+    send("+ idling\r\n" + updates(kExpungeOk));
+}
+
+void ImapSession::idle_input(std::string_view line) {
+    Tagged t = *idling_;
+    idling_.reset();
+    if (!ascii_iequals(line, "DONE")) return bad(t.tag, "Expected DONE.");
+    finish(t, "OK", "Idle completed.");
 }
 
 std::unique_ptr<Session> make_session(SessionIo& io, std::shared_ptr<Services> services) {

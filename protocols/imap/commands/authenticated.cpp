@@ -85,14 +85,12 @@ void ImapSession::cmd_select(Command& c) {
     park();
     services_->store->snapshot(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine,
                                                                      mailbox = req->mailbox](storage::Outcome<storage::MailboxSnapshot> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         selected_ = std::make_unique<SelectedMailbox>(*o.value, examine);
         state_ = State::Selected;
         // Changes published after the snapshot's answer; those before are in it.
-        changes_ = services_->store->subscribe(account(), mailbox, [this](const storage::Change& ch) {
-            if (selected_) selected_->apply(ch);
-        });
+        changes_ = services_->store->subscribe(account(), mailbox, [this](const storage::Change& ch) { selected_changed(ch); });
         auto& v = *selected_;
         std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
         for (auto& k : v.all_keywords()) flags += " " + k;
@@ -126,7 +124,7 @@ void ImapSession::cmd_create(Command& c) {
     if (name->empty()) return bad(c.tag, "Empty mailbox name");
     park();
     services_->store->create_mailbox(account(), *name, "", guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         finish(c, "OK", "Create completed.");
     }));
@@ -144,7 +142,7 @@ void ImapSession::cmd_delete(Command& c) {
     }
     park();
     services_->store->delete_mailbox(account(), *name, guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         finish(c, "OK", "Delete completed.");
     }));
@@ -158,7 +156,7 @@ void ImapSession::cmd_rename(Command& c) {
     if (*to == "INBOX") return finish(c, "NO", "[ALREADYEXISTS] INBOX always exists.");
     park();
     services_->store->rename_mailbox(account(), *from, *to, guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         finish(c, "OK", "Rename completed.");
     }));
@@ -171,7 +169,7 @@ void ImapSession::cmd_subscribe(Command& c) {
     const bool on = c.name == "SUBSCRIBE";
     park();
     services_->store->set_subscribed(account(), *name, on, guard_.wrap([this, c = Tagged(c), on](storage::Outcome<bool> o) mutable {
-        unpark();
+        Resume resume{*this};
         // RFC 9051 6.3.8: unsubscribing from a mailbox that is gone is no error.
         if (!o.ok() && !(o.error == storage::StoreError::Kind::NotFound && !on)) return store_failed(c, o);
         finish(c, "OK", on ? "Subscribe completed." : "Unsubscribe completed.");
@@ -192,7 +190,7 @@ void ImapSession::list(Command& c, bool lsub) {
     }
     park();
     services_->store->mailboxes(account(), guard_.wrap([this, c = Tagged(c), lsub, req = *req](storage::Outcome<std::vector<storage::MailboxInfo>> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         std::string out;
         for (auto& e : list_mailboxes(*o.value, req, lsub)) {
@@ -222,7 +220,7 @@ void ImapSession::cmd_status(Command& c) {
     if (!items || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Usage: STATUS mailbox (items)" : c.args.error());
     park();
     services_->store->status(account(), *name, guard_.wrap([this, c = Tagged(c), name = *name, items = *items](storage::Outcome<storage::MailboxStatus> o) mutable {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         const auto& s = *o.value;
         std::string out;

@@ -2,7 +2,9 @@
 // CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE (RFC 4315).
 #include <fmt/format.h>
 
+#include "protocols/imap/grammar.hpp"
 #include "protocols/imap/imap_session.hpp"
+#include "server/ascii.hpp"
 
 namespace pillarbox::imap {
 
@@ -26,7 +28,7 @@ void ImapSession::cmd_close(Command& c) {
     if (uids.empty()) return finish(c, "OK", "Close completed.");
     park();
     services_->store->expunge(account(), mailbox, uids, guard_.wrap([this, c = Tagged(c)](storage::Outcome<std::vector<std::uint32_t>> o) {
-        unpark();
+        Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         finish(c, "OK", "Close completed.");
     }));
@@ -56,10 +58,129 @@ void ImapSession::cmd_expunge(Command& c) {
     // go out with the tagged OK, after the removal is durable.
     services_->store->expunge(account(), selected_->info().name, uids,
                               guard_.wrap([this, c = Tagged(c)](storage::Outcome<std::vector<std::uint32_t>> o) {
-                                  unpark();
+                                  Resume resume{*this};
                                   if (!o.ok()) return store_failed(c, o);
                                   finish(c, "OK", "Expunge completed.");
                               }));
+}
+
+}  // namespace pillarbox::imap
+
+namespace pillarbox::imap {
+
+std::vector<std::uint32_t> ImapSession::resolve(const SequenceSet& set, bool uid) const {
+    std::vector<std::uint32_t> seqs;
+    if (set.saved) {
+        // RFC 5182: '$' is the last SEARCH ... RETURN (SAVE) result, as UIDs.
+        for (auto u : saved_)
+            if (auto seq = selected_->seq_of(u)) seqs.push_back(seq);
+        return seqs;
+    }
+    auto ranges = set.resolve(uid ? selected_->max_uid() : selected_->count());
+    for (auto& [lo, hi] : ranges) {
+        if (!uid) {
+            for (std::uint64_t s = lo; s <= hi; ++s) seqs.push_back(static_cast<std::uint32_t>(s));
+            continue;
+        }
+        for (std::uint32_t s = selected_->seq_at_or_after(lo); s <= selected_->count() && selected_->at(s).uid <= hi; ++s)
+            seqs.push_back(s);
+    }
+    return seqs;
+}
+
+std::optional<std::pair<std::uint32_t, std::vector<std::string>>> split_flags(const std::vector<std::string>& flags) {
+    std::uint32_t bits = 0;
+    std::vector<std::string> keywords;
+    static const std::pair<const char*, std::uint32_t> kSystem[] = {
+        {"\\Seen", storage::kSeen},     {"\\Answered", storage::kAnswered}, {"\\Flagged", storage::kFlagged},
+        {"\\Deleted", storage::kDeleted}, {"\\Draft", storage::kDraft}};
+    for (auto& f : flags) {
+        if (f.empty() || f[0] != '\\') {
+            keywords.push_back(f);
+            continue;
+        }
+        bool known = false;
+        for (auto& [name, bit] : kSystem)
+            if (ascii_iequals(f, name)) bits |= bit, known = true;
+        if (!known) return std::nullopt;
+    }
+    return std::pair{bits, keywords};
+}
+
+void ImapSession::cmd_store(Command& c) {
+    std::optional<StoreRequest> req;
+    if (c.args.sp()) req = parse_store(c.args);
+    if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
+    if (req->unchanged_since) return bad(c.tag, "UNCHANGEDSINCE needs CONDSTORE, which is not supported yet");
+    auto flags = split_flags(req->flags);
+    if (!flags) return bad(c.tag, "Invalid system flag");
+    if (selected_->read_only()) return finish(c, "NO", "[READ-ONLY] Mailbox is read-only.");
+    std::vector<std::uint32_t> uids;
+    for (auto seq : resolve(req->set, c.uid))
+        if (!(selected_->at(seq).flags & SelectedMailbox::kExpunged)) uids.push_back(selected_->at(seq).uid);
+    if (uids.empty()) return finish(c, "OK", "Store completed.");
+    const auto op = req->op == StoreRequest::Op::Add      ? storage::FlagOp::Add
+                    : req->op == StoreRequest::Op::Remove ? storage::FlagOp::Remove
+                                                          : storage::FlagOp::Replace;
+    park();
+    services_->store->set_flags(
+        account(), selected_->info().name, uids, op, flags->first, flags->second,
+        guard_.wrap([this, t = Tagged(c), uid = c.uid, silent = req->silent, uids](storage::Outcome<std::vector<storage::MessageInfo>> o) {
+            Resume resume{*this};
+            if (!o.ok()) return store_failed(t, o);
+            // The change reached the view through the bus before this answer. RFC 9051 6.4.6:
+            // the new flags of every message named (unless .SILENT), with the UID for UID STORE.
+            std::string out;
+            if (!silent)
+                for (auto u : uids) {
+                    auto seq = selected_->seq_of(u);
+                    if (!seq) continue;
+                    auto& m = selected_->at(seq);
+                    out += uid ? fmt::format("* {} FETCH (UID {} {})\r\n", seq, m.uid, selected_->flags_item(m, rev2_))
+                               : fmt::format("* {} FETCH ({})\r\n", seq, selected_->flags_item(m, rev2_));
+                    selected_->told_flags(u);
+                }
+            else
+                for (auto u : uids) selected_->told_flags(u);
+            send(out);
+            finish(t, "OK", "Store completed.");
+        }));
+}
+
+void ImapSession::cmd_copy(Command& c) {
+    const bool move = c.name == "MOVE" || c.name == "UID MOVE";
+    std::optional<SequenceSet> set;
+    std::optional<std::string> to;
+    if (c.args.sp()) set = c.args.sequence_set();
+    if (set && c.args.sp()) to = c.args.mailbox(utf8());
+    if (!to || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Usage: " + c.name + " sequence-set mailbox" : c.args.error());
+    if (move && selected_->read_only()) return finish(c, "NO", "[READ-ONLY] Mailbox is read-only.");
+    std::vector<std::uint32_t> uids;
+    for (auto seq : resolve(*set, c.uid))
+        if (!(selected_->at(seq).flags & SelectedMailbox::kExpunged)) uids.push_back(selected_->at(seq).uid);
+    const char* done_text = move ? "Move completed." : "Copy completed.";
+    if (uids.empty()) return finish(c, "OK", done_text);
+    park();
+    auto answer = guard_.wrap([this, t = Tagged(c), uids, move, done_text](storage::Outcome<storage::Mailboxes::Copied> o) {
+        Resume resume{*this};
+        if (o.error == storage::StoreError::Kind::NotFound)
+            return finish(t, "NO", "[TRYCREATE] Mailbox doesn't exist.");
+        if (!o.ok()) return store_failed(t, o);
+        // RFC 4315 COPYUID: the source and target UIDs in the same order.
+        std::string from, to;
+        for (std::size_t i = 0; i < uids.size(); ++i) {
+            if (!o.value->uids[i]) continue;
+            from += (from.empty() ? "" : ",") + std::to_string(uids[i]);
+            to += (to.empty() ? "" : ",") + std::to_string(o.value->uids[i]);
+        }
+        std::string code = from.empty() ? "" : fmt::format("[COPYUID {} {} {}] ", o.value->uidvalidity, from, to);
+        if (!move) return finish(t, "OK", code + done_text);
+        // RFC 6851 section 4.3: COPYUID in an untagged OK before the expunges.
+        if (!code.empty()) send(fmt::format("* OK {}Moved UIDs.\r\n", code));
+        finish(t, "OK", done_text);
+    });
+    if (move) services_->store->move(account(), selected_->info().name, uids, *to, std::move(answer));
+    else services_->store->copy(account(), selected_->info().name, uids, *to, std::move(answer));
 }
 
 }  // namespace pillarbox::imap

@@ -4,6 +4,7 @@
 #include <asio/post.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "protocols/common/message_parser.hpp"
@@ -132,7 +133,7 @@ void FakeStore::read(const AccountId& account, const storage::MailboxInfo& mailb
 }
 
 void FakeStore::set_flags(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
-                          storage::FlagOp op, std::uint32_t flags, const std::vector<std::string>&,
+                          storage::FlagOp op, std::uint32_t flags, const std::vector<std::string>& keywords,
                           Done<std::vector<MessageInfo>> done) {
     std::vector<MessageInfo> changed;
     auto& b = box(account, mailbox);
@@ -141,6 +142,13 @@ void FakeStore::set_flags(const AccountId& account, const std::string& mailbox, 
         if (it == b.messages.end()) continue;
         auto& f = it->second.first.flags;
         f = op == storage::FlagOp::Add ? f | flags : op == storage::FlagOp::Remove ? f & ~flags : flags;
+        auto& kw = it->second.first.keywords;
+        if (op == storage::FlagOp::Replace) kw.clear();
+        for (auto& k : keywords) {
+            auto at = std::find(kw.begin(), kw.end(), k);
+            if (op == storage::FlagOp::Remove && at != kw.end()) kw.erase(at);
+            else if (op != storage::FlagOp::Remove && at == kw.end()) kw.push_back(k);
+        }
         it->second.first.modseq = ++modseq_;
         changed.push_back(it->second.first);
     }
