@@ -38,6 +38,9 @@ struct Settings {
 inline constexpr unsigned kExpungeOk = protocols::kFirstProtocolFlag;  // EXPUNGE responses may go with this one
 
 class ImapSession;
+struct FetchRun;
+struct FetchAtt;
+struct SectionContent;
 
 // "\Seen" and the other system flags as storage::Flag bits; keywords as they are. nullopt: a
 // "\" flag that is none of them (RFC 9051 2.3.2: only these may be set).
@@ -72,6 +75,7 @@ public:
     bool wants_input() const override { return !guard_.parked() && state_ != State::Closed; }
     std::string summary() const override;
     void on_close() override;
+    void on_output_written() override;
 
     // Any state (RFC 9051 6.1).
     void cmd_capability(Command& c);
@@ -99,6 +103,7 @@ public:
     void cmd_expunge(Command& c);
     void cmd_store(Command& c);
     void cmd_append(Command& c);
+    void cmd_fetch(Command& c);
     void cmd_idle(Command& c);
     void cmd_copy(Command& c);  // COPY and MOVE, and their UID forms
 
@@ -114,6 +119,14 @@ private:
     void append_piece(std::string_view piece);
     void idle_input(std::string_view line);
     void selected_changed(const storage::Change& c);
+    // FETCH's steps (commands/fetch.cpp).
+    void fetch_prepare();
+    void fetch_rows(bool needed);
+    void fetch_next();
+    void fetch_atts();
+    void fetch_read_section(const FetchAtt& a, const SectionContent& content, const std::string& sep);
+    void fetch_lost(const std::string& why);
+    void fetch_stream();
     void send(std::string_view s) { io_.send(s); }
     // The tagged end of a command, after the updates the moment allows.
     void finish(const Tagged& c, std::string_view status, std::string_view text);
@@ -180,6 +193,7 @@ private:
     };
     std::optional<Append> append_;
     std::optional<Tagged> idling_;  // IDLE's command while it runs
+    std::shared_ptr<FetchRun> fetch_;  // the FETCH in progress
 };
 
 }  // namespace pillarbox::imap

@@ -78,6 +78,8 @@ struct CommandTableAccess {
             // may have them.
             {"APPEND", &S::cmd_append, kAfterLogin | kExpungeOk},
             {"IDLE", &S::cmd_idle, kAfterLogin | kExpungeOk},
+            {"FETCH", &S::cmd_fetch, kAfterLogin | kInTransaction},
+            {"UID FETCH", &S::cmd_fetch, kAfterLogin | kInTransaction | kExpungeOk},
             {"STORE", &S::cmd_store, kAfterLogin | kInTransaction},
             {"UID STORE", &S::cmd_store, kAfterLogin | kInTransaction | kExpungeOk},
             {"COPY", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
@@ -104,6 +106,7 @@ ImapSession::~ImapSession() {
 }
 
 void ImapSession::on_close() {
+    fetch_.reset();
     append_.reset();
     changes_ = {};
     login_.reset();
