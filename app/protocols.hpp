@@ -7,6 +7,7 @@
 
 namespace pillarbox::smtp { struct Services; }
 namespace pillarbox::pop3 { struct Services; }
+namespace pillarbox::imap { struct Services; }
 
 namespace pillarbox::app {
 
@@ -15,6 +16,7 @@ namespace pillarbox::app {
 struct SessionServices {
     std::shared_ptr<smtp::Services> smtp;
     std::shared_ptr<pop3::Services> pop3;
+    std::shared_ptr<imap::Services> imap;
     static SessionServices make();
 };
 

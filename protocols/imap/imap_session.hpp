@@ -14,6 +14,7 @@
 #include "protocols/common/command_table.hpp"
 #include "protocols/common/sasl_driver.hpp"
 #include "protocols/imap/command_reader.hpp"
+#include "protocols/imap/grammar.hpp"
 #include "protocols/imap/parser.hpp"
 #include "protocols/imap/selected.hpp"
 #include "protocols/imap/session.hpp"
@@ -39,6 +40,8 @@ inline constexpr unsigned kExpungeOk = protocols::kFirstProtocolFlag;  // EXPUNG
 
 class ImapSession;
 struct FetchRun;
+struct SearchRun;
+struct SearchKey;
 struct FetchAtt;
 struct SectionContent;
 
@@ -73,6 +76,8 @@ public:
     void on_timeout() override;
     void on_shutdown() override;
     bool wants_input() const override { return !guard_.parked() && state_ != State::Closed; }
+    // An APPEND or a FETCH in progress is let finish at shutdown (within shutdown_timeout).
+    bool busy() const override { return append_.has_value() || fetch_ != nullptr; }
     std::string summary() const override;
     void on_close() override;
     void on_output_written() override;
@@ -104,6 +109,7 @@ public:
     void cmd_store(Command& c);
     void cmd_append(Command& c);
     void cmd_fetch(Command& c);
+    void cmd_search(Command& c);
     void cmd_idle(Command& c);
     void cmd_copy(Command& c);  // COPY and MOVE, and their UID forms
 
@@ -127,6 +133,12 @@ private:
     void fetch_read_section(const FetchAtt& a, const SectionContent& content, const std::string& sep);
     void fetch_lost(const std::string& why);
     void fetch_stream();
+    // SEARCH's steps (commands/search.cpp).
+    bool search_match(const SearchKey& k, SearchRun& r);
+    void search_next();
+    void search_load();
+    void search_test();
+    void search_done();
     void send(std::string_view s) { io_.send(s); }
     // The tagged end of a command, after the updates the moment allows.
     void finish(const Tagged& c, std::string_view status, std::string_view text);
@@ -140,6 +152,8 @@ private:
     }
     void store_failed(const Tagged& c, std::optional<storage::StoreError::Kind> error, const std::string& reason);
     void list(Command& c, bool lsub);
+    void list_status(const Tagged& t, std::shared_ptr<std::vector<std::pair<std::string, std::string>>> lines, std::size_t i,
+                     std::vector<StatusItem> items, bool lsub);
     void bye(Goodbye why);
     std::string capabilities() const;
     bool tls_active() const { return info_.tls_active || io_.info().tls_active; }
@@ -194,6 +208,7 @@ private:
     std::optional<Append> append_;
     std::optional<Tagged> idling_;  // IDLE's command while it runs
     std::shared_ptr<FetchRun> fetch_;  // the FETCH in progress
+    std::shared_ptr<SearchRun> search_;  // the SEARCH in progress
 };
 
 }  // namespace pillarbox::imap

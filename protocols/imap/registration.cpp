@@ -1,7 +1,7 @@
 // IMAP's registry entry and goodbye lines (see registration.hpp).
 #include "protocols/imap/registration.hpp"
 
-#include "protocols/common/unavailable_session.hpp"
+#include "protocols/imap/session.hpp"
 
 namespace pillarbox::imap {
 
@@ -15,14 +15,14 @@ std::string goodbye(Goodbye why, std::string_view) {
     return "";
 }
 
-ProtocolEntry registration() {
+ProtocolEntry registration(std::shared_ptr<Services> services) {
     ProtocolEntry e;
     e.protocol = config::Protocol::Imap;
     e.name = "imap";
     e.log_service = "imap";
     e.idle_timeout_parameter = "imap_idle_timeout";
     e.goodbye = &goodbye;
-    e.make_session = [](SessionIo& io) { return protocols::make_unavailable_session(io, &goodbye); };
+    e.make_session = [services = std::move(services)](SessionIo& io) { return make_session(io, services); };
     return e;
 }
 

@@ -80,6 +80,8 @@ struct CommandTableAccess {
             {"IDLE", &S::cmd_idle, kAfterLogin | kExpungeOk},
             {"FETCH", &S::cmd_fetch, kAfterLogin | kInTransaction},
             {"UID FETCH", &S::cmd_fetch, kAfterLogin | kInTransaction | kExpungeOk},
+            {"SEARCH", &S::cmd_search, kAfterLogin | kInTransaction},
+            {"UID SEARCH", &S::cmd_search, kAfterLogin | kInTransaction | kExpungeOk},
             {"STORE", &S::cmd_store, kAfterLogin | kInTransaction},
             {"UID STORE", &S::cmd_store, kAfterLogin | kInTransaction | kExpungeOk},
             {"COPY", &S::cmd_copy, kAfterLogin | kInTransaction | kExpungeOk},
@@ -107,6 +109,7 @@ ImapSession::~ImapSession() {
 
 void ImapSession::on_close() {
     fetch_.reset();
+    search_.reset();
     append_.reset();
     changes_ = {};
     login_.reset();
@@ -129,7 +132,11 @@ void ImapSession::on_tls_started() {
 }
 
 void ImapSession::on_refused(std::string_view) { bye(Goodbye::TooManyConnections); }
-void ImapSession::on_timeout() { bye(Goodbye::IdleTimeout); }
+void ImapSession::on_timeout() {
+    // In the middle of a FETCH's literal nothing more may be said: it would be read as data.
+    if (fetch_) state_ = State::Closed;
+    else bye(Goodbye::IdleTimeout);
+}
 void ImapSession::on_shutdown() { bye(Goodbye::ShuttingDown); }
 
 void ImapSession::bye(Goodbye why) {
@@ -163,7 +170,11 @@ std::string ImapSession::capabilities() const {
             for (auto& m : services_->auth->mechanisms(auth_client())) caps += " AUTH=" + m;
         caps += " SASL-IR";
     }
-    caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN";
+    // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
+    // and the ones clients look for.
+    caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE";
+    if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }
 

@@ -4,7 +4,7 @@ built binary.
 Script format, one item per line:
   # comment                 (and blank lines) ignored
   config: NAME = VALUE      extra server configuration (header lines; any position)
-  listener: mx|submission|submissions|pop3|pop3s
+  listener: mx|submission|submissions|pop3|pop3s|imap|imaps
                             where the script connects (default mx; submissions and pop3s are
                             implicit TLS)
   account: NAME@example.com a fresh account (password PASSWORD) made for this script before it
@@ -61,6 +61,7 @@ import pbtest  # noqa: E402
 
 SCRIPT_DIR = os.path.join(pbtest.ROOT, "tests", "scripts", "smtp")
 POP3_SCRIPT_DIR = os.path.join(pbtest.ROOT, "tests", "scripts", "pop3")
+IMAP_SCRIPT_DIR = os.path.join(pbtest.ROOT, "tests", "scripts", "imap")
 PASSWORD = "script-pass-1"
 USERS = ["bob@example.com", "alice@example.com"]
 FAST = ("auth_argon2_time_cost = 1\nauth_argon2_memory_cost = 8M\nauth_failure_delay = 10ms\n"
@@ -108,7 +109,7 @@ class Script:
                 elif kind in ("inject", "wait"):
                     self.in_process_only = True
                 elif kind == "listener":
-                    if arg not in ("mx", "submission", "submissions", "pop3", "pop3s"):
+                    if arg not in ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"):
                         raise ScriptError(f"{path}:{n}: unknown listener {arg!r}")
                     self.listener = arg
                 else:
@@ -198,15 +199,16 @@ class Client:
                 return lines
             lines.append(l[1:] if l.startswith(".") else l)
 
-    def reply(self):
-        """Lines of one (multi-line) reply; stops at EOF."""
+    def reply(self, imap=False):
+        """Lines of one (multi-line) reply; stops at EOF. IMAP: up to the first line that is not
+        untagged ("* ..."): the tagged end or a continuation."""
         lines = []
         while True:
             l = self.line()
             if l is None:
                 return lines
             lines.append(l)
-            if not re.match(r"^\d{3}-", l):
+            if not (l.startswith("* ") if imap else re.match(r"^\d{3}-", l)):
                 return lines
 
     def close(self):
@@ -245,7 +247,7 @@ def run_script(script, ports, host=None):
         raise ScriptError(f"{script.path}:{step.line}: {msg}\n--- transcript (last lines) ---\n{tail}")
 
     def connect():
-        return Client(ports[script.listener], implicit_tls=script.listener in ("submissions", "pop3s"))
+        return Client(ports[script.listener], implicit_tls=script.listener in ("submissions", "pop3s", "imaps"))
 
     c = connect()
     last = []
@@ -268,7 +270,7 @@ def run_script(script, ports, host=None):
                     if not re.fullmatch(step.arg, l):
                         fail(step, f"expected /{step.arg}/, got {l!r}")
                 elif step.kind == "S*":
-                    lines = c.reply()
+                    lines = c.reply(imap=script.listener.startswith("imap"))
                     transcript += [f"S: {l}" for l in lines]
                     if not lines:
                         fail(step, f"expected a reply ending /{step.arg}/, got EOF")
@@ -327,7 +329,7 @@ class MailHost:
 
     def __init__(self, config_lines=(), start=True):
         self.dir = tempfile.mkdtemp(prefix="pillarbox-smtp-")
-        self.ports = {name: pbtest.free_port() for name in ("mx", "submission", "submissions", "pop3", "pop3s")}
+        self.ports = {name: pbtest.free_port() for name in ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")}
         self.data = os.path.join(self.dir, "data")
         conf = pbtest.base_config(self.data) + FAST
         conf += (f"listen_tmx = smtp starttls 127.0.0.1:{self.ports['mx']}\n"
@@ -336,7 +338,9 @@ class MailHost:
                  f"listen_tsubs = smtp implicit 127.0.0.1:{self.ports['submissions']} "
                  f"smtpd_client_restrictions=$mua_client_restrictions smtpd_sender_restrictions=$mua_sender_restrictions\n"
                  f"listen_tpop3 = pop3 starttls 127.0.0.1:{self.ports['pop3']}\n"
-                 f"listen_tpop3s = pop3 implicit 127.0.0.1:{self.ports['pop3s']}\n")
+                 f"listen_tpop3s = pop3 implicit 127.0.0.1:{self.ports['pop3s']}\n"
+                 f"listen_timap = imap starttls 127.0.0.1:{self.ports['imap']}\n"
+                 f"listen_timaps = imap implicit 127.0.0.1:{self.ports['imaps']}\n")
         overridden = {name for name, _ in config_lines}
         conf = "\n".join(l for l in conf.split("\n") if l.split(" =")[0].strip() not in overridden) + "\n"
         conf += "".join(f"{n} = {v}\n" for n, v in config_lines)

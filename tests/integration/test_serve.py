@@ -12,13 +12,14 @@ import unittest
 from pbtest import HOSTNAME, Server, ServerTest, base_config, free_port, recv_line
 
 
-def s_client(port, *extra, servername=None):
+def s_client(port, *extra, servername=None, command="QUIT\r\n"):
     # -ign_eof: read until the server closes. Placeholder sessions say their line and close; an
-    # SMTP session closes after QUIT (-nocommands: "Q" is not s_client's quit command).
+    # SMTP session closes after QUIT, an IMAP one after LOGOUT (-nocommands: "Q" is not
+    # s_client's quit command).
     args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts", "-ign_eof", "-nocommands", *extra]
     if servername:
         args += ["-servername", servername]
-    return subprocess.run(args, input="QUIT\r\n", capture_output=True, text=True, timeout=20)
+    return subprocess.run(args, input=command, capture_output=True, text=True, timeout=20)
 
 
 def greeting(port):
@@ -32,7 +33,7 @@ class Listeners(ServerTest):
         self.start("".join(f"listen_t{p} = {p} none 127.0.0.1:{port}\n" for p, port in ports.items()))
         self.assertRegex(greeting(ports["smtp"]), rf"^220 {HOSTNAME} ESMTP Pillarbox\r\n$")
         self.assertRegex(greeting(ports["pop3"]), r"^\+OK Pillarbox ready\.\r\n$")
-        self.assertRegex(greeting(ports["imap"]), r"^\* BYE \[UNAVAILABLE\] .*\r\n$")
+        self.assertRegex(greeting(ports["imap"]), r"^\* OK \[CAPABILITY IMAP4rev1 IMAP4rev2 .*\] Pillarbox ready\.\r\n$")
         self.assertRegex(greeting(ports["http"]), r"^HTTP/1\.1 503 ")
 
     def test_client_connection_rate_limit(self):
@@ -60,7 +61,7 @@ class Listeners(ServerTest):
     def test_implicit_tls_handshake_shows_the_generated_certificate(self):
         port = free_port()
         server = self.start(f"listen_t = imap implicit 127.0.0.1:{port}\n")
-        r = s_client(port)
+        r = s_client(port, command="a1 LOGOUT\r\n")
         self.assertIn("BEGIN CERTIFICATE", r.stdout, r.stdout + r.stderr)
         self.assertRegex(r.stdout, rf"subject=.*CN ?= ?{HOSTNAME}")
         self.assertIn("* BYE", r.stdout)  # the session's reply came through TLS
@@ -102,7 +103,7 @@ class Signals(ServerTest):
     def test_sighup_adds_listener_and_reloads_certificate(self):
         p1, p2 = free_port(), free_port()
         server = self.start(f"listen_a = imap implicit 127.0.0.1:{p1}\n")
-        self.assertRegex(s_client(p1).stdout, rf"CN ?= ?{HOSTNAME}")
+        self.assertRegex(s_client(p1, command="a1 LOGOUT\r\n").stdout, rf"CN ?= ?{HOSTNAME}")
         # a certificate of our own, made with the openssl tool
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", self.path("own.key"), "-out", self.path("own.crt"), "-days", "2",
@@ -112,7 +113,7 @@ class Signals(ServerTest):
                    f"listen_a = imap implicit 127.0.0.1:{p1}\nlisten_b = pop3 none 127.0.0.1:{p2}\n")
         server.signal(signal.SIGHUP)
         server.wait_log(r"reload -- configuration .* in force")
-        self.assertRegex(s_client(p1).stdout, r"CN ?= ?own\.example")
+        self.assertRegex(s_client(p1, command="a1 LOGOUT\r\n").stdout, r"CN ?= ?own\.example")
         self.assertTrue(greeting(p2).startswith("+OK "))
 
     def test_sighup_with_bad_config_keeps_the_old_one(self):
@@ -161,7 +162,7 @@ class EmbeddedDefaults(unittest.TestCase):
         server = Server(["serve"], cwd=work, preexec=preexec, binary=binary)
         try:
             self.assertIn("embedded defaults", server.log())
-            r = s_client(1993)
+            r = s_client(1993, command="a1 LOGOUT\r\n")
             self.assertIn("BEGIN CERTIFICATE", r.stdout)
             self.assertTrue(os.path.exists(os.path.join(work, "data", "tls")))
             self.assertTrue(greeting(2525).startswith("220 "))

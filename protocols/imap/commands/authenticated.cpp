@@ -20,6 +20,29 @@ void ImapSession::store_failed(const Tagged& c, std::optional<storage::StoreErro
     finish(c, "NO", "[SERVERBUG] Internal error occurred. Refer to server log for more information.");
 }
 
+namespace {
+
+// "MESSAGES 3 UNSEEN 1 ..." in the order asked.
+std::string status_items(const storage::MailboxStatus& s, const std::vector<StatusItem>& items) {
+    std::string out;
+    for (auto item : items) {
+        if (!out.empty()) out += ' ';
+        switch (item) {
+        case StatusItem::Messages: out += fmt::format("MESSAGES {}", s.messages); break;
+        case StatusItem::Recent: out += fmt::format("RECENT {}", s.recent); break;
+        case StatusItem::UidNext: out += fmt::format("UIDNEXT {}", s.info.uidnext); break;
+        case StatusItem::UidValidity: out += fmt::format("UIDVALIDITY {}", s.info.uidvalidity); break;
+        case StatusItem::Unseen: out += fmt::format("UNSEEN {}", s.unseen); break;
+        case StatusItem::Deleted: out += fmt::format("DELETED {}", s.deleted); break;
+        case StatusItem::Size: out += fmt::format("SIZE {}", s.size); break;
+        case StatusItem::HighestModSeq: out += fmt::format("HIGHESTMODSEQ {}", s.info.highestmodseq); break;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 void ImapSession::cmd_enable(Command& c) {
     // RFC 5161: one or more capability names; those not known are ignored.
     std::string enabled;
@@ -181,7 +204,6 @@ void ImapSession::list(Command& c, bool lsub) {
     if (c.args.sp()) req = parse_list(c.args, utf8());
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
     if (lsub && req->extended) return bad(c.tag, "LSUB takes no options");
-    if (req->return_status) return bad(c.tag, "LIST-STATUS is not supported");
     const bool separator_query = req->patterns.size() == 1 && req->patterns[0].empty();
     if (separator_query) {
         // RFC 9051 6.3.9: an empty pattern asks for the hierarchy separator and the root.
@@ -190,23 +212,46 @@ void ImapSession::list(Command& c, bool lsub) {
     }
     park();
     services_->store->mailboxes(account(), guard_.wrap([this, c = Tagged(c), lsub, req = *req](storage::Outcome<std::vector<storage::MailboxInfo>> o) mutable {
-        Resume resume{*this};
-        if (!o.ok()) return store_failed(c, o);
-        std::string out;
+        if (!o.ok()) {
+            Resume resume{*this};
+            return store_failed(c, o);
+        }
+        auto lines = std::make_shared<std::vector<std::pair<std::string, std::string>>>();  // LIST line, mailbox for STATUS
         for (auto& e : list_mailboxes(*o.value, req, lsub)) {
             std::string attrs;
             for (auto& a : e.attributes) attrs += (attrs.empty() ? "" : " ") + a;
-            out += fmt::format("* {} ({}) \"{}\" {}", lsub ? "LSUB" : "LIST", attrs, kSeparator, quote_mailbox(e.name, utf8()));
+            std::string line = fmt::format("* {} ({}) \"{}\" {}", lsub ? "LSUB" : "LIST", attrs, kSeparator, quote_mailbox(e.name, utf8()));
             if (!e.childinfo.empty()) {
                 std::string info;
                 for (auto& i : e.childinfo) info += (info.empty() ? "\"" : " \"") + i + "\"";
-                out += fmt::format(" (\"CHILDINFO\" ({}))", info);
+                line += fmt::format(" (\"CHILDINFO\" ({}))", info);
             }
-            out += "\r\n";
+            lines->emplace_back(line + "\r\n", e.selectable && req.return_status ? e.name : "");
         }
-        send(out);
-        finish(c, "OK", lsub ? "Lsub completed." : "List completed.");
+        list_status(c, lines, 0, req.return_status.value_or(std::vector<StatusItem>{}), lsub);
     }));
+}
+
+// RFC 5819 LIST-STATUS: each selectable mailbox's LIST line, then its STATUS, one after the other.
+void ImapSession::list_status(const Tagged& t, std::shared_ptr<std::vector<std::pair<std::string, std::string>>> lines,
+                              std::size_t i, std::vector<StatusItem> items, bool lsub) {
+    std::string out;
+    for (; i < lines->size(); ++i) {
+        out += (*lines)[i].first;
+        if ((*lines)[i].second.empty()) continue;
+        send(out);
+        const std::string name = (*lines)[i].second;
+        // The session stays parked from LIST until its tagged reply.
+        services_->store->status(account(), name, guard_.wrap([this, t, lines, i, items, lsub, name](storage::Outcome<storage::MailboxStatus> o) {
+            // A mailbox deleted in between has no STATUS (RFC 5819 section 2).
+            if (o.ok()) send(fmt::format("* STATUS {} ({})\r\n", quote_mailbox(name, utf8()), status_items(*o.value, items)));
+            list_status(t, lines, i + 1, items, lsub);
+        }));
+        return;
+    }
+    send(out);
+    Resume resume{*this};
+    finish(t, "OK", lsub ? "Lsub completed." : "List completed.");
 }
 
 void ImapSession::cmd_list(Command& c) { list(c, false); }
@@ -222,21 +267,7 @@ void ImapSession::cmd_status(Command& c) {
     services_->store->status(account(), *name, guard_.wrap([this, c = Tagged(c), name = *name, items = *items](storage::Outcome<storage::MailboxStatus> o) mutable {
         Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
-        const auto& s = *o.value;
-        std::string out;
-        for (auto item : items) {
-            if (!out.empty()) out += ' ';
-            switch (item) {
-            case StatusItem::Messages: out += fmt::format("MESSAGES {}", s.messages); break;
-            case StatusItem::Recent: out += fmt::format("RECENT {}", s.recent); break;
-            case StatusItem::UidNext: out += fmt::format("UIDNEXT {}", s.info.uidnext); break;
-            case StatusItem::UidValidity: out += fmt::format("UIDVALIDITY {}", s.info.uidvalidity); break;
-            case StatusItem::Unseen: out += fmt::format("UNSEEN {}", s.unseen); break;
-            case StatusItem::Deleted: out += fmt::format("DELETED {}", s.deleted); break;
-            case StatusItem::Size: out += fmt::format("SIZE {}", s.size); break;
-            case StatusItem::HighestModSeq: out += fmt::format("HIGHESTMODSEQ {}", s.info.highestmodseq); break;
-            }
-        }
+        const std::string out = status_items(*o.value, items);
         send(fmt::format("* STATUS {} ({})\r\n", quote_mailbox(name, utf8()), out));
         finish(c, "OK", "Status completed.");
     }));

@@ -27,6 +27,18 @@ void FakeStore::later(std::function<void()> fn) {
 
 FakeStore::Box& FakeStore::box(const AccountId& a, const std::string& mailbox) {
     auto& boxes = accounts_[key(a)];
+    if (boxes.empty()) {
+        // What the store creates with an account: INBOX and the special-use folders.
+        for (auto [name, use] : {std::pair{"INBOX", ""}, {"Drafts", "\\Drafts"}, {"Sent", "\\Sent"}, {"Trash", "\\Trash"},
+                                 {"Junk", "\\Junk"}, {"Archive", "\\Archive"}}) {
+            auto& b = boxes[name];
+            b.info.id = static_cast<std::int64_t>(boxes.size());
+            b.info.name = name;
+            b.info.special_use = use;
+            b.info.subscribed = true;
+            b.info.uidvalidity = 0x12345678;
+        }
+    }
     auto& b = boxes[mailbox];
     if (b.info.name.empty()) {
         b.info.id = static_cast<std::int64_t>(boxes.size());
@@ -285,10 +297,8 @@ void FakeStore::publish_later(const AccountId& a, storage::Change c) {
     later([this, k = key(a), c = std::move(c)] { bus_.publish(k, c); });
 }
 
-bool FakeStore::exists(const AccountId& a, const std::string& mailbox) const {
-    if (mailbox == "INBOX") return true;
-    auto acc = accounts_.find(key(a));
-    return acc != accounts_.end() && acc->second.count(mailbox);
+bool FakeStore::exists(const AccountId& a, const std::string& mailbox) {
+    return box(a, "INBOX"), accounts_[key(a)].count(mailbox) > 0;
 }
 
 void FakeStore::copy(const AccountId& account, const std::string& from, const std::vector<std::uint32_t>& uids,

@@ -100,7 +100,7 @@ private:
     void fail_later(Done<R> done, storage::StoreError::Kind kind, std::string reason) {
         later([done = std::move(done), kind, reason = std::move(reason)] { done({std::nullopt, kind, reason}); });
     }
-    bool exists(const storage::AccountId& a, const std::string& mailbox) const;
+    bool exists(const storage::AccountId& a, const std::string& mailbox);
 
     asio::io_context& loop_;
     std::filesystem::path dir_;
