@@ -135,6 +135,12 @@ public:
     virtual void rename_mailbox(const AccountId& account, const std::string& from, const std::string& to,
                                 Done<bool> done) = 0;
     virtual void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) = 0;
+    // The account's usage over all its mailboxes and its limits now (IMAP GETQUOTA, RFC 9208).
+    struct QuotaState {
+        Usage usage;
+        Quota quota;
+    };
+    virtual void quota(const AccountId& account, Done<QuotaState> done) = 0;
     // The parse cache of one message (StoreSettings::parse's JSON: IMAP's ENVELOPE, BODYSTRUCTURE
     // and section offsets), from the index, or made from the file on an io thread and kept.
     // NotFound when the UID is gone.

@@ -106,6 +106,7 @@ public:
     void rename_mailbox(const AccountId& account, const std::string& from, const std::string& to, Done<bool> done) override;
     void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
     void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) override;
+    void quota(const AccountId& account, Done<QuotaState> done) override;
 
     // Runs fn on the writer thread with the account opened, then done(error or "") on the loop;
     // run() without a result.

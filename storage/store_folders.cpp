@@ -1,4 +1,4 @@
-// The Store's IMAP folder operations: COPY, MOVE, CREATE, DELETE, RENAME, SUBSCRIBE. All are
+// The Store's IMAP folder operations: COPY, MOVE, CREATE, DELETE, RENAME, SUBSCRIBE, and the quota. All are
 // writes, so all run on the writer thread (Store::run), durable and published before done.
 #include "storage/account.hpp"
 #include "storage/store.hpp"
@@ -65,6 +65,15 @@ void Store::set_subscribed(const AccountId& account, const std::string& name, bo
             a.subscribe(name, subscribed);
             return true;
         },
+        std::move(done));
+}
+
+void Store::quota(const AccountId& account, Done<QuotaState> done) {
+    // On the writer, which asks quota_of before every delivery anyway: the account database read
+    // is short, and the usage is the one the next delivery's check will see.
+    run<QuotaState>(
+        account.localpart, account.domain,
+        [this, account](Account& a) { return QuotaState{a.usage(), quota_of(account.localpart, account.domain)}; },
         std::move(done));
 }
 

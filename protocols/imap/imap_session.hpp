@@ -102,6 +102,9 @@ public:
     void cmd_list(Command& c);
     void cmd_lsub(Command& c);
     void cmd_status(Command& c);
+    void cmd_getquotaroot(Command& c);
+    void cmd_getquota(Command& c);
+    void cmd_setquota(Command& c);
     // Selected (6.4).
     void cmd_close(Command& c);
     void cmd_unselect(Command& c);

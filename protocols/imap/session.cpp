@@ -69,6 +69,9 @@ struct CommandTableAccess {
             {"LIST", &S::cmd_list, kAfterLogin | kExpungeOk},
             {"LSUB", &S::cmd_lsub, kAfterLogin | kExpungeOk},
             {"STATUS", &S::cmd_status, kAfterLogin | kExpungeOk},
+            {"GETQUOTAROOT", &S::cmd_getquotaroot, kAfterLogin | kExpungeOk},
+            {"GETQUOTA", &S::cmd_getquota, kAfterLogin | kExpungeOk},
+            {"SETQUOTA", &S::cmd_setquota, kAfterLogin | kExpungeOk},
             {"CHECK", &S::cmd_noop, kAfterLogin | kInTransaction | kExpungeOk},
             {"CLOSE", &S::cmd_close, kAfterLogin | kInTransaction},
             {"UNSELECT", &S::cmd_unselect, kAfterLogin | kInTransaction},
@@ -173,7 +176,7 @@ std::string ImapSession::capabilities() const {
     // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
     // and the ones clients look for.
     caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
-            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE";
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
     if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }

@@ -273,4 +273,59 @@ void ImapSession::cmd_status(Command& c) {
     }));
 }
 
+// --- QUOTA (RFC 9208): one quota root, "", over the whole account ---
+
+namespace {
+
+// "(STORAGE used limit MESSAGE used limit)" with the resources that have a limit; STORAGE in
+// units of 1024 octets.
+std::string quota_list(const storage::Mailboxes::QuotaState& q) {
+    std::string out;
+    if (q.quota.max_bytes) out += fmt::format("STORAGE {} {}", q.usage.bytes / 1024, q.quota.max_bytes / 1024);
+    if (q.quota.max_messages)
+        out += fmt::format("{}MESSAGE {} {}", out.empty() ? "" : " ", q.usage.messages, q.quota.max_messages);
+    return "(" + out + ")";
+}
+
+bool has_limits(const storage::Quota& q) { return q.max_bytes || q.max_messages; }
+
+}  // namespace
+
+void ImapSession::cmd_getquotaroot(Command& c) {
+    std::optional<std::string> name;
+    if (c.args.sp()) name = c.args.mailbox(utf8());
+    if (!name || !c.args.at_end()) return bad(c.tag, "Usage: GETQUOTAROOT mailbox");
+    park();
+    services_->store->quota(account(), guard_.wrap([this, c = Tagged(c), name = *name](storage::Outcome<storage::Mailboxes::QuotaState> o) {
+        Resume resume{*this};
+        if (!o.ok()) return store_failed(c, o);
+        if (!has_limits(o.value->quota)) {
+            send(fmt::format("* QUOTAROOT {}\r\n", quote_mailbox(name, utf8())));
+        } else {
+            send(fmt::format("* QUOTAROOT {} \"\"\r\n* QUOTA \"\" {}\r\n", quote_mailbox(name, utf8()), quota_list(*o.value)));
+        }
+        finish(c, "OK", "Getquotaroot completed.");
+    }));
+}
+
+void ImapSession::cmd_getquota(Command& c) {
+    std::optional<std::string> root;
+    if (c.args.sp()) root = c.args.astring();
+    if (!root || !c.args.at_end()) return bad(c.tag, "Usage: GETQUOTA root");
+    if (!root->empty()) return finish(c, "NO", "[NONEXISTENT] Quota root doesn't exist.");
+    park();
+    services_->store->quota(account(), guard_.wrap([this, c = Tagged(c)](storage::Outcome<storage::Mailboxes::QuotaState> o) {
+        Resume resume{*this};
+        if (!o.ok()) return store_failed(c, o);
+        if (!has_limits(o.value->quota)) return finish(c, "NO", "[NONEXISTENT] Quota root doesn't exist.");
+        send(fmt::format("* QUOTA \"\" {}\r\n", quota_list(*o.value)));
+        finish(c, "OK", "Getquota completed.");
+    }));
+}
+
+void ImapSession::cmd_setquota(Command& c) {
+    // RFC 9208 4.1.3: limits are the administrator's (pillarbox user add --quota).
+    finish(c, "NO", "[NOPERM] Quota limits are set by the administrator.");
+}
+
 }  // namespace pillarbox::imap

@@ -219,7 +219,7 @@ public:
     void on_drained(std::function<void()> cb) override { cb(); }
     void commit(std::function<void(Outcome<std::uint32_t>)> done) override {
         if (s_.faults.disk_full) return s_.later([done] { done({std::nullopt, {}, "No space left on device"}); });
-        if (s_.faults.over_quota.count(FakeStore::key(a_)))
+        if (s_.faults.over_quota.count(FakeStore::key(a_)) || s_.over_limits(a_, text_.size()))
             return s_.later([done] { done({std::nullopt, storage::StoreError::Kind::OverQuota, "over quota"}); });
         auto uid = s_.add(a_, mailbox_, std::move(text_), flags_);
         s_.later([done, uid] { done({uid, {}, {}}); });
@@ -401,6 +401,26 @@ void FakeStore::parsed(const AccountId& account, const std::string& mailbox, std
     if (it == b.messages.end()) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no such message");
     auto json = mime::to_json(mime::parse_message(it->second.second));
     later([done = std::move(done), json] { done({json, {}, {}}); });
+}
+
+bool FakeStore::over_limits(const AccountId& account, std::uint64_t more_bytes) {
+    std::uint64_t messages = 0, bytes = 0;
+    box(account, "INBOX");
+    for (auto& [name, b] : accounts_[key(account)])
+        for (auto& [uid, m] : b.messages) ++messages, bytes += m.first.size;
+    return (limits.max_messages && messages + 1 > limits.max_messages) || (limits.max_bytes && bytes + more_bytes > limits.max_bytes);
+}
+
+void FakeStore::quota(const AccountId& account, Done<QuotaState> done) {
+    QuotaState q;
+    q.quota = limits;
+    box(account, "INBOX");
+    for (auto& [name, b] : accounts_[key(account)])
+        for (auto& [uid, m] : b.messages) {
+            ++q.usage.messages;
+            q.usage.bytes += m.first.size;
+        }
+    later([done = std::move(done), q] { done({q, {}, {}}); });
 }
 
 std::unique_ptr<storage::DeliveryTarget> FakeStore::delivery() { return std::make_unique<FakeDelivery>(*this); }

@@ -77,6 +77,11 @@ public:
     void set_subscribed(const storage::AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
     void parsed(const storage::AccountId& account, const std::string& mailbox, std::uint32_t uid,
                 Done<std::string> done) override;
+    void quota(const storage::AccountId& account, Done<QuotaState> done) override;
+    // What quota() reports as the limits (the real store's come from the account database).
+    storage::Quota limits;
+    // Whether one more message of this size would pass limits.
+    bool over_limits(const storage::AccountId& account, std::uint64_t more_bytes);
     std::unique_ptr<storage::DeliveryTarget> delivery() override;
     std::optional<KnownUsage> known_usage(const storage::AccountId&) const override { return std::nullopt; }
     storage::Quota quota_of(const storage::AccountId&) const override { return {}; }

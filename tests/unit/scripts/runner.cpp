@@ -114,6 +114,7 @@ World::World(const std::vector<std::pair<std::string, std::string>>& lines) : wo
     real_auth_ = std::make_unique<auth::Authenticator>(io_, *workers_, auth::AuthSettings::from(config_), auth::make_backends(config_));
     fake_auth_ = std::make_unique<FakeAuthentication>(*real_auth_);
     store_ = std::make_unique<FakeStore>(io_, dir_);
+    store_->limits = {config_.get_size("mailbox_size_limit"), config_.get_count("mailbox_message_limit")};
     queue_ = std::make_unique<storage::queue::Queue>(io_, dir_ + "/data");
     smtp_ = std::make_shared<smtp::Services>();
     smtp_->loop = &io_;
