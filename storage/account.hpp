@@ -61,8 +61,12 @@ public:
     // Sets or clears system flags and keywords; renames the files (cur/NAME:2,FLAGS, keyword
     // letters from the mailbox's dovecot-keywords) before the index commit. Returns the
     // messages that changed, with their new MODSEQ. Throws StoreError Invalid for a bad keyword.
+    // With unchanged_since (RFC 7162 UNCHANGEDSINCE), a message whose MODSEQ is above it is left
+    // alone and its UID goes to *modified instead.
     std::vector<MessageInfo> set_flags(const std::string& mailbox, const std::vector<std::uint32_t>& uids, FlagOp op,
-                                       std::uint32_t flags, const std::vector<std::string>& keywords = {});
+                                       std::uint32_t flags, const std::vector<std::string>& keywords = {},
+                                       std::optional<std::uint64_t> unchanged_since = std::nullopt,
+                                       std::vector<std::uint32_t>* modified = nullptr);
     // Copies with hard links (the same file in both folders), flags and internal date kept;
     // returns the new UIDs in the order of uids (0 for a UID that does not exist).
     std::vector<std::uint32_t> copy(const std::string& from, const std::vector<std::uint32_t>& uids, const std::string& to);

@@ -132,7 +132,9 @@ std::vector<MessageInfo> Account::snapshot(const std::string& name) {
 }
 
 std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::vector<std::uint32_t>& uids, FlagOp op,
-                                            std::uint32_t flags, const std::vector<std::string>& keywords) {
+                                            std::uint32_t flags, const std::vector<std::string>& keywords,
+                                            std::optional<std::uint64_t> unchanged_since,
+                                            std::vector<std::uint32_t>* modified) {
     blocking_call("Account::set_flags");
     MailboxInfo mb = mailbox(name);
     const fs::path dir = root_ / mb.dir;
@@ -158,6 +160,10 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
         }
         MessageInfo m = index::message_row(st);
         st.reset();
+        if (unchanged_since && m.modseq > *unchanged_since) {
+            if (modified) modified->push_back(uid);
+            continue;
+        }
         std::uint32_t want = apply(op, m.flags, flags);
         auto want_kw = apply_keywords(op, m.keywords, keywords);
         if (want == m.flags && want_kw == m.keywords) continue;

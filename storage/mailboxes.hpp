@@ -103,6 +103,16 @@ public:
     virtual void set_flags(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
                            FlagOp op, std::uint32_t flags, const std::vector<std::string>& keywords,
                            Done<std::vector<MessageInfo>> done) = 0;
+    // RFC 7162 STORE (UNCHANGEDSINCE n): as set_flags, but a message whose MODSEQ is above n is
+    // left alone and reported in modified; the test and the change are one step on the writer.
+    struct ConditionalFlags {
+        std::vector<MessageInfo> changed;
+        std::vector<std::uint32_t> modified;
+    };
+    virtual void set_flags_unchanged_since(const AccountId& account, const std::string& mailbox,
+                                           const std::vector<std::uint32_t>& uids, FlagOp op, std::uint32_t flags,
+                                           const std::vector<std::string>& keywords, std::uint64_t unchanged_since,
+                                           Done<ConditionalFlags> done) = 0;
     // Durable before done; returns the UIDs that existed.
     virtual void expunge(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
                          Done<std::vector<std::uint32_t>> done) = 0;

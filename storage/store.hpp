@@ -107,6 +107,9 @@ public:
     void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
     void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) override;
     void quota(const AccountId& account, Done<QuotaState> done) override;
+    void set_flags_unchanged_since(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
+                                   FlagOp op, std::uint32_t flags, const std::vector<std::string>& keywords,
+                                   std::uint64_t unchanged_since, Done<ConditionalFlags> done) override;
 
     // Runs fn on the writer thread with the account opened, then done(error or "") on the loop;
     // run() without a result.

@@ -68,6 +68,20 @@ void Store::set_subscribed(const AccountId& account, const std::string& name, bo
         std::move(done));
 }
 
+void Store::set_flags_unchanged_since(const AccountId& account, const std::string& mailbox,
+                                      const std::vector<std::uint32_t>& uids, FlagOp op, std::uint32_t flags,
+                                      const std::vector<std::string>& keywords, std::uint64_t unchanged_since,
+                                      Done<ConditionalFlags> done) {
+    run<ConditionalFlags>(
+        account.localpart, account.domain,
+        [mailbox, uids, op, flags, keywords, unchanged_since](Account& a) {
+            ConditionalFlags r;
+            r.changed = a.set_flags(mailbox, uids, op, flags, keywords, unchanged_since, &r.modified);
+            return r;
+        },
+        std::move(done));
+}
+
 void Store::quota(const AccountId& account, Done<QuotaState> done) {
     // On the writer, which asks quota_of before every delivery anyway: the account database read
     // is short, and the usage is the one the next delivery's check will see.

@@ -174,6 +174,9 @@ private:
         ~Resume() { s.unpark(); }
     };
     std::string updates(unsigned flags);
+    // RFC 7162 3.1: the first command that uses CONDSTORE turns it on for the session; with a
+    // mailbox selected, the client learns its HIGHESTMODSEQ then.
+    void enable_condstore();
     // The messages a set names, as sequence numbers in order (for UID sets: the UIDs the client
     // knows; others are left out, RFC 9051 6.4.9).
     std::vector<std::uint32_t> resolve(const SequenceSet& set, bool uid) const;

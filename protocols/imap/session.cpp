@@ -176,7 +176,7 @@ std::string ImapSession::capabilities() const {
     // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
     // and the ones clients look for.
     caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
-            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE";
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE";
     if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }
@@ -261,6 +261,12 @@ void ImapSession::dispatch(std::string_view text) {
     }
     Command cmd(Tagged{head->tag, head->name}, d, head->name.rfind("UID ", 0) == 0);
     (this->*def->handler)(cmd);
+}
+
+void ImapSession::enable_condstore() {
+    if (condstore_) return;
+    condstore_ = true;
+    if (selected_) send(fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", selected_->highest_modseq()));
 }
 
 std::string ImapSession::updates(unsigned flags) {

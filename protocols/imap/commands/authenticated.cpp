@@ -2,6 +2,8 @@
 // EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "protocols/imap/grammar.hpp"
 #include "protocols/imap/imap_session.hpp"
 #include "protocols/imap/list.hpp"
@@ -52,7 +54,12 @@ void ImapSession::cmd_enable(Command& c) {
         if (!cap) return bad(c.tag, "Invalid capability name");
         any = true;
         std::string name = ascii_upper(*cap);
-        bool* flag = name == "IMAP4REV2" ? &rev2_ : name == "UTF8=ACCEPT" ? &utf8_accept_ : nullptr;
+        if (name == "CONDSTORE" && !condstore_) {
+            enable_condstore();
+            enabled += " " + name;
+            continue;
+        }
+        bool* flag = name == "IMAP4REV2" ? &rev2_ : nullptr;
         if (!flag || *flag) continue;
         *flag = true;
         enabled += " " + name;
@@ -99,7 +106,8 @@ void ImapSession::cmd_select(Command& c) {
     if (!c.args.sp()) return bad(c.tag, "Usage: " + c.name + " mailbox");
     auto req = parse_select(c.args, utf8());
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
-    if (req->qresync || req->condstore) return bad(c.tag, "CONDSTORE and QRESYNC are not enabled");
+    if (req->qresync) return bad(c.tag, "QRESYNC is not supported yet");
+    if (req->condstore) condstore_ = true;  // RFC 7162 3.1.8; SELECT's HIGHESTMODSEQ tells the value
     if (selected_) {
         // RFC 9051 6.3.2 / RFC 7162 3.2.11: the old mailbox is closed without an expunge.
         unselect();
@@ -132,6 +140,7 @@ void ImapSession::cmd_select(Command& c) {
         }
         out += fmt::format("* OK [UIDVALIDITY {}] UIDs valid\r\n", v.info().uidvalidity);
         out += fmt::format("* OK [UIDNEXT {}] Predicted next UID\r\n", v.info().uidnext);
+        if (condstore_) out += fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", v.highest_modseq());
         send(out);
         finish(c, "OK", examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.");
     }));
@@ -263,6 +272,7 @@ void ImapSession::cmd_status(Command& c) {
     if (c.args.sp()) name = c.args.mailbox(utf8());
     if (name && c.args.sp()) items = parse_status_items(c.args);
     if (!items || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Usage: STATUS mailbox (items)" : c.args.error());
+    if (std::find(items->begin(), items->end(), StatusItem::HighestModSeq) != items->end()) enable_condstore();
     park();
     services_->store->status(account(), *name, guard_.wrap([this, c = Tagged(c), name = *name, items = *items](storage::Outcome<storage::MailboxStatus> o) mutable {
         Resume resume{*this};

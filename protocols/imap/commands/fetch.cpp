@@ -25,6 +25,12 @@ constexpr std::size_t kChunk = 128 * 1024;      // bytes of a file read at a tim
 constexpr std::size_t kWatermark = 256 * 1024;  // output queued above which the FETCH waits
 constexpr unsigned kSlice = 256;                 // messages answered before the loop serves others
 
+FetchAtt att_of(FetchAtt::Kind k) {
+    FetchAtt a;
+    a.kind = k;
+    return a;
+}
+
 bool is_content(const FetchAtt& a) {
     using K = FetchAtt::Kind;
     return a.kind == K::Rfc822 || a.kind == K::Rfc822Header || a.kind == K::Rfc822Text || a.kind == K::BodySection ||
@@ -141,14 +147,21 @@ void ImapSession::cmd_fetch(Command& c) {
     if (c.args.sp()) set = c.args.sequence_set();
     if (set && c.args.sp()) req = parse_fetch(c.args, c.uid);
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
-    if (req->changed_since || req->vanished) return bad(c.tag, "CHANGEDSINCE needs CONDSTORE, which is not supported yet");
+    if (req->vanished) return bad(c.tag, "VANISHED needs QRESYNC, which is not supported yet");
     auto run = std::make_unique<FetchRun>();
     run->t = Tagged(c);
     run->uid = c.uid;
     run->req = std::move(*req);
     run->seqs = resolve(*set, c.uid);
+    const bool modseq_asked = std::any_of(run->req.atts.begin(), run->req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::ModSeq; });
+    if (run->req.changed_since || modseq_asked) enable_condstore();
+    if (run->req.changed_since) {
+        // RFC 7162 3.1.4.1: only the messages changed since, and their MODSEQ along.
+        std::erase_if(run->seqs, [&](std::uint32_t seq) { return selected_->at(seq).modseq <= *run->req.changed_since; });
+        if (!modseq_asked) run->req.atts.push_back(att_of(FetchAtt::Kind::ModSeq));
+    }
     if (c.uid && std::none_of(run->req.atts.begin(), run->req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::Uid; }))
-        run->req.atts.insert(run->req.atts.begin(), FetchAtt{FetchAtt::Kind::Uid});
+        run->req.atts.insert(run->req.atts.begin(), att_of(FetchAtt::Kind::Uid));
     fetch_ = std::move(run);
     park();
     fetch_prepare();
@@ -168,7 +181,7 @@ void ImapSession::fetch_prepare() {
         if (!unseen.empty()) {
             // Asked for their flags in the answer: FLAGS goes with each message whose \Seen changes.
             bool flags_asked = std::any_of(r.req.atts.begin(), r.req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::Flags; });
-            if (!flags_asked) r.req.atts.push_back(FetchAtt{FetchAtt::Kind::Flags});
+            if (!flags_asked) r.req.atts.push_back(att_of(FetchAtt::Kind::Flags));
             services_->store->set_flags(account(), selected_->info().name, unseen, storage::FlagOp::Add, storage::kSeen, {},
                                         guard_.wrap([this, rows](storage::Outcome<std::vector<storage::MessageInfo>> o) {
                                             if (!o.ok())

@@ -39,6 +39,13 @@ void needs(const SearchKey& k, Needs& n) {
     for (auto& c : k.children) needs(c, n);
 }
 
+bool uses_modseq(const SearchKey& k) {
+    if (k.kind == SearchKey::Kind::ModSeq) return true;
+    for (auto& c : k.children)
+        if (uses_modseq(c)) return true;
+    return false;
+}
+
 std::int64_t day_number(int y, int m, int d) {
     // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
     y -= m <= 2;
@@ -88,6 +95,7 @@ struct SearchRun {
     std::optional<mime::Message> parsed;
     std::string file;
     std::optional<std::string> body;  // body_text, made on first need
+    bool modseq = false;  // a MODSEQ key: the answer carries the highest MODSEQ found (RFC 7162 3.1.5)
 };
 
 bool ImapSession::search_match(const SearchKey& k, SearchRun& r) {
@@ -184,6 +192,10 @@ void ImapSession::cmd_search(Command& c) {
     run->uid = c.uid;
     run->req = std::move(*req);
     needs(run->req.key, run->need);
+    if (uses_modseq(run->req.key)) {
+        enable_condstore();
+        run->modseq = true;
+    }
     search_ = run;
     park();
     if (!run->need.rows || selected_->count() == 0) return search_next();
@@ -268,6 +280,8 @@ void ImapSession::search_done() {
             saved_ = std::move(uids);
         }
     }
+    std::uint64_t highest = 0;
+    for (auto seq : r->found) highest = std::max(highest, selected_->at(seq).modseq);
     // RFC 9051 7.3.4: an IMAP4rev2 client always gets ESEARCH; RFC 4731 for RETURN.
     if (q.esearch || rev2_) {
         const bool only_save = q.save && !q.min && !q.max && !q.all && !q.count;
@@ -278,11 +292,13 @@ void ImapSession::search_done() {
             if (q.max && !ids.empty()) out += fmt::format(" MAX {}", ids.back());
             if (q.count) out += fmt::format(" COUNT {}", ids.size());
             if (all && !ids.empty()) out += " ALL " + number_set(ids);
+            if (r->modseq && !ids.empty()) out += fmt::format(" MODSEQ {}", highest);
             send(out + "\r\n");
         }
     } else {
         std::string out = "* SEARCH";
         for (auto id : ids) out += fmt::format(" {}", id);
+        if (r->modseq && !ids.empty()) out += fmt::format(" (MODSEQ {})", highest);
         send(out + "\r\n");
     }
     finish(r->t, "OK", "Search completed.");

@@ -2,6 +2,8 @@
 // CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE (RFC 4315).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "protocols/imap/grammar.hpp"
 #include "protocols/imap/imap_session.hpp"
 #include "server/ascii.hpp"
@@ -111,7 +113,6 @@ void ImapSession::cmd_store(Command& c) {
     std::optional<StoreRequest> req;
     if (c.args.sp()) req = parse_store(c.args);
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
-    if (req->unchanged_since) return bad(c.tag, "UNCHANGEDSINCE needs CONDSTORE, which is not supported yet");
     auto flags = split_flags(req->flags);
     if (!flags) return bad(c.tag, "Invalid system flag");
     if (selected_->read_only()) return finish(c, "NO", "[READ-ONLY] Mailbox is read-only.");
@@ -122,29 +123,53 @@ void ImapSession::cmd_store(Command& c) {
     const auto op = req->op == StoreRequest::Op::Add      ? storage::FlagOp::Add
                     : req->op == StoreRequest::Op::Remove ? storage::FlagOp::Remove
                                                           : storage::FlagOp::Replace;
+    if (req->unchanged_since) enable_condstore();
     park();
-    services_->store->set_flags(
-        account(), selected_->info().name, uids, op, flags->first, flags->second,
-        guard_.wrap([this, t = Tagged(c), uid = c.uid, silent = req->silent, uids](storage::Outcome<std::vector<storage::MessageInfo>> o) {
-            Resume resume{*this};
-            if (!o.ok()) return store_failed(t, o);
-            // The change reached the view through the bus before this answer. RFC 9051 6.4.6:
-            // the new flags of every message named (unless .SILENT), with the UID for UID STORE.
-            std::string out;
-            if (!silent)
-                for (auto u : uids) {
-                    auto seq = selected_->seq_of(u);
-                    if (!seq) continue;
-                    auto& m = selected_->at(seq);
-                    out += uid ? fmt::format("* {} FETCH (UID {} {})\r\n", seq, m.uid, selected_->flags_item(m, rev2_))
-                               : fmt::format("* {} FETCH ({})\r\n", seq, selected_->flags_item(m, rev2_));
-                    selected_->told_flags(u);
-                }
-            else
-                for (auto u : uids) selected_->told_flags(u);
-            send(out);
-            finish(t, "OK", "Store completed.");
-        }));
+    auto answer = [this, t = Tagged(c), uid = c.uid, silent = req->silent, conditional = req->unchanged_since.has_value(),
+                   uids](storage::Outcome<storage::Mailboxes::ConditionalFlags> o) {
+        Resume resume{*this};
+        if (!o.ok()) return store_failed(t, o);
+        // The change reached the view through the bus before this answer. RFC 9051 6.4.6: the
+        // new flags of every message named (unless .SILENT), with the UID for UID STORE; with
+        // CONDSTORE their MODSEQ, and (RFC 7162 3.1.3) a conditional STORE's changes even when
+        // silent.
+        std::string out;
+        for (auto u : uids) {
+            auto seq = selected_->seq_of(u);
+            if (!seq) continue;
+            auto& m = selected_->at(seq);
+            const bool changed = std::any_of(o.value->changed.begin(), o.value->changed.end(),
+                                             [u](const storage::MessageInfo& x) { return x.uid == u; });
+            const bool failed = std::find(o.value->modified.begin(), o.value->modified.end(), u) != o.value->modified.end();
+            selected_->told_flags(u);
+            if (failed || (silent && !(conditional && changed))) continue;
+            std::string items = uid ? fmt::format("UID {}", m.uid) : "";
+            if (!silent) items += (items.empty() ? "" : " ") + selected_->flags_item(m, rev2_);
+            if (condstore_) items += fmt::format("{}MODSEQ ({})", items.empty() ? "" : " ", m.modseq);
+            out += fmt::format("* {} FETCH ({})\r\n", seq, items);
+        }
+        send(out);
+        if (o.value->modified.empty()) return finish(t, "OK", "Store completed.");
+        std::vector<std::uint32_t> ids;
+        for (auto u : o.value->modified)
+            if (auto seq = selected_->seq_of(u)) ids.push_back(uid ? u : seq);
+        std::sort(ids.begin(), ids.end());
+        std::string set;
+        for (auto id : ids) set += (set.empty() ? "" : ",") + std::to_string(id);
+        finish(t, "OK", fmt::format("[MODIFIED {}] Conditional STORE failed.", set));
+    };
+    if (req->unchanged_since) {
+        services_->store->set_flags_unchanged_since(account(), selected_->info().name, uids, op, flags->first, flags->second,
+                                                    *req->unchanged_since, guard_.wrap(std::move(answer)));
+    } else {
+        services_->store->set_flags(
+            account(), selected_->info().name, uids, op, flags->first, flags->second,
+            guard_.wrap([answer = std::move(answer)](storage::Outcome<std::vector<storage::MessageInfo>> o) mutable {
+                storage::Outcome<storage::Mailboxes::ConditionalFlags> r{std::nullopt, o.error, o.reason};
+                if (o.ok()) r.value = storage::Mailboxes::ConditionalFlags{std::move(*o.value), {}};
+                answer(std::move(r));
+            }));
+    }
 }
 
 void ImapSession::cmd_copy(Command& c) {

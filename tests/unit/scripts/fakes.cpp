@@ -423,6 +423,26 @@ void FakeStore::quota(const AccountId& account, Done<QuotaState> done) {
     later([done = std::move(done), q] { done({q, {}, {}}); });
 }
 
+void FakeStore::set_flags_unchanged_since(const AccountId& account, const std::string& mailbox,
+                                          const std::vector<std::uint32_t>& uids, storage::FlagOp op, std::uint32_t flags,
+                                          const std::vector<std::string>& keywords, std::uint64_t unchanged_since,
+                                          Done<ConditionalFlags> done) {
+    auto r = std::make_shared<ConditionalFlags>();
+    std::vector<std::uint32_t> pass;
+    auto& b = box(account, mailbox);
+    for (auto uid : uids) {
+        auto it = b.messages.find(uid);
+        if (it == b.messages.end()) continue;
+        if (it->second.first.modseq > unchanged_since) r->modified.push_back(uid);
+        else pass.push_back(uid);
+    }
+    set_flags(account, mailbox, pass, op, flags, keywords, [r, done = std::move(done)](Outcome<std::vector<MessageInfo>> o) {
+        if (!o.ok()) return done({std::nullopt, o.error, o.reason});
+        r->changed = std::move(*o.value);
+        done({*r, {}, {}});
+    });
+}
+
 std::unique_ptr<storage::DeliveryTarget> FakeStore::delivery() { return std::make_unique<FakeDelivery>(*this); }
 
 void FakeStore::release_commits() {

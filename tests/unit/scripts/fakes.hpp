@@ -78,6 +78,10 @@ public:
     void parsed(const storage::AccountId& account, const std::string& mailbox, std::uint32_t uid,
                 Done<std::string> done) override;
     void quota(const storage::AccountId& account, Done<QuotaState> done) override;
+    void set_flags_unchanged_since(const storage::AccountId& account, const std::string& mailbox,
+                                   const std::vector<std::uint32_t>& uids, storage::FlagOp op, std::uint32_t flags,
+                                   const std::vector<std::string>& keywords, std::uint64_t unchanged_since,
+                                   Done<ConditionalFlags> done) override;
     // What quota() reports as the limits (the real store's come from the account database).
     storage::Quota limits;
     // Whether one more message of this size would pass limits.
