@@ -148,7 +148,7 @@ void ImapSession::cmd_fetch(Command& c) {
     run->req = std::move(*req);
     run->seqs = resolve(*set, c.uid);
     if (c.uid && std::none_of(run->req.atts.begin(), run->req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::Uid; }))
-        run->req.atts.insert(run->req.atts.begin(), FetchAtt{FetchAtt::Kind::Uid});
+        run->req.atts.insert(run->req.atts.begin(), FetchAtt{FetchAtt::Kind::Uid, false, {}, std::nullopt});
     fetch_ = std::move(run);
     park();
     fetch_prepare();
@@ -168,7 +168,7 @@ void ImapSession::fetch_prepare() {
         if (!unseen.empty()) {
             // Asked for their flags in the answer: FLAGS goes with each message whose \Seen changes.
             bool flags_asked = std::any_of(r.req.atts.begin(), r.req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::Flags; });
-            if (!flags_asked) r.req.atts.push_back(FetchAtt{FetchAtt::Kind::Flags});
+            if (!flags_asked) r.req.atts.push_back(FetchAtt{FetchAtt::Kind::Flags, false, {}, std::nullopt});
             services_->store->set_flags(account(), selected_->info().name, unseen, storage::FlagOp::Add, storage::kSeen, {},
                                         guard_.wrap([this, rows](storage::Outcome<std::vector<storage::MessageInfo>> o) {
                                             if (!o.ok())
