@@ -583,6 +583,11 @@ std::string body_text(std::string_view message, const mime::Message& parsed) {
 
 bool contains_text(std::string_view haystack, std::string_view needle) {
     if (needle.empty()) return true;
+    // A character takes at most 4 bytes: a haystack of fewer bytes than the needle has
+    // characters can't hold it. Checked before any work on the needle, so that a caller trying
+    // one long needle against many short values (SEARCH TEXT against each header field) does
+    // work in proportion to the values, not to the needle times their number.
+    if (haystack.size() < (needle.size() + 3) / 4) return false;
     // Knuth-Morris-Pratt over folded code points: O(haystack + needle) time, and only the
     // needle is held as code points.
     std::vector<char32_t> pat;
