@@ -306,6 +306,9 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
     add({.name = "imap_max_sequence_ranges", .default_value = "100000", .type = Type::Count, .per_listener = true,
          .min = 16, .max = 10000000,
          .doc = "Ranges a client may list in one IMAP sequence set (1,3,5:7,...)."});
+    add({.name = "imap_idle_notify_interval", .default_value = "2m", .type = Type::Time, .per_listener = true,
+         .doc = "Dovecot's name and default: while a client IDLEs, a \"* OK Still here\" this often, so that "
+                "NAT routers and firewalls keep the connection (0 = never)."});
     add({.name = "mail_max_userip_connections", .default_value = "10", .type = Type::Count, .per_listener = true,
          .min = 1, .max = 100000,
          .doc = "Dovecot's name and default: IMAP connections one account may have open from one client "

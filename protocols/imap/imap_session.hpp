@@ -2,6 +2,8 @@
 // (commands/*.cpp): one command table, one reply path, one place that tells the selected
 // mailbox's changes.
 #pragma once
+#include <asio/steady_timer.hpp>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -32,6 +34,7 @@ struct Settings {
     std::size_t max_sequence_ranges{};
     unsigned max_userip{};
     std::uint64_t append_limit{};  // message_size_limit; 0: none
+    std::chrono::milliseconds idle_notify{};  // imap_idle_notify_interval; 0: none
     static Settings from(const config::Config& c);
 };
 
@@ -128,6 +131,7 @@ private:
     void append_piece(std::string_view piece);
     void idle_input(std::string_view line);
     void selected_changed(const storage::Change& c);
+    void idle_notify();
     // FETCH's steps (commands/fetch.cpp).
     void fetch_prepare();
     void fetch_rows(bool needed);
@@ -213,6 +217,7 @@ private:
     };
     std::optional<Append> append_;
     std::optional<Tagged> idling_;  // IDLE's command while it runs
+    std::shared_ptr<asio::steady_timer> idle_timer_;  // imap_idle_notify_interval while idling
     std::shared_ptr<FetchRun> fetch_;  // the FETCH in progress
     std::shared_ptr<SearchRun> search_;  // the SEARCH in progress
 };

@@ -24,6 +24,7 @@ Settings Settings::from(const config::Config& c) {
     s.max_sequence_ranges = c.get_count("imap_max_sequence_ranges");
     s.max_userip = static_cast<unsigned>(c.get_count("mail_max_userip_connections"));
     s.append_limit = c.get_size("message_size_limit");
+    s.idle_notify = c.get_time("imap_idle_notify_interval");
     return s;
 }
 
@@ -111,6 +112,8 @@ ImapSession::~ImapSession() {
 }
 
 void ImapSession::on_close() {
+    if (idle_timer_) idle_timer_->cancel();
+    idle_timer_.reset();
     fetch_.reset();
     search_.reset();
     append_.reset();
@@ -176,7 +179,7 @@ std::string ImapSession::capabilities() const {
     // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
     // and the ones clients look for.
     caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
-            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE";
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE CREATE-SPECIAL-USE";
     if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }
@@ -441,11 +444,27 @@ void ImapSession::cmd_idle(Command& c) {
     if (!c.args.at_end()) return bad(c.tag, "IDLE takes no arguments");
     idling_ = Tagged(c);
     send("+ idling\r\n" + updates(kExpungeOk));
+    if (s_.idle_notify.count() > 0 && services_->loop) {
+        idle_timer_ = std::make_shared<asio::steady_timer>(*services_->loop);
+        idle_notify();
+    }
+}
+
+void ImapSession::idle_notify() {
+    idle_timer_->expires_after(s_.idle_notify);
+    idle_timer_->async_wait(guard_.wrap([this, timer = idle_timer_](std::error_code ec) {
+        if (ec || !idling_ || timer != idle_timer_) return;
+        // Dovecot's keepalive: traffic now and then, so that NAT state doesn't expire.
+        send("* OK Still here\r\n");
+        idle_notify();
+    }));
 }
 
 void ImapSession::idle_input(std::string_view line) {
     Tagged t = *idling_;
     idling_.reset();
+    if (idle_timer_) idle_timer_->cancel();
+    idle_timer_.reset();
     if (!ascii_iequals(line, "DONE")) return bad(t.tag, "Expected DONE.");
     finish(t, "OK", "Idle completed.");
 }

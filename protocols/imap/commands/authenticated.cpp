@@ -150,12 +150,33 @@ void ImapSession::cmd_create(Command& c) {
     std::optional<std::string> name;
     if (c.args.sp()) name = c.args.mailbox(utf8());
     if (!name) return bad(c.tag, "Usage: CREATE mailbox");
-    // RFC 6154 CREATE-SPECIAL-USE is not offered: a trailing separator only says "a parent".
-    if (!c.args.at_end()) return bad(c.tag, "Usage: CREATE mailbox");
+    // RFC 6154 section 3: CREATE name (USE (\Sent)). The store keeps one use per mailbox.
+    std::vector<std::string> uses;
+    if (c.args.sp()) {
+        bool ok = c.args.enter_list() && c.args.take_word("USE") && c.args.sp() && c.args.enter_list();
+        while (ok && !c.args.peek(')')) {
+            if (!uses.empty() && !c.args.sp()) ok = false;
+            auto f = ok ? c.args.flag() : std::nullopt;
+            if (!f) ok = false;
+            else uses.push_back(*f);
+        }
+        ok = ok && c.args.leave_list() && c.args.leave_list();
+        if (!ok) return bad(c.tag, "Usage: CREATE mailbox [(USE (attributes))]");
+    }
+    if (!c.args.at_end()) return bad(c.tag, "Usage: CREATE mailbox [(USE (attributes))]");
+    std::string use;
+    for (auto& u : uses) {
+        static const char* const kUses[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"};
+        const char* known = nullptr;
+        for (auto* k : kUses)
+            if (ascii_iequals(u, k)) known = k;
+        if (!known || !use.empty()) return finish(c, "NO", "[USEATTR] Only one of \\Archive \\Drafts \\Junk \\Sent \\Trash is supported.");
+        use = known;
+    }
     if (!name->empty() && name->back() == kSeparator) name->pop_back();
     if (name->empty()) return bad(c.tag, "Empty mailbox name");
     park();
-    services_->store->create_mailbox(account(), *name, "", guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
+    services_->store->create_mailbox(account(), *name, use, guard_.wrap([this, c = Tagged(c)](storage::Outcome<bool> o) mutable {
         Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         finish(c, "OK", "Create completed.");
