@@ -89,6 +89,10 @@ public:
     virtual void message(const AccountId& account, const std::string& mailbox, std::uint32_t uid,
                          Done<std::optional<MessageInfo>> done) = 0;
     virtual void mailboxes(const AccountId& account, Done<std::vector<MailboxInfo>> done) = 0;  // by name
+    // UIDs expunged from the mailbox at a MODSEQ above modseq (QRESYNC's VANISHED (EARLIER),
+    // RFC 7162 3.2.5), ascending.
+    virtual void expunged_since(const AccountId& account, const std::string& mailbox, std::uint64_t modseq,
+                                Done<std::vector<std::uint32_t>> done) = 0;
     // What the index can answer (SearchQuery); UIDs ascending.
     virtual void search(const AccountId& account, const std::string& mailbox, const SearchQuery& query,
                         Done<std::vector<std::uint32_t>> done) = 0;

@@ -107,6 +107,8 @@ public:
     void set_subscribed(const AccountId& account, const std::string& name, bool subscribed, Done<bool> done) override;
     void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) override;
     void quota(const AccountId& account, Done<QuotaState> done) override;
+    void expunged_since(const AccountId& account, const std::string& mailbox, std::uint64_t modseq,
+                        Done<std::vector<std::uint32_t>> done) override;
     void set_flags_unchanged_since(const AccountId& account, const std::string& mailbox, const std::vector<std::uint32_t>& uids,
                                    FlagOp op, std::uint32_t flags, const std::vector<std::string>& keywords,
                                    std::uint64_t unchanged_since, Done<ConditionalFlags> done) override;

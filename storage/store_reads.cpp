@@ -188,6 +188,20 @@ void Store::search(const AccountId& account, const std::string& mailbox, const S
         std::move(done));
 }
 
+void Store::expunged_since(const AccountId& account, const std::string& mailbox, std::uint64_t modseq,
+                           Done<std::vector<std::uint32_t>> done) {
+    read_index<std::vector<std::uint32_t>>(
+        account,
+        [mailbox, modseq](IndexView& v) {
+            auto st = v.db().prepare("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid");
+            st.bind(1, v.current(mailbox).id).bind(2, static_cast<std::int64_t>(modseq));
+            std::vector<std::uint32_t> uids;
+            while (st.step()) uids.push_back(static_cast<std::uint32_t>(st.int64(0)));
+            return uids;
+        },
+        std::move(done));
+}
+
 namespace {
 // A flag change renames the file between the index read and the file read: look it up again
 // this many times before giving up (temporarily).

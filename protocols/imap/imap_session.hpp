@@ -175,7 +175,10 @@ private:
     // (resume_input may offer it at once).
     struct Resume {
         ImapSession& s;
-        ~Resume() { s.unpark(); }
+        bool active = true;  // false: the command goes on (another async step); it unparks later
+        ~Resume() {
+            if (active) s.unpark();
+        }
     };
     std::string updates(unsigned flags);
     // RFC 7162 3.1: the first command that uses CONDSTORE turns it on for the session; with a

@@ -19,6 +19,18 @@ bool in_new(const std::string& file) { return file.compare(0, 4, "new/") == 0; }
 
 }  // namespace
 
+std::string uid_set(const std::vector<std::uint32_t>& uids) {
+    std::string set;
+    for (std::size_t i = 0; i < uids.size();) {
+        std::size_t j = i;
+        while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+        if (!set.empty()) set += ',';
+        set += i == j ? fmt::format("{}", uids[i]) : fmt::format("{}:{}", uids[i], uids[j]);
+        i = j + 1;
+    }
+    return set;
+}
+
 SelectedMailbox::SelectedMailbox(const storage::MailboxSnapshot& snapshot, bool read_only)
     : info_(snapshot.mailbox), read_only_(read_only) {
     messages_.reserve(snapshot.messages.size());
@@ -148,15 +160,7 @@ std::string SelectedMailbox::updates(const Options& o) {
         if (!vanished.empty()) {
             // RFC 7162 3.2.10: VANISHED (without EARLIER) with the UIDs as a set.
             std::sort(vanished.begin(), vanished.end());
-            std::string set;
-            for (std::size_t i = 0; i < vanished.size();) {
-                std::size_t j = i;
-                while (j + 1 < vanished.size() && vanished[j + 1] == vanished[j] + 1) ++j;
-                if (!set.empty()) set += ',';
-                set += i == j ? fmt::format("{}", vanished[i]) : fmt::format("{}:{}", vanished[i], vanished[j]);
-                i = j + 1;
-            }
-            out += fmt::format("* VANISHED {}\r\n", set);
+            out += fmt::format("* VANISHED {}\r\n", uid_set(vanished));
         }
         auto gone = [](const Message& m) { return (m.flags & kExpunged) != 0; };
         std::uint32_t told_gone = static_cast<std::uint32_t>(std::count_if(messages_.begin(), messages_.begin() + told_, gone));

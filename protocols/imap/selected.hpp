@@ -14,6 +14,9 @@
 
 namespace pillarbox::imap {
 
+// "1:3,7" of ascending numbers.
+std::string uid_set(const std::vector<std::uint32_t>& uids);
+
 class SelectedMailbox {
 public:
     // Bits of Message::flags beyond storage::Flag's.

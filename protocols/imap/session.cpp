@@ -179,7 +179,7 @@ std::string ImapSession::capabilities() const {
     // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
     // and the ones clients look for.
     caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
-            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE CREATE-SPECIAL-USE";
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC CREATE-SPECIAL-USE";
     if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }

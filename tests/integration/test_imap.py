@@ -216,6 +216,40 @@ class Basics(ImapHost):
         self.assertIn(b"Subject: imap", r.stdout)
 
 
+class Qresync(ImapHost):
+    def test_reselect_with_qresync_gets_vanished_and_changed_flags(self):
+        who = self.account("resync")
+        self.deliver(who, "q1", "q2", "q3", "q4")
+        c = RawClient(self.host.ports["imap"])
+        self.assertIn("OK", c.command(f"LOGIN {who} {PW}"))
+        self.assertIn("OK", c.command("ENABLE QRESYNC"))
+        c.sock.sendall(b"s1 SELECT INBOX\r\n")
+        lines = []
+        while True:
+            l = c.line()
+            lines.append(l)
+            if l.startswith("s1 "):
+                break
+        text = "\n".join(lines)
+        uidvalidity = int(re.search(r"\[UIDVALIDITY (\d+)\]", text).group(1))
+        modseq = int(re.search(r"\[HIGHESTMODSEQ (\d+)\]", text).group(1))
+        self.assertIn("OK", c.command("UID STORE 2 +FLAGS.SILENT (\\Deleted)"))
+        self.assertIn("OK", c.command("UID EXPUNGE 2"))
+        self.assertIn("OK", c.command("UID STORE 3 +FLAGS.SILENT (\\Flagged)"))
+        self.assertIn("OK", c.command("UNSELECT"))
+        c.sock.sendall(f"s2 SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:4))\r\n".encode())
+        lines = []
+        while True:
+            l = c.line()
+            lines.append(l)
+            if l.startswith("s2 "):
+                break
+        self.assertIn("* VANISHED (EARLIER) 2", lines)
+        self.assertTrue(any(re.match(r"^\* 2 FETCH \(UID 3 FLAGS \(\\Flagged[^)]*\) MODSEQ \(\d+\)\)$", l) for l in lines), lines)
+        self.assertFalse(any("UID 1 " in l for l in lines), lines)
+        self.assertTrue(lines[-1].startswith("s2 OK"))
+
+
 class Durability(unittest.TestCase):
     """kill -9 right after a tagged OK: what it acknowledged is there after the restart."""
 

@@ -59,6 +59,13 @@ void ImapSession::cmd_enable(Command& c) {
             enabled += " " + name;
             continue;
         }
+        if (name == "QRESYNC" && !qresync_) {
+            // RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
+            enable_condstore();
+            qresync_ = true;
+            enabled += " " + name;
+            continue;
+        }
         bool* flag = name == "IMAP4REV2" ? &rev2_ : nullptr;
         if (!flag || *flag) continue;
         *flag = true;
@@ -106,7 +113,8 @@ void ImapSession::cmd_select(Command& c) {
     if (!c.args.sp()) return bad(c.tag, "Usage: " + c.name + " mailbox");
     auto req = parse_select(c.args, utf8());
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
-    if (req->qresync) return bad(c.tag, "QRESYNC is not supported yet");
+    // RFC 7162 3.2.5: QRESYNC parameters only once the client enabled it.
+    if (req->qresync && !qresync_) return bad(c.tag, "QRESYNC is not enabled");
     if (req->condstore) condstore_ = true;  // RFC 7162 3.1.8; SELECT's HIGHESTMODSEQ tells the value
     if (selected_) {
         // RFC 9051 6.3.2 / RFC 7162 3.2.11: the old mailbox is closed without an expunge.
@@ -114,7 +122,7 @@ void ImapSession::cmd_select(Command& c) {
         send("* OK [CLOSED] Previous mailbox closed.\r\n");
     }
     park();
-    services_->store->snapshot(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine,
+    services_->store->snapshot(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine, qresync = req->qresync,
                                                                      mailbox = req->mailbox](storage::Outcome<storage::MailboxSnapshot> o) mutable {
         Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
@@ -142,7 +150,37 @@ void ImapSession::cmd_select(Command& c) {
         out += fmt::format("* OK [UIDNEXT {}] Predicted next UID\r\n", v.info().uidnext);
         if (condstore_) out += fmt::format("* OK [HIGHESTMODSEQ {}] Highest\r\n", v.highest_modseq());
         send(out);
-        finish(c, "OK", examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.");
+        const char* done_text = examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.";
+        if (!qresync || qresync->uidvalidity != v.info().uidvalidity) return finish(c, "OK", done_text);
+        // RFC 7162 3.2.5.2: what changed since the client's MODSEQ: the expunged UIDs as VANISHED
+        // (EARLIER), then the messages whose flags changed. The session stays parked until then.
+        resume.active = false;
+        services_->store->expunged_since(account(), mailbox, qresync->modseq, guard_.wrap([this, c, done_text, q = *qresync](storage::Outcome<std::vector<std::uint32_t>> o) {
+            Resume resume{*this};
+            if (!selected_) return finish(c, "OK", done_text);
+            std::vector<std::pair<std::uint32_t, std::uint32_t>> known;
+            if (q.known_uids) known = q.known_uids->resolve(std::max(selected_->max_uid(), selected_->info().uidnext - 1));
+            auto in_known = [&](std::uint32_t u) {
+                if (!q.known_uids) return true;
+                for (auto& [lo, hi] : known)
+                    if (u >= lo && u <= hi) return true;
+                return false;
+            };
+            std::vector<std::uint32_t> vanished;
+            if (o.ok())
+                for (auto u : *o.value)
+                    if (in_known(u)) vanished.push_back(u);
+            std::string out;
+            if (!vanished.empty()) out += fmt::format("* VANISHED (EARLIER) {}\r\n", uid_set(vanished));
+            for (std::uint32_t seq = 1; seq <= selected_->count(); ++seq) {
+                auto& m = selected_->at(seq);
+                if (m.modseq <= q.modseq || !in_known(m.uid)) continue;
+                out += fmt::format("* {} FETCH (UID {} {} MODSEQ ({}))\r\n", seq, m.uid, selected_->flags_item(m, rev2_), m.modseq);
+                selected_->told_flags(m.uid);
+            }
+            send(out);
+            finish(c, "OK", done_text);
+        }));
     }));
 }
 

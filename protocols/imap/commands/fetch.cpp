@@ -147,7 +147,7 @@ void ImapSession::cmd_fetch(Command& c) {
     if (c.args.sp()) set = c.args.sequence_set();
     if (set && c.args.sp()) req = parse_fetch(c.args, c.uid);
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid arguments" : c.args.error());
-    if (req->vanished) return bad(c.tag, "VANISHED needs QRESYNC, which is not supported yet");
+    if (req->vanished && !qresync_) return bad(c.tag, "VANISHED needs QRESYNC enabled");
     auto run = std::make_unique<FetchRun>();
     run->t = Tagged(c);
     run->uid = c.uid;
@@ -162,9 +162,24 @@ void ImapSession::cmd_fetch(Command& c) {
     }
     if (c.uid && std::none_of(run->req.atts.begin(), run->req.atts.end(), [](const FetchAtt& a) { return a.kind == FetchAtt::Kind::Uid; }))
         run->req.atts.insert(run->req.atts.begin(), att_of(FetchAtt::Kind::Uid));
+    const bool vanished = run->req.vanished;
+    const std::uint64_t since = run->req.changed_since.value_or(0);
     fetch_ = std::move(run);
     park();
-    fetch_prepare();
+    if (!vanished) return fetch_prepare();
+    // RFC 7162 3.2.6: the UIDs of the set expunged since, as VANISHED (EARLIER), first.
+    services_->store->expunged_since(account(), selected_->info().name, since,
+                                     guard_.wrap([this, set = *set](storage::Outcome<std::vector<std::uint32_t>> o) {
+                                         std::vector<std::uint32_t> gone;
+                                         if (o.ok()) {
+                                             auto ranges = set.resolve(std::max(selected_->max_uid(), selected_->info().uidnext - 1));
+                                             for (auto u : *o.value)
+                                                 for (auto& [lo, hi] : ranges)
+                                                     if (u >= lo && u <= hi) gone.push_back(u);
+                                         }
+                                         if (!gone.empty()) send(fmt::format("* VANISHED (EARLIER) {}\r\n", uid_set(gone)));
+                                         fetch_prepare();
+                                     }));
 }
 
 // \Seen first (when a non-PEEK section is asked for), then the index rows, then the messages.

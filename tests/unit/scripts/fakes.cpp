@@ -56,8 +56,7 @@ std::uint32_t FakeStore::add(const AccountId& a, const std::string& mailbox, std
     m.size = m.rfc822_size = text.size();
     m.internal_date = 1700000000;
     m.flags = flags;
-    m.modseq = ++modseq_;
-    b.info.highestmodseq = m.modseq;
+    m.modseq = ++b.info.highestmodseq;  // MODSEQs count per mailbox, as the store's do
     b.messages[m.uid] = {m, std::move(text)};
     storage::Change c;
     c.kind = storage::Change::Kind::Added;
@@ -161,7 +160,7 @@ void FakeStore::set_flags(const AccountId& account, const std::string& mailbox, 
             if (op == storage::FlagOp::Remove && at != kw.end()) kw.erase(at);
             else if (op != storage::FlagOp::Remove && at == kw.end()) kw.push_back(k);
         }
-        it->second.first.modseq = ++modseq_;
+        it->second.first.modseq = ++b.info.highestmodseq;
         changed.push_back(it->second.first);
     }
     later([this, account, mailbox, changed, done = std::move(done)] {
@@ -187,13 +186,16 @@ void FakeStore::expunge(const AccountId& account, const std::string& mailbox, co
     auto& b = box(account, mailbox);
     for (auto uid : uids)
         if (b.messages.erase(uid)) gone.push_back(uid);
-    later([this, account, mailbox, gone, done = std::move(done)] {
+    std::uint64_t modseq = gone.empty() ? 0 : ++b.info.highestmodseq;
+    for (auto uid : gone) b.expunged[uid] = modseq;
+    if (modseq) b.info.highestmodseq = modseq;
+    later([this, account, mailbox, gone, modseq, done = std::move(done)] {
         if (!gone.empty()) {
             storage::Change c;
             c.kind = storage::Change::Kind::Expunged;
             c.mailbox = mailbox;
             c.uids = gone;
-            c.modseq = ++modseq_;
+            c.modseq = modseq;
             bus_.publish(key(account), c);
         }
         done({gone, {}, {}});
@@ -320,8 +322,7 @@ void FakeStore::copy(const AccountId& account, const std::string& from, const st
         }
         auto m = it->second;
         m.first.uid = dst.info.uidnext++;
-        m.first.modseq = ++modseq_;
-        dst.info.highestmodseq = m.first.modseq;
+        m.first.modseq = ++dst.info.highestmodseq;
         out.uids.push_back(m.first.uid);
         c.messages.push_back(m.first);
         dst.messages[m.first.uid] = std::move(m);
@@ -441,6 +442,15 @@ void FakeStore::set_flags_unchanged_since(const AccountId& account, const std::s
         r->changed = std::move(*o.value);
         done({*r, {}, {}});
     });
+}
+
+void FakeStore::expunged_since(const AccountId& account, const std::string& mailbox, std::uint64_t modseq,
+                               Done<std::vector<std::uint32_t>> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
+    std::vector<std::uint32_t> out;
+    for (auto& [uid, m] : box(account, mailbox).expunged)
+        if (m > modseq) out.push_back(uid);
+    later([done = std::move(done), out] { done({out, {}, {}}); });
 }
 
 std::unique_ptr<storage::DeliveryTarget> FakeStore::delivery() { return std::make_unique<FakeDelivery>(*this); }

@@ -78,6 +78,8 @@ public:
     void parsed(const storage::AccountId& account, const std::string& mailbox, std::uint32_t uid,
                 Done<std::string> done) override;
     void quota(const storage::AccountId& account, Done<QuotaState> done) override;
+    void expunged_since(const storage::AccountId& account, const std::string& mailbox, std::uint64_t modseq,
+                        Done<std::vector<std::uint32_t>> done) override;
     void set_flags_unchanged_since(const storage::AccountId& account, const std::string& mailbox,
                                    const std::vector<std::uint32_t>& uids, storage::FlagOp op, std::uint32_t flags,
                                    const std::vector<std::string>& keywords, std::uint64_t unchanged_since,
@@ -97,6 +99,7 @@ private:
     struct Box {
         storage::MailboxInfo info;
         std::map<std::uint32_t, std::pair<storage::MessageInfo, std::string>> messages;  // uid -> row, content
+        std::map<std::uint32_t, std::uint64_t> expunged;  // uid -> MODSEQ of its expunge
     };
     static std::string key(const storage::AccountId& a) { return a.localpart + "@" + a.domain; }
     Box& box(const storage::AccountId& a, const std::string& mailbox);
@@ -116,7 +119,6 @@ private:
     std::map<std::string, std::map<std::string, Box>> accounts_;
     storage::ChangeBus bus_;
     std::vector<std::function<void()>> held_;
-    std::uint64_t modseq_ = 1;
     int copies_ = 0;
 };
 
