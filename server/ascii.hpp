@@ -28,4 +28,12 @@ inline bool ascii_iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
+// 0..15 for a hex digit (either case), -1 otherwise.
+inline int ascii_hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
 }  // namespace pillarbox

@@ -117,6 +117,14 @@ std::string invalid_account_name(std::string_view localpart, std::string_view do
     return why.empty() ? std::string() : fmt::format("invalid mailbox name {}@{}: {}", localpart, domain, why);
 }
 
+std::optional<AccountId> account_of(std::string_view address) {
+    auto at = address.rfind('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == address.size()) return std::nullopt;
+    auto local = address.substr(0, at), domain = address.substr(at + 1);
+    if (!safe_path_component(local) || !safe_path_component(domain)) return std::nullopt;
+    return AccountId{std::string(local), std::string(domain)};
+}
+
 bool safe_path_component(std::string_view s) {
     if (s.empty() || s.size() > 255 || s == "." || s == ".." || s.front() == '.') return false;
     return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c == '/' || c == '\\' || c < 0x20 || c == 0x7f; });

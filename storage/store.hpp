@@ -247,6 +247,10 @@ bool write_fully(int fd, std::string_view first, std::string_view second);  // o
 // Checks a localpart or domain before it becomes a directory name.
 bool safe_path_component(std::string_view s);
 
+// The account a login names ("bob@example.com"), when both halves are usable as folder names;
+// nullopt otherwise (a bare name without auth_default_domain, "@x", "x@").
+std::optional<AccountId> account_of(std::string_view address);
+
 // "" when localpart@domain may name an account's folder (server/mail_names.hpp), else
 // "invalid mailbox name ...: why". Deliveries to such a name fail permanently, creating nothing.
 std::string invalid_account_name(std::string_view localpart, std::string_view domain);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "protocols/imap/parser.hpp"
+#include "server/ascii.hpp"
 #include "server/utf8.hpp"
 
 namespace pillarbox::imap {
@@ -274,12 +275,6 @@ SectionContent message_section(const mime::Message& m, const Section& s) {
 // ---------------------------------------------------------------------------------------------
 // Transfer decodings
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
 // RFC 2045 6.8: characters outside the alphabet (line breaks, blanks, junk) are ignored. A '='
 // ends a group of four; decoding goes on after it, so parts made of several separately padded
@@ -346,8 +341,8 @@ std::string decode_quoted_printable(std::string_view in) {
         if (soft) line.remove_suffix(1);
         for (std::size_t k = 0; k < line.size(); ++k) {
             int hi = 0, lo = 0;
-            if (line[k] == '=' && k + 2 < line.size() && (hi = hex_value(line[k + 1])) >= 0 &&
-                (lo = hex_value(line[k + 2])) >= 0) {
+            if (line[k] == '=' && k + 2 < line.size() && (hi = ascii_hex_value(line[k + 1])) >= 0 &&
+                (lo = ascii_hex_value(line[k + 2])) >= 0) {
                 out.push_back(static_cast<char>(hi * 16 + lo));
                 k += 2;
             } else {

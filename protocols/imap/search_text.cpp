@@ -177,12 +177,6 @@ private:
 
 // ---- RFC 2047 ----
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
 
 // "Q": '_' is a space, "=XX" an octet; a '=' without two hex digits stays as it is.
 std::string decode_q(std::string_view text) {
@@ -193,8 +187,8 @@ std::string decode_q(std::string_view text) {
         int hi = 0, lo = 0;
         if (c == '_') {
             out.push_back(' ');
-        } else if (c == '=' && k + 2 < text.size() && (hi = hex_value(text[k + 1])) >= 0 &&
-                   (lo = hex_value(text[k + 2])) >= 0) {
+        } else if (c == '=' && k + 2 < text.size() && (hi = ascii_hex_value(text[k + 1])) >= 0 &&
+                   (lo = ascii_hex_value(text[k + 2])) >= 0) {
             out.push_back(static_cast<char>(hi * 16 + lo));
             k += 2;
         } else {

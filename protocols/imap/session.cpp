@@ -397,9 +397,8 @@ void ImapSession::logged_in(const std::string& tag, const auth::Result& r, const
         unpark();
         return;
     }
-    auto at = r.user.rfind('@');
-    if (at == std::string::npos || at == 0 || at + 1 == r.user.size() ||
-        !storage::safe_path_component(r.user.substr(0, at)) || !storage::safe_path_component(r.user.substr(at + 1))) {
+    auto id = storage::account_of(r.user);
+    if (!id) {
         log::line(log::Level::Error, "imap", info_.id, "account name <{}> has no usable domain; set auth_default_domain",
                   r.user);
         send(fmt::format("{} NO [UNAVAILABLE] This account has no mailbox here.\r\n", tag));
@@ -420,8 +419,8 @@ void ImapSession::logged_in(const std::string& tag, const auth::Result& r, const
     ++n;
     userip_key_ = key;
     account_ = r.user;
-    localpart_ = r.user.substr(0, at);
-    domain_ = r.user.substr(at + 1);
+    localpart_ = id->localpart;
+    domain_ = id->domain;
     state_ = State::Authenticated;
     io_.set_authenticated();
     log::line(log::Level::Info, "imap", info_.id, "Login: user=<{}>, method={}, rip={}, lip={}{}", account_, method,

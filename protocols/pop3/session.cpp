@@ -377,9 +377,8 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
         unpark();
         return;
     }
-    auto at = r.user.rfind('@');
-    if (at == std::string::npos || at == 0 || at + 1 == r.user.size() ||
-        !storage::safe_path_component(r.user.substr(0, at)) || !storage::safe_path_component(r.user.substr(at + 1))) {
+    auto id = storage::account_of(r.user);
+    if (!id) {
         log::line(log::Level::Error, "pop3", info_.id, "account name <{}> has no usable domain; set auth_default_domain",
                   r.user);
         send("-ERR [SYS/PERM] This account has no mailbox here.\r\n");
@@ -408,8 +407,8 @@ void Pop3Session::logged_in(const auth::Result& r, const std::string& method) {
         last[r.user] = now;
     }
     account_ = r.user;
-    localpart_ = r.user.substr(0, at);
-    domain_ = r.user.substr(at + 1);
+    localpart_ = id->localpart;
+    domain_ = id->domain;
     if (s_.lock_session) {
         services_->locked.insert(account_);
         locked_ = true;
