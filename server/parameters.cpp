@@ -60,8 +60,10 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
          "Mail submission over implicit TLS (RFC 8314): authentication required."},
         {"listen_pop3", "pop3 starttls", "", "POP3 with STLS."},
         {"listen_pop3s", "pop3 implicit", "", "POP3 over implicit TLS."},
-        {"listen_imap", "imap starttls", "", "IMAP with STARTTLS."},
-        {"listen_imaps", "imap implicit", "", "IMAP over implicit TLS."},
+        // An office behind one NAT address: 20 mail clients keeping up to 5 IMAP connections
+        // each; mail_max_userip_connections is the finer, per-account limit.
+        {"listen_imap", "imap starttls", " client_connection_limit=500", "IMAP with STARTTLS."},
+        {"listen_imaps", "imap implicit", " client_connection_limit=500", "IMAP over implicit TLS."},
         {"listen_http", "http none", "", "The admin web UI and HTTP API."},
     };
     const std::pair<int, int> ports[] = {{25, 2525}, {587, 2587}, {465, 2465}, {110, 1110},

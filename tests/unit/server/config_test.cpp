@@ -78,9 +78,9 @@ TEST_CASE("defaults expand too, and computed defaults follow what they depend on
     CHECK(d.get("myhostname") == "mail.example.org");
     CHECK(d.get("mydomain") == "example.org");
     CHECK(d.get("data_directory") == "./data");
-    CHECK(d.get("listen_imaps") == "imap implicit 1993");
+    CHECK(d.get("listen_imaps") == "imap implicit 1993 client_connection_limit=500");
     auto root = Config::defaults(Environment{true, "h.example"});
-    CHECK(root.get("listen_imaps") == "imap implicit 993");
+    CHECK(root.get("listen_imaps") == "imap implicit 993 client_connection_limit=500");
     CHECK(root.get("data_directory") == "/var/lib/pillarbox");
 }
 
