@@ -134,6 +134,10 @@ class Basics(ImapHost):
         self.assertEqual(m.delete("INBOX")[0], "NO")
         typ, data = m.namespace()
         self.assertEqual(data, [b'(("" "/")) NIL NIL'])
+        # No limits configured: INBOX has no quota root (RFC 9208 4.3).
+        typ, data = m.getquotaroot("INBOX")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(data[0], [b"INBOX"])
         self.assertEqual(m._simple_command("UNSELECT")[0], "OK")
         m.logout()
 
