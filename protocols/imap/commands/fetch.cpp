@@ -341,8 +341,11 @@ void ImapSession::fetch_atts() {
 void ImapSession::fetch_read_section(const FetchAtt& a, const SectionContent& content, const std::string& sep) {
     auto bytes = std::make_shared<std::string>();
     auto pieces = std::make_shared<std::vector<SectionContent::Piece>>(content.pieces);
+    // The step holds itself only weakly; a read in flight holds it strongly, so it lives as long
+    // as there is a next piece to read and no longer (a strong self-reference would leak it).
     auto step = std::make_shared<std::function<void(std::size_t)>>();
-    *step = [this, a, sep, bytes, pieces, step](std::size_t i) {
+    std::weak_ptr<std::function<void(std::size_t)>> weak_step = step;
+    *step = [this, a, sep, bytes, pieces, weak_step](std::size_t i) {
         auto& r = *fetch_;
         while (i < pieces->size() && (*pieces)[i].size == 0) *bytes += (*pieces)[i++].bytes;
         if (i == pieces->size()) {
@@ -372,7 +375,7 @@ void ImapSession::fetch_read_section(const FetchAtt& a, const SectionContent& co
         }
         const auto& p = (*pieces)[i];
         services_->store->read(account(), selected_->info(), r.row.file, p.offset, static_cast<std::size_t>(p.size),
-                               guard_.wrap([this, i, bytes, step](storage::Outcome<std::string> o) {
+                               guard_.wrap([this, i, bytes, step = weak_step.lock()](storage::Outcome<std::string> o) {
                                    if (!o.ok()) return fetch_lost(o.reason);
                                    *bytes += *o.value;
                                    (*step)(i + 1);
