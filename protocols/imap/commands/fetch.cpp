@@ -118,6 +118,7 @@ struct FetchRun {
     Tagged t;
     bool uid = false;
     FetchRequest req;
+    bool need_rows = false, need_parse = false;  // what req's items need, worked out once
     std::vector<std::uint32_t> seqs;
     std::size_t next = 0;  // index into seqs
     unsigned in_slice = 0;
@@ -186,9 +187,11 @@ void ImapSession::cmd_fetch(Command& c) {
 void ImapSession::fetch_prepare() {
     auto& r = *fetch_;
     bool seen = !selected_->read_only() && std::any_of(r.req.atts.begin(), r.req.atts.end(), sets_seen);
-    bool rows = std::any_of(r.req.atts.begin(), r.req.atts.end(), [](const FetchAtt& a) {
+    r.need_rows = std::any_of(r.req.atts.begin(), r.req.atts.end(), [](const FetchAtt& a) {
         return is_content(a) || a.kind == FetchAtt::Kind::InternalDate || a.kind == FetchAtt::Kind::Rfc822Size;
     });
+    r.need_parse = std::any_of(r.req.atts.begin(), r.req.atts.end(), needs_parse);
+    const bool rows = r.need_rows;
     if (seen) {
         std::vector<std::uint32_t> unseen;
         for (auto s : r.seqs)
@@ -245,9 +248,7 @@ void ImapSession::fetch_next() {
             r.any_gone = true;
             continue;
         }
-        if (!r.rows.empty() || std::any_of(r.req.atts.begin(), r.req.atts.end(), [](const FetchAtt& a) {
-                return is_content(a) || a.kind == FetchAtt::Kind::InternalDate || a.kind == FetchAtt::Kind::Rfc822Size;
-            })) {
+        if (r.need_rows) {
             auto it = r.rows.find(m.uid);
             if (it == r.rows.end()) {
                 r.any_gone = true;
@@ -262,7 +263,7 @@ void ImapSession::fetch_next() {
         r.streamed = 0;
         r.relooked = false;
         r.out.push_back({fmt::format("* {} FETCH (", r.seq)});
-        if (std::any_of(r.req.atts.begin(), r.req.atts.end(), needs_parse)) {
+        if (r.need_parse) {
             services_->store->parsed(account(), selected_->info().name, m.uid, guard_.wrap([this](storage::Outcome<std::string> o) {
                 auto& r = *fetch_;
                 if (o.ok()) r.parsed = mime::from_json(*o.value);
