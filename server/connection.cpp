@@ -25,7 +25,11 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr std::chrono::milliseconds kCloseGrace = 10s;  // after a timeout or refusal, how long the goodbye may take
 constexpr auto kTlsCloseTimeout = 5s;  // how long writing the close_notify alert may take
-constexpr std::size_t kReadChunk = 16 * 1024;
+// Input is read into one buffer per loop thread and copied out (decoded) before the next wait,
+// so an idle connection holds no read buffer.
+constexpr std::size_t kReadChunk = 64 * 1024;
+// Buffers bigger than this are given back once the connection has nothing in flight.
+constexpr std::size_t kIdleCapacity = 4 * 1024;
 
 // from + d, or the end of time when that is past it (kNoIdleTimeout).
 Clock::time_point deadline_after(Clock::time_point from, std::chrono::milliseconds d) {
@@ -104,11 +108,13 @@ void Connection::start(std::string refusal) {
     auto spawn = [&](asio::awaitable<void> (Connection::*fn)()) {
         asio::co_spawn(ex, [self, fn]() -> asio::awaitable<void> { co_await (self.get()->*fn)(); }, asio::detached);
     };
-    spawns_ = 3;
+    spawns_ = 3;  // the reader, the writer and the watchdog's timer
     pending_refusal_ = std::move(refusal);
+    // The watchdog first: co_spawn may run a coroutine at once, up to its first wait, and a
+    // connection can end in that time (a client gone before the TLS handshake).
+    arm_watchdog();
     spawn(&Connection::reader);
     spawn(&Connection::writer);
-    spawn(&Connection::watchdog);
 }
 
 void Connection::touch() {
@@ -155,8 +161,8 @@ asio::awaitable<bool> Connection::handshake() {
     auto handshake_deadline = deadline_after(Clock::now(), handshake_timeout);
     deadline_ = refused_ ? std::min(deadline_, handshake_deadline) : handshake_deadline;  // a refusal keeps its grace
     idle_timer_.cancel();
-    tls_ = std::make_unique<asio::ssl::stream<Stream&>>(socket_, settings_->tls->context());
-    co_await tls_->async_handshake(asio::ssl::stream_base::server, redirect_error(use_awaitable, ec));
+    tls_ = std::make_unique<TlsStream>(socket_, settings_->tls->context().native_handle());
+    co_await tls_->handshake(ec);
     in_handshake_ = false;
     if (ec) {
         if (handshake_timed_out_)
@@ -199,7 +205,6 @@ asio::awaitable<void> Connection::reader() {
     } else {
         session_->on_start();
     }
-    std::string buf(kReadChunk, '\0');
     while (!closing_) {
         if (tls_requested_) {
             // Wait until the session's "go ahead" reply is on the wire, then drop every byte the
@@ -228,15 +233,15 @@ asio::awaitable<void> Connection::reader() {
             co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
             continue;
         }
-        std::size_t n = tls_ ? co_await tls_->async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec))
-                             : co_await socket_.async_read_some(asio::buffer(buf), redirect_error(use_awaitable, ec));
-        if (ec || n == 0) break;
-        bytes_in_ += n;
+        std::string_view got = co_await read_some(ec);
+        if (ec || got.empty()) break;
+        bytes_in_ += got.size();
         touch();
-        bool decoded = decode_input(std::string_view(buf.data(), n));
-        if (settings_->wipe_input) wipe(buf.data(), n);
+        bool decoded = decode_input(got);
+        if (settings_->wipe_input) wipe(const_cast<char*>(got.data()), got.size());
         if (!decoded) break;
         process_input();
+        release_idle_buffers();
         if (in_.size() > settings_->input_limit && !closing_) {
             log::line(log::Level::Warning, settings_->log_service, info_.id,
                       "input buffer limit {} exceeded by {}[{}]; disconnecting", settings_->input_limit, info_.peer_name, info_.peer_ip);
@@ -248,6 +253,31 @@ asio::awaitable<void> Connection::reader() {
     closed_for_session();
     writer_wake_.cancel();
     if (--spawns_ == 0) finish();
+}
+
+asio::awaitable<std::string_view> Connection::read_some(std::error_code& ec) {
+    static thread_local char buf[kReadChunk];
+    if (tls_) {
+        std::size_t n = co_await tls_->read_some(buf, sizeof buf, ec);
+        co_return std::string_view(buf, n);
+    }
+    // Wait for readiness first, then read: the buffer is only used between the two, and only
+    // by this connection.
+    for (;;) {
+        co_await socket_.async_wait(Stream::wait_read, redirect_error(use_awaitable, ec));
+        if (ec) co_return std::string_view();
+        std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again || ec == asio::error::interrupted) continue;
+        if (!ec && n == 0) ec = asio::error::eof;
+        co_return std::string_view(buf, ec ? 0 : n);
+    }
+}
+
+// Capacity left behind by a big command or reply is given back while the connection waits.
+void Connection::release_idle_buffers() {
+    if (in_.empty() && in_.capacity() > kIdleCapacity) std::string().swap(in_);
+    if (out_.empty() && out_.capacity() > kIdleCapacity) std::string().swap(out_);
+    if (wire_.empty() && wire_.capacity() > kIdleCapacity) std::string().swap(wire_);
 }
 
 bool Connection::decode_input(std::string_view bytes) {
@@ -365,10 +395,12 @@ asio::awaitable<void> Connection::writer() {
             chunk.swap(wire_);
         }
         writing_ = chunk.size();
-        if (tls_) co_await asio::async_write(*tls_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
+        if (tls_) co_await tls_->write(chunk, ec);
         else co_await asio::async_write(socket_, asio::buffer(chunk), redirect_error(use_awaitable, ec));
         writing_ = 0;
         bytes_out_ += chunk.size();
+        if (output_empty() && chunk.capacity() > kIdleCapacity) std::string().swap(chunk);
+        release_idle_buffers();
         reader_wake_.cancel();
         if (ec) {
             write_failed = true;
@@ -407,33 +439,43 @@ asio::awaitable<void> Connection::close_tls() {
         co_await writer_wake_.async_wait(redirect_error(use_awaitable, ec));
     }
     if (!socket_.is_open()) co_return;
-    co_await tls_->async_shutdown(redirect_error(use_awaitable, ec));
+    co_await tls_->shutdown(ec);
 }
 
-asio::awaitable<void> Connection::watchdog() {
-    std::error_code ec;
-    while (socket_.is_open()) {
-        idle_timer_.expires_at(deadline_);
-        co_await idle_timer_.async_wait(redirect_error(use_awaitable, ec));
-        if (!socket_.is_open()) break;
-        if (Clock::now() < deadline_) continue;  // extended meanwhile
-        // Already saying goodbye (timeout, refusal, shutdown) or stuck in a handshake: the
-        // goodbye did not get through in time, so stop waiting for the client.
-        if (timed_out_ || in_handshake_ || refused_ || tls_closing_ || (draining_ && closing_)) {
-            if (in_handshake_) handshake_timed_out_ = true;
-            abort();
-            break;
-        }
-        timed_out_ = true;
-        auto timeout = idle_timeout();
-        log::line(log::Level::Info, settings_->log_service, info_.id, "timeout after {}s from {}[{}]{}",
-                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), info_.peer_name, info_.peer_ip,
-                  timeout < base_idle_timeout() ? " (server under stress)" : "");
-        session_->on_timeout();
-        close();
-        deadline_ = Clock::now() + kCloseGrace;
+// The watchdog is a plain timer rather than a coroutine: it is armed for the whole life of every
+// connection, and a callback costs far less memory than a coroutine frame. Cancelling the timer
+// (a new deadline) runs the callback, which re-arms it.
+void Connection::arm_watchdog() {
+    idle_timer_.expires_at(deadline_);
+    idle_timer_.async_wait([self = shared_from_this()](std::error_code) { self->on_watchdog(); });
+}
+
+void Connection::on_watchdog() {
+    if (socket_.is_open() && !watch_deadline()) {
+        arm_watchdog();
+        return;
     }
     if (--spawns_ == 0) finish();
+}
+
+bool Connection::watch_deadline() {
+    if (Clock::now() < deadline_) return false;  // extended meanwhile
+    // Already saying goodbye (timeout, refusal, shutdown) or stuck in a handshake: the goodbye
+    // did not get through in time, so stop waiting for the client.
+    if (timed_out_ || in_handshake_ || refused_ || tls_closing_ || (draining_ && closing_)) {
+        if (in_handshake_) handshake_timed_out_ = true;
+        abort();
+        return true;
+    }
+    timed_out_ = true;
+    auto timeout = idle_timeout();
+    log::line(log::Level::Info, settings_->log_service, info_.id, "timeout after {}s from {}[{}]{}",
+              std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), info_.peer_name, info_.peer_ip,
+              timeout < base_idle_timeout() ? " (server under stress)" : "");
+    session_->on_timeout();
+    close();
+    deadline_ = Clock::now() + kCloseGrace;
+    return !socket_.is_open();
 }
 
 void Connection::send(std::string_view bytes) {

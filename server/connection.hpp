@@ -6,7 +6,6 @@
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
-#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <functional>
@@ -18,6 +17,7 @@
 #include "connection_settings.hpp"
 #include "listener_state.hpp"
 #include "session.hpp"
+#include "tls_stream.hpp"
 
 namespace pillarbox {
 
@@ -70,8 +70,13 @@ private:
 
     asio::awaitable<void> reader();
     asio::awaitable<void> writer();
-    asio::awaitable<void> watchdog();
+    void arm_watchdog();
+    void on_watchdog();
+    bool watch_deadline();  // at the timer: true when the connection is finished with
     asio::awaitable<bool> handshake();
+    // Some bytes from the client (through TLS when active), into the loop thread's read buffer.
+    asio::awaitable<std::string_view> read_some(std::error_code& ec);
+    void release_idle_buffers();
     void process_input();
     void consume_input(std::size_t n);
     bool decode_input(std::string_view bytes);  // through the layers into in_; false: corrupt
@@ -89,7 +94,7 @@ private:
     asio::awaitable<void> close_tls();
 
     Stream socket_;
-    std::unique_ptr<asio::ssl::stream<Stream&>> tls_;
+    std::unique_ptr<TlsStream> tls_;
     std::shared_ptr<const ConnectionSettings> settings_;
     std::unique_ptr<Session> session_;
     std::function<void()> on_closed_;

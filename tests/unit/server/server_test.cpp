@@ -268,6 +268,22 @@ TEST_CASE("shutdown lets a busy transaction finish, says goodbye to idle clients
     CHECK(bed.server->wait_finished(10s));
 }
 
+TEST_CASE("a client gone before the TLS handshake leaves nothing behind for shutdown to wait on") {
+    // The connection can end before its watchdog is armed (co_spawn runs the reader at once,
+    // and it finds end of file): a shutdown must still find no connection left.
+    Bed bed("shutdown_timeout = 60s\n", "imap implicit");
+    REQUIRE(bed.server->started);
+    for (int i = 0; i < 20; ++i) {
+        asio::io_context io;
+        asio::ip::tcp::socket sock(io);
+        sock.connect({asio::ip::address_v4::loopback(), bed.port});
+        sock.close();
+    }
+    std::this_thread::sleep_for(200ms);
+    bed.shutdown();
+    CHECK(bed.server->wait_finished(20s));
+}
+
 TEST_CASE("shutdown_timeout closes transactions that do not finish") {
     Bed bed("shutdown_timeout = 1s\n");
     REQUIRE(bed.server->started);
@@ -324,6 +340,33 @@ TEST_CASE("a client that does not read is not read from beyond output_buffer_lim
         if (c.line().empty()) break;
     writer.join();
     CHECK(bed.log.snapshot().size() == static_cast<std::size_t>(n));
+}
+
+TEST_CASE("a long reply to a slow reader arrives whole and in order, plain and over TLS") {
+    // Over TLS the server's socket fills up and BoringSSL asks to wait for it (SSL_write's
+    // WANT_WRITE) many times; every byte must still come out once, in order.
+    for (std::string listener : {"smtp none", "imap implicit"}) {
+        INFO(listener);
+        Bed bed("", listener);
+        REQUIRE(bed.server->started);
+        Client c(bed.port, "127.0.0.1", 4096);
+        if (listener != "smtp none") REQUIRE(c.start_tls());
+        CHECK(c.line() == "220 test");
+        const std::size_t n = 3000;  // 3 MB
+        c.send("BIG " + std::to_string(n) + "\r\n");
+        std::size_t good = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (i % 500 == 0) std::this_thread::sleep_for(20ms);  // let the server's side back up
+            std::string l = c.line();
+            if (l + "\r\n" != TestSession::big_line(i)) break;
+            ++good;
+        }
+        CHECK(good == n);
+        CHECK(c.line() == "250 end");
+        c.send("QUIT\r\n");
+        CHECK(c.line() == "221 bye");
+        CHECK(c.closed());
+    }
 }
 
 TEST_CASE("STARTTLS discards plaintext pipelined after the command (CVE-2011-0411)") {

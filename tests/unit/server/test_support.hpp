@@ -64,7 +64,8 @@ struct SessionLog {
 };
 
 // A line protocol: greeting "220 test"; BUSY / DONE toggle busy(); STARTTLS replies then
-// upgrades; QUIT closes; anything else is echoed as "250 LINE".
+// upgrades; BIG N answers N lines "250-<line number>" of 1000 bytes and "250 end" in one send;
+// QUIT closes; anything else is echoed as "250 LINE".
 class TestSession : public Session {
 public:
     TestSession(SessionIo& io, SessionLog& log) : io_(io), log_(log) { ++log_.sessions; }
@@ -83,8 +84,19 @@ public:
         else if (line == "TLS?") io_.send(io_.info().tls_active ? "250 tls " + io_.info().tls_version + "\r\n" : "250 plain\r\n");
         else if (line == "QUIT") io_.send("221 bye\r\n"), io_.close();
         else if (line == "LOGIN") io_.set_authenticated(), io_.send("235 ok\r\n");
+        else if (line.rfind("BIG ", 0) == 0) io_.send(big_reply(std::stoul(line.substr(4))));
         else io_.send("250 " + line + "\r\n");
         return eol + 2;
+    }
+    static std::string big_line(std::size_t i) {
+        std::string l = "250-" + std::to_string(i) + " ";
+        l.resize(998, static_cast<char>('a' + i % 26));
+        return l + "\r\n";
+    }
+    static std::string big_reply(std::size_t n) {
+        std::string out;
+        for (std::size_t i = 0; i < n; ++i) out += big_line(i);
+        return out + "250 end\r\n";
     }
     void on_refused(std::string_view) override { io_.send("421 too many\r\n"); }
     void on_timeout() override { io_.send("421 timeout\r\n"); }
