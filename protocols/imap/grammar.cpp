@@ -677,7 +677,7 @@ std::optional<SelectRequest> parse_select(Decoder& d, bool utf8) {
     return r;
 }
 
-std::optional<AppendHead> parse_append_head(Decoder& d, bool utf8) {
+std::optional<AppendHead> parse_append_head(Decoder& d, bool utf8, bool message_read) {
     AppendHead h;
     auto mailbox = d.mailbox(utf8);
     if (!mailbox || !d.sp()) return std::nullopt;
@@ -691,6 +691,13 @@ std::optional<AppendHead> parse_append_head(Decoder& d, bool utf8) {
         auto when = d.date_time();
         if (!when || !d.sp()) return std::nullopt;
         h.date_time = *when;
+    }
+    // RFC 6855 section 4: append-data =/ "UTF8" SP "(" literal8 ")".
+    if (d.peek_word("UTF8")) {
+        d.take_word("UTF8");
+        if (!d.sp() || !d.take('(')) return bad<AppendHead>(d, "expected UTF8 (literal8)");
+        if (message_read && !d.take(')')) return bad<AppendHead>(d, "expected ) after the UTF8 message");
+        h.utf8_data = true;
     }
     if (!d.at_end()) return bad<AppendHead>(d, "expected the message literal");
     return h;

@@ -146,11 +146,13 @@ struct AppendHead {
     std::string mailbox;
     std::vector<std::string> flags;
     std::optional<std::int64_t> date_time;
+    bool utf8_data = false;  // the message is RFC 6855's UTF8 data item: "UTF8 (" literal8 ")"
 };
 
 // The part of APPEND before the message literal: after "APPEND SP", mailbox [SP flag-list]
-// [SP date-time] SP; the Decoder ends at the end of what CommandReader gave in its Literal
-// event (the literal's marker is not part of it).
-std::optional<AppendHead> parse_append_head(Decoder& d, bool utf8);
+// [SP date-time] SP ["UTF8" SP "("]; the Decoder ends at the end of what CommandReader gave in
+// its Literal event (the literal's marker is not part of it). message_read: the same text once
+// the literal has been streamed away, where the UTF8 item's ")" follows its "(".
+std::optional<AppendHead> parse_append_head(Decoder& d, bool utf8, bool message_read = false);
 
 }  // namespace pillarbox::imap

@@ -125,6 +125,9 @@ private:
 
     void dispatch(std::string_view text);
     void on_literal(const CommandReader::Event& ev);
+    // A literal that is one of the command's arguments (not APPEND's message): kept, or refused
+    // when too large.
+    void keep_argument_literal(const std::string& tag, const CommandReader::Event& ev);
     // APPEND (commands/append.cpp): checked when its literal is announced, streamed to the
     // store, committed when the command's line ends.
     void start_append(const CommandHead& head, Decoder& d, const CommandReader::Event& ev);
@@ -217,6 +220,7 @@ private:
         std::uint32_t uidvalidity = 0;
         std::unique_ptr<storage::AppendTarget> target;
         bool checked = false, streaming = false, synchronizing = true;
+        bool utf8_data = false;  // sent as "UTF8 (" literal8 ")"
     };
     std::optional<Append> append_;
     std::optional<Tagged> idling_;  // IDLE's command while it runs

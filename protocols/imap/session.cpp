@@ -179,7 +179,8 @@ std::string ImapSession::capabilities() const {
     // What is served: RFC 9051's required extensions (section 7.2.2 lists them for rev2 servers)
     // and the ones clients look for.
     caps += " LITERAL+ ENABLE ID NAMESPACE UNSELECT CHILDREN IDLE UIDPLUS MOVE ESEARCH SEARCHRES LIST-EXTENDED"
-            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC CREATE-SPECIAL-USE";
+            " LIST-STATUS SPECIAL-USE BINARY STATUS=SIZE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE CONDSTORE QRESYNC CREATE-SPECIAL-USE"
+            " UTF8=ACCEPT";
     if (s_.append_limit) caps += fmt::format(" APPENDLIMIT={}", s_.append_limit);
     return caps;
 }
@@ -236,6 +237,10 @@ void ImapSession::on_literal(const CommandReader::Event& ev) {
         return bad(tag, "MULTIAPPEND is not supported");
     }
     if (head && head->name == "APPEND" && state_ != State::NotAuthenticated) return start_append(*head, d, ev);
+    keep_argument_literal(tag, ev);
+}
+
+void ImapSession::keep_argument_literal(const std::string& tag, const CommandReader::Event& ev) {
     if (!ev.fits) {
         reader_.refuse_literal();
         // RFC 7888 section 4: a too-large literal is refused with the TOOBIG code.

@@ -119,7 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
             break;
         }
         default: {
-            auto r = parse_append_head(d, utf8);
+            auto r = parse_append_head(d, utf8, (bytes[0] & 0x20) != 0);
             outcome(d, r, true);
             if (r) check_flags(r->flags);
             break;

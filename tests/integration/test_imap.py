@@ -155,6 +155,26 @@ class Basics(ImapHost):
         self.assertEqual(m.append("Nope", None, None, text)[0], "NO")
         m.logout()
 
+    def test_utf8_accept_folder_names_both_ways(self):
+        """imaplib's enable('UTF8=ACCEPT') switches it to UTF-8 names; a folder created under one
+        encoding is the same folder under the other."""
+        address = self.account("utf8er")
+        m = self.login(address)
+        self.assertEqual(m.create('"&AMQ-pfel"')[0], "OK")  # modified UTF-7 before ENABLE
+        typ, data = m.enable("UTF8=ACCEPT")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.create('"Café"')[0], "OK")
+        typ, data = m.list()
+        names = [line.decode("utf-8") for line in data]
+        self.assertIn('(\\HasNoChildren) "/" "Äpfel"', names)
+        self.assertIn('(\\HasNoChildren) "/" "Café"', names)
+        self.assertEqual(m.select('"Café"')[0], "OK")
+        m.logout()
+        m = self.login(address)  # a client without UTF8=ACCEPT sees modified UTF-7
+        typ, data = m.list()
+        self.assertIn(b'(\\HasNoChildren) "/" Caf&AOk-', data)
+        m.logout()
+
     def test_authenticate_plain_and_bad_password(self):
         m = imaplib.IMAP4("127.0.0.1", self.host.ports["imap"], timeout=30)
         with self.assertRaises(imaplib.IMAP4.error):

@@ -16,10 +16,21 @@ constexpr std::size_t kAppendBuffer = 256 * 1024;
 void ImapSession::start_append(const CommandHead& head, Decoder& d, const CommandReader::Event& ev) {
     Tagged t{head.tag, head.name};
     std::optional<AppendHead> h;
-    if (d.sp()) h = parse_append_head(d, utf8());
+    bool spaced = d.sp();
+    if (spaced && d.at_end()) return keep_argument_literal(t.tag, ev);  // the mailbox name is this literal
+    if (spaced) h = parse_append_head(d, utf8());
     if (!h || !d.at_end()) {
         reader_.refuse_literal();
         return bad(t.tag, d.error().empty() ? "Usage: APPEND mailbox [(flags)] [date-time] literal" : d.error());
+    }
+    if (h->utf8_data && !utf8_accept_) {
+        // RFC 6855 section 4: without ENABLE UTF8=ACCEPT the UTF8 data item is refused with BAD.
+        reader_.refuse_literal();
+        return bad(t.tag, "APPEND UTF8 needs ENABLE UTF8=ACCEPT first");
+    }
+    if (h->utf8_data && !ev.binary) {
+        reader_.refuse_literal();
+        return bad(t.tag, "APPEND UTF8 takes a literal8 (~{n})");
     }
     auto flags = split_flags(h->flags);
     if (!flags) {
@@ -41,6 +52,7 @@ void ImapSession::start_append(const CommandHead& head, Decoder& d, const Comman
     append_->keywords = flags->second;
     append_->size = ev.literal_size;
     append_->synchronizing = ev.synchronizing;
+    append_->utf8_data = h->utf8_data;
     park();
     services_->store->status(
         account(), h->mailbox,
@@ -78,8 +90,8 @@ void ImapSession::cmd_append(Command& c) {
     // What followed the message on its line: nothing, unless the client tried CATENATE-style
     // extensions (its text is the head again, without the literal).
     std::optional<AppendHead> h;
-    if (c.args.sp()) h = parse_append_head(c.args, utf8());
-    if (!h || !c.args.at_end()) {
+    if (c.args.sp()) h = parse_append_head(c.args, utf8(), true);
+    if (!h || !c.args.at_end() || h->utf8_data != append_->utf8_data) {
         append_.reset();
         return bad(c.tag, "Unexpected data after the message");
     }

@@ -66,7 +66,9 @@ void ImapSession::cmd_enable(Command& c) {
             enabled += " " + name;
             continue;
         }
-        bool* flag = name == "IMAP4REV2" ? &rev2_ : nullptr;
+        // UTF8=ACCEPT (RFC 6855 section 3): mailbox names in UTF-8 rather than modified UTF-7,
+        // UTF-8 in quoted strings, APPEND's UTF8 data item.
+        bool* flag = name == "IMAP4REV2" ? &rev2_ : name == "UTF8=ACCEPT" ? &utf8_accept_ : nullptr;
         if (!flag || *flag) continue;
         *flag = true;
         enabled += " " + name;

@@ -185,6 +185,9 @@ void ImapSession::cmd_search(Command& c) {
     std::optional<SearchRequest> req;
     if (c.args.sp()) req = parse_search(c.args);
     if (!req || !c.args.at_end()) return bad(c.tag, c.args.error().empty() ? "Invalid search arguments" : c.args.error());
+    // RFC 6855 section 3: once UTF8=ACCEPT is enabled every string is UTF-8, and a CHARSET is
+    // a conflicting label the server SHOULD refuse with BAD.
+    if (!req->charset.empty() && utf8_accept_) return bad(c.tag, "SEARCH CHARSET can't be used after ENABLE UTF8=ACCEPT");
     if (!req->charset.empty() && req->charset != "UTF-8" && req->charset != "US-ASCII")
         return finish(c, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.");
     auto run = std::make_shared<SearchRun>();

@@ -567,6 +567,29 @@ TEST_CASE("APPEND head: mailbox, flags, date-time, up to the literal", "[imap][i
     }
 }
 
+TEST_CASE("APPEND head: RFC 6855's UTF8 data item", "[imap][imap_grammar]") {
+    auto r = append("Sent (\\Seen) \"17-Jul-1996 02:44:25 -0700\" UTF8 (");
+    REQUIRE(r.value);
+    CHECK(r.value->utf8_data);
+    CHECK(r.value->flags == std::vector<std::string>{"\\Seen"});
+    CHECK(r.at_end);
+    CHECK(append("INBOX utf8 (").value->utf8_data);
+    CHECK_FALSE(append("INBOX ").value->utf8_data);
+    // Once the literal is streamed away its ")" follows the "(".
+    auto after = parse("INBOX UTF8 ()", [](Decoder& d) { return parse_append_head(d, false, true); });
+    REQUIRE(after.value);
+    CHECK(after.value->utf8_data);
+    CHECK(parse("INBOX UTF8 (", [](Decoder& d) { return parse_append_head(d, false, true); }).error == "expected ')'");
+    for (auto [text, error] : std::vector<std::pair<std::string, std::string>>{
+             {"INBOX UTF8 ", "expected '('"},
+             {"INBOX UTF8(", "expected a space"},
+             {"INBOX UTF8 (x", "expected the message literal"},
+             {"INBOX UTF8 () ", "expected the message literal"}}) {
+        INFO(text);
+        CHECK(append(text).error == error);
+    }
+}
+
 TEST_CASE("the head and a grammar read one command together", "[imap][imap_grammar]") {
     std::string text = "A7 uid fetch 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (Subject {4}\r\nDate)]) (CHANGEDSINCE 9 VANISHED)";
     Decoder d(text, kLimits);
