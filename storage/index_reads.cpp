@@ -69,6 +69,35 @@ std::vector<MessageInfo> messages(sqlite::Db& db, std::int64_t mailbox_id) {
     return out;
 }
 
+std::vector<MessageInfo> messages(sqlite::Db& db, std::int64_t mailbox_id, const UidRanges& uids) {
+    std::vector<MessageInfo> out;
+    // One index range scan per UID range: a handful of messages out of 100,000 costs a handful.
+    auto st = db.prepare(fmt::format("{} WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid", kMessageColumns));
+    for (auto [lo, hi] : uids) {
+        st.reset();
+        st.bind(1, mailbox_id).bind(2, lo).bind(3, hi);
+        while (st.step()) out.push_back(message_row(st));
+    }
+    return out;
+}
+
+std::vector<ViewRow> view_rows(sqlite::Db& db, std::int64_t mailbox_id) {
+    std::vector<ViewRow> out;
+    auto st = db.prepare(
+        "SELECT uid, flags, modseq, substr(file, 1, 4) = 'new/', keywords FROM message WHERE mailbox_id = ? ORDER BY uid");
+    st.bind(1, mailbox_id);
+    while (st.step()) {
+        ViewRow r;
+        r.uid = static_cast<std::uint32_t>(st.int64(0));
+        r.flags = static_cast<std::uint32_t>(st.int64(1));
+        r.modseq = static_cast<std::uint64_t>(st.int64(2));
+        r.in_new = st.int64(3) != 0;
+        if (auto k = st.text_view(4); !k.empty()) r.keywords = split_keywords(k);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
 std::optional<MessageInfo> message(sqlite::Db& db, std::int64_t mailbox_id, std::uint32_t uid) {
     auto st = db.prepare(fmt::format("{} WHERE mailbox_id = ? AND uid = ?", kMessageColumns));
     st.bind(1, mailbox_id).bind(2, uid);

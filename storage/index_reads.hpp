@@ -27,6 +27,8 @@ extern const char* const kMessageColumns;
 MessageInfo message_row(sqlite::Stmt& st);
 
 std::vector<MessageInfo> messages(sqlite::Db& db, std::int64_t mailbox_id);  // by UID
+std::vector<MessageInfo> messages(sqlite::Db& db, std::int64_t mailbox_id, const UidRanges& uids);  // by UID
+std::vector<ViewRow> view_rows(sqlite::Db& db, std::int64_t mailbox_id);  // by UID
 std::optional<MessageInfo> message(sqlite::Db& db, std::int64_t mailbox_id, std::uint32_t uid);
 // Counts for STATUS; info is copied into the result as given.
 MailboxStatus status(sqlite::Db& db, const MailboxInfo& info);

@@ -36,6 +36,22 @@ struct MessageInfo {
     std::vector<std::string> keywords;  // IMAP keywords, e.g. $Forwarded, $Junk, project-x
 };
 
+// A message as an IMAP session's view of a mailbox starts (Mailboxes::view): no file name.
+struct ViewRow {
+    std::uint32_t uid = 0;
+    std::uint32_t flags = 0;
+    std::uint64_t modseq = 0;
+    bool in_new = false;  // still in new/: IMAP4rev1's \Recent
+    std::vector<std::string> keywords;
+};
+struct MailboxView {
+    MailboxInfo mailbox;
+    std::vector<ViewRow> messages;  // by UID
+};
+
+// UID ranges, inclusive, ascending and not overlapping.
+using UidRanges = std::vector<std::pair<std::uint32_t, std::uint32_t>>;
+
 struct MailboxStatus {
     MailboxInfo info;
     std::uint32_t messages = 0;

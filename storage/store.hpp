@@ -80,6 +80,9 @@ public:
     [[nodiscard]] ChangeBus::Subscription subscribe(const AccountId& account, const std::string& mailbox,
                                                     ChangeBus::Listener listener) override;
     void snapshot(const AccountId& account, const std::string& mailbox, Done<MailboxSnapshot> done) override;
+    void view(const AccountId& account, const std::string& mailbox, Done<MailboxView> done) override;
+    void messages(const AccountId& account, const std::string& mailbox, UidRanges uids,
+                  Done<std::vector<MessageInfo>> done) override;
     void status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) override;
     void message(const AccountId& account, const std::string& mailbox, std::uint32_t uid,
                  Done<std::optional<MessageInfo>> done) override;

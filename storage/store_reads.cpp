@@ -163,6 +163,25 @@ void Store::snapshot(const AccountId& account, const std::string& mailbox, Done<
         std::move(done));
 }
 
+void Store::view(const AccountId& account, const std::string& mailbox, Done<MailboxView> done) {
+    read_index<MailboxView>(
+        account,
+        [mailbox](IndexView& v) {
+            MailboxView s;
+            s.mailbox = v.current(mailbox);
+            s.messages = index::view_rows(v.db(), s.mailbox.id);
+            return s;
+        },
+        std::move(done));
+}
+
+void Store::messages(const AccountId& account, const std::string& mailbox, UidRanges uids,
+                     Done<std::vector<MessageInfo>> done) {
+    read_index<std::vector<MessageInfo>>(
+        account, [mailbox, uids = std::move(uids)](IndexView& v) { return index::messages(v.db(), v.current(mailbox).id, uids); },
+        std::move(done));
+}
+
 void Store::status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) {
     read_index<MailboxStatus>(
         account, [mailbox](IndexView& v) { return index::status(v.db(), v.current(mailbox)); }, std::move(done));

@@ -15,7 +15,6 @@ namespace {
 constexpr std::uint32_t kSystemFlags = storage::kSeen | storage::kAnswered | storage::kFlagged | storage::kDeleted |
                                        storage::kDraft;
 
-bool in_new(const std::string& file) { return file.compare(0, 4, "new/") == 0; }
 
 }  // namespace
 
@@ -31,12 +30,22 @@ std::string uid_set(const std::vector<std::uint32_t>& uids) {
     return set;
 }
 
-SelectedMailbox::SelectedMailbox(const storage::MailboxSnapshot& snapshot, bool read_only)
-    : info_(snapshot.mailbox), read_only_(read_only) {
-    messages_.reserve(snapshot.messages.size());
-    for (auto& m : snapshot.messages) {
+storage::UidRanges uid_ranges(std::vector<std::uint32_t> uids) {
+    std::sort(uids.begin(), uids.end());
+    storage::UidRanges out;
+    for (auto u : uids) {
+        if (!out.empty() && u <= out.back().second + 1) out.back().second = std::max(out.back().second, u);
+        else out.emplace_back(u, u);
+    }
+    return out;
+}
+
+SelectedMailbox::SelectedMailbox(const storage::MailboxView& view, bool read_only)
+    : info_(view.mailbox), read_only_(read_only) {
+    messages_.reserve(view.messages.size());
+    for (auto& m : view.messages) {
         Message x{m.uid, m.flags & kSystemFlags, m.modseq, intern(m.keywords)};
-        if (in_new(m.file)) x.flags |= kRecent;
+        if (m.in_new) x.flags |= kRecent;
         messages_.push_back(x);
     }
     told_ = static_cast<std::uint32_t>(messages_.size());

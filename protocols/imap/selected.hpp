@@ -16,6 +16,8 @@ namespace pillarbox::imap {
 
 // "1:3,7" of ascending numbers.
 std::string uid_set(const std::vector<std::uint32_t>& uids);
+// The same numbers, in any order, as the store's ranges.
+storage::UidRanges uid_ranges(std::vector<std::uint32_t> uids);
 
 class SelectedMailbox {
 public:
@@ -33,7 +35,7 @@ public:
 
     // read_only: EXAMINE. Messages whose file is still in new/ are \Recent (Maildir's meaning of
     // new/), and so is every message that arrives while the mailbox is selected.
-    SelectedMailbox(const storage::MailboxSnapshot& snapshot, bool read_only);
+    SelectedMailbox(const storage::MailboxView& view, bool read_only);
 
     const storage::MailboxInfo& info() const { return info_; }
     bool read_only() const { return read_only_; }

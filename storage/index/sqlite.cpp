@@ -93,6 +93,12 @@ std::string Stmt::text(int col) const {
     return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(st_, col))) : "";
 }
 
+std::string_view Stmt::text_view(int col) const {
+    auto* p = sqlite3_column_text(st_, col);
+    return p ? std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(st_, col)))
+             : std::string_view();
+}
+
 bool Stmt::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
 
 Db::Db(const std::string& path, Mode mode) {

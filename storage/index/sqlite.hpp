@@ -35,6 +35,8 @@ public:
     void reset();
     std::int64_t int64(int col) const;
     std::string text(int col) const;
+    // The column's text, valid until the next step() or column call on this row.
+    std::string_view text_view(int col) const;
     bool is_null(int col) const;
 
 private:

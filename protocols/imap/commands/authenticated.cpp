@@ -124,8 +124,8 @@ void ImapSession::cmd_select(Command& c) {
         send("* OK [CLOSED] Previous mailbox closed.\r\n");
     }
     park();
-    services_->store->snapshot(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine, qresync = req->qresync,
-                                                                     mailbox = req->mailbox](storage::Outcome<storage::MailboxSnapshot> o) mutable {
+    services_->store->view(account(), req->mailbox, guard_.wrap([this, c = Tagged(c), examine, qresync = req->qresync,
+                                                                 mailbox = req->mailbox](storage::Outcome<storage::MailboxView> o) mutable {
         Resume resume{*this};
         if (!o.ok()) return store_failed(c, o);
         selected_ = std::make_unique<SelectedMailbox>(*o.value, examine);

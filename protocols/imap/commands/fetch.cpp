@@ -215,14 +215,20 @@ void ImapSession::fetch_prepare() {
 
 void ImapSession::fetch_rows(bool needed) {
     if (!needed || fetch_->seqs.empty()) return fetch_next();
-    services_->store->snapshot(account(), selected_->info().name, guard_.wrap([this](storage::Outcome<storage::MailboxSnapshot> o) {
+    // Only the rows of the messages asked for: a FETCH of a few messages in a large mailbox costs
+    // a few index lookups.
+    std::vector<std::uint32_t> uids;
+    uids.reserve(fetch_->seqs.size());
+    for (auto seq : fetch_->seqs) uids.push_back(selected_->at(seq).uid);
+    services_->store->messages(account(), selected_->info().name, uid_ranges(std::move(uids)),
+                               guard_.wrap([this](storage::Outcome<std::vector<storage::MessageInfo>> o) {
         if (!o.ok()) {
             auto t = fetch_->t;
             fetch_.reset();
             Resume resume{*this};
             return store_failed(t, o);
         }
-        for (auto& m : o.value->messages) fetch_->rows.emplace(m.uid, std::move(m));
+        for (auto& m : *o.value) fetch_->rows.emplace(m.uid, std::move(m));
         fetch_next();
     }));
 }

@@ -202,14 +202,17 @@ void ImapSession::cmd_search(Command& c) {
     search_ = run;
     park();
     if (!run->need.rows || selected_->count() == 0) return search_next();
-    services_->store->snapshot(account(), selected_->info().name, guard_.wrap([this](storage::Outcome<storage::MailboxSnapshot> o) {
+    // Every message of the view is tested: the rows of its UID span.
+    storage::UidRanges span{{selected_->at(1).uid, selected_->max_uid()}};
+    services_->store->messages(account(), selected_->info().name, std::move(span),
+                               guard_.wrap([this](storage::Outcome<std::vector<storage::MessageInfo>> o) {
         if (!o.ok()) {
             auto t = search_->t;
             search_.reset();
             Resume resume{*this};
             return store_failed(t, o);
         }
-        for (auto& m : o.value->messages) search_->rows.emplace(m.uid, std::move(m));
+        for (auto& m : *o.value) search_->rows.emplace(m.uid, std::move(m));
         search_next();
     }));
 }

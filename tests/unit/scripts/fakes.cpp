@@ -93,6 +93,26 @@ void FakeStore::snapshot(const AccountId& account, const std::string& mailbox, D
     later([done = std::move(done), s = std::move(s)]() mutable { done({std::move(s), {}, {}}); });
 }
 
+void FakeStore::view(const AccountId& account, const std::string& mailbox, Done<storage::MailboxView> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
+    storage::MailboxView s;
+    auto& b = box(account, mailbox);
+    s.mailbox = b.info;
+    for (auto& [uid, m] : b.messages)
+        s.messages.push_back({m.first.uid, m.first.flags, m.first.modseq, m.first.file.rfind("new/", 0) == 0, m.first.keywords});
+    later([done = std::move(done), s = std::move(s)]() mutable { done({std::move(s), {}, {}}); });
+}
+
+void FakeStore::messages(const AccountId& account, const std::string& mailbox, storage::UidRanges uids,
+                         Done<std::vector<storage::MessageInfo>> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
+    std::vector<storage::MessageInfo> out;
+    auto& b = box(account, mailbox);
+    for (auto [lo, hi] : uids)
+        for (auto it = b.messages.lower_bound(lo); it != b.messages.end() && it->first <= hi; ++it) out.push_back(it->second.first);
+    later([done = std::move(done), out = std::move(out)]() mutable { done({std::move(out), {}, {}}); });
+}
+
 void FakeStore::status(const AccountId& account, const std::string& mailbox, Done<storage::MailboxStatus> done) {
     if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
     storage::MailboxStatus st;

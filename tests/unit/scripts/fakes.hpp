@@ -48,6 +48,9 @@ public:
     storage::ChangeBus::Subscription subscribe(const storage::AccountId& account, const std::string& mailbox,
                                       storage::ChangeBus::Listener listener) override;
     void snapshot(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxSnapshot> done) override;
+    void view(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxView> done) override;
+    void messages(const storage::AccountId& account, const std::string& mailbox, storage::UidRanges uids,
+                  Done<std::vector<storage::MessageInfo>> done) override;
     void status(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxStatus> done) override;
     void message(const storage::AccountId& account, const std::string& mailbox, std::uint32_t uid,
                  Done<std::optional<storage::MessageInfo>> done) override;

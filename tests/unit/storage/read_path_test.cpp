@@ -240,6 +240,46 @@ TEST_CASE("read-your-writes: a read after a completed flag change or expunge see
     CHECK(missing.error == StoreError::Kind::NotFound);
 }
 
+TEST_CASE("view: every message without file names; messages: only the UID ranges asked for") {
+    Bed b;
+    for (int i = 1; i <= 6; ++i) REQUIRE(b.deliver("alice", fmt::format("Subject: {}\r\n\r\n{}\r\n", i, i)).ok);
+    REQUIRE(b.wait<std::vector<MessageInfo>>(
+                 [&](auto done) { b.store->set_flags(kAlice, "INBOX", {2, 5}, FlagOp::Add, kSeen | kFlagged, {"$Work"}, done); })
+                .ok());
+    auto view = b.wait<MailboxView>([&](auto done) { b.store->view(kAlice, "INBOX", done); });
+    REQUIRE(view.ok());
+    REQUIRE(view.value->messages.size() == 6);
+    auto snap = b.wait<MailboxSnapshot>([&](auto done) { b.store->snapshot(kAlice, "INBOX", done); });
+    REQUIRE(snap.ok());
+    CHECK(view.value->mailbox.uidnext == snap.value->mailbox.uidnext);
+    for (std::size_t i = 0; i < 6; ++i) {
+        const auto& v = view.value->messages[i];
+        const auto& m = snap.value->messages[i];
+        INFO("uid " << m.uid);
+        CHECK(v.uid == m.uid);
+        CHECK(v.flags == m.flags);
+        CHECK(v.modseq == m.modseq);
+        CHECK(v.keywords == m.keywords);
+        CHECK(v.in_new == (m.file.rfind("new/", 0) == 0));
+    }
+    CHECK(view.value->messages[1].keywords == std::vector<std::string>{"$Work"});
+    CHECK_FALSE(view.value->messages[1].in_new);  // \Seen moved it to cur/
+    CHECK(view.value->messages[0].in_new);
+
+    auto some = b.wait<std::vector<MessageInfo>>(
+        [&](auto done) { b.store->messages(kAlice, "INBOX", UidRanges{{2, 3}, {5, 5}, {9, 12}}, done); });
+    REQUIRE(some.ok());
+    std::vector<std::uint32_t> uids;
+    for (auto& m : *some.value) uids.push_back(m.uid);
+    CHECK(uids == std::vector<std::uint32_t>{2, 3, 5});  // 9-12 don't exist
+    CHECK(some.value->at(0).file == snap.value->messages[1].file);
+    auto none = b.wait<std::vector<MessageInfo>>([&](auto done) { b.store->messages(kAlice, "INBOX", UidRanges{}, done); });
+    REQUIRE(none.ok());
+    CHECK(none.value->empty());
+    auto missing = b.wait<MailboxView>([&](auto done) { b.store->view(kAlice, "No such box", done); });
+    CHECK(missing.error == StoreError::Kind::NotFound);
+}
+
 TEST_CASE("a read of an account the writer never opened goes to the writer, which creates it") {
     Bed b;
     SECTION("a new account") {

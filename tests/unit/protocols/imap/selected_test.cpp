@@ -20,11 +20,11 @@ storage::MessageInfo msg(std::uint32_t uid, std::uint32_t flags = 0, std::uint64
 }
 
 SelectedMailbox three() {
-    storage::MailboxSnapshot s;
+    storage::MailboxView s;
     s.mailbox.name = "INBOX";
     s.mailbox.uidnext = 8;
     s.mailbox.highestmodseq = 10;
-    s.messages = {msg(3, storage::kSeen), msg(5, 0, 2, "new/y"), msg(7, storage::kFlagged)};
+    s.messages = {{3, storage::kSeen, 1, false, {}}, {5, 0, 2, true, {}}, {7, storage::kFlagged, 1, false, {}}};
     return SelectedMailbox(s, false);
 }
 
@@ -128,4 +128,10 @@ TEST_CASE("selected: the mailbox deleted or renamed away by another session", "[
     d.mailbox = "INBOX";
     v.apply(d);
     CHECK(v.deleted());
+}
+
+TEST_CASE("uid_ranges: any order, duplicates and neighbours merged", "[imap][selected]") {
+    CHECK(imap::uid_ranges({}).empty());
+    CHECK(imap::uid_ranges({7, 3, 4, 5, 9, 3, 10}) == storage::UidRanges{{3, 5}, {7, 7}, {9, 10}});
+    CHECK(imap::uid_ranges({1}) == storage::UidRanges{{1, 1}});
 }
