@@ -290,8 +290,9 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
 
         sqlite::Db::Transaction tx(*db_);
         auto ins = db_->prepare(
-            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq, parsed) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "INSERT INTO message(mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, modseq) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        auto ins_parsed = db_->prepare("INSERT INTO message_parsed(mailbox_id, uid, parsed) VALUES(?, ?, ?)");
         for (std::size_t i = 0; i < msgs.size(); ++i) {
             auto& m = msgs[i];
             ins.bind(1, mb.id)
@@ -303,9 +304,10 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
                 .bind(7, m.internal_date)
                 .bind(8, m.flags)
                 .bind(9, static_cast<std::int64_t>(++modseq));
-            if (m.parsed.empty()) ins.bind_null(10);
-            else ins.bind(10, m.parsed);
             ins.run();
+            if (!m.parsed.empty()) {
+                ins_parsed.bind(1, mb.id).bind(2, uids[i]).bind(3, m.parsed).run();
+            }
         }
         record_mailbox(mb, uid, modseq);
         tx.commit();

@@ -397,14 +397,21 @@ Usage Account::usage() {
 
 std::string Account::parsed(const std::string& name, std::uint32_t uid) {
     MailboxInfo mb = mailbox(name);
-    auto st = db_->prepare("SELECT parsed FROM message WHERE mailbox_id = ? AND uid = ?");
+    auto st = db_->prepare("SELECT parsed FROM message_parsed WHERE mailbox_id = ? AND uid = ?");
     st.bind(1, mb.id).bind(2, uid);
     return st.step() && !st.is_null(0) ? st.text(0) : "";
 }
 
 void Account::set_parsed(const std::string& name, std::uint32_t uid, const std::string& blob) {
     MailboxInfo mb = mailbox(name);
-    db_->prepare("UPDATE message SET parsed = ? WHERE mailbox_id = ? AND uid = ?").bind(1, blob).bind(2, mb.id).bind(3, uid).run();
+    // Only for a message still there (one expunged meanwhile gets nothing).
+    db_->prepare(
+           "INSERT OR REPLACE INTO message_parsed(mailbox_id, uid, parsed) "
+           "SELECT mailbox_id, uid, ? FROM message WHERE mailbox_id = ? AND uid = ?")
+        .bind(1, blob)
+        .bind(2, mb.id)
+        .bind(3, uid)
+        .run();
 }
 
 void Account::check_quota(std::uint64_t more_bytes, std::uint64_t more_messages) {

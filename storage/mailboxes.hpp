@@ -166,6 +166,11 @@ public:
     // and section offsets), from the index, or made from the file on an io thread and kept.
     // NotFound when the UID is gone.
     virtual void parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) = 0;
+    // The parse caches already in the index for the messages in these UID ranges, by UID (none
+    // is made here): one read for a FETCH slice instead of one per message.
+    using CachedParses = std::vector<std::pair<std::uint32_t, std::string>>;
+    virtual void cached_parses(const AccountId& account, const std::string& mailbox, UidRanges uids,
+                               Done<CachedParses> done) = 0;
 
     // --- deliveries (the delivery dispatcher's mailbox target: SMTP, pickup, LMTP) ---
     virtual std::unique_ptr<DeliveryTarget> delivery() = 0;

@@ -81,6 +81,8 @@ public:
                                                     ChangeBus::Listener listener) override;
     void snapshot(const AccountId& account, const std::string& mailbox, Done<MailboxSnapshot> done) override;
     void view(const AccountId& account, const std::string& mailbox, Done<MailboxView> done) override;
+    void cached_parses(const AccountId& account, const std::string& mailbox, UidRanges uids,
+                       Done<CachedParses> done) override;
     void messages(const AccountId& account, const std::string& mailbox, UidRanges uids,
                   Done<std::vector<MessageInfo>> done) override;
     void status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) override;

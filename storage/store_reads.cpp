@@ -182,6 +182,23 @@ void Store::messages(const AccountId& account, const std::string& mailbox, UidRa
         std::move(done));
 }
 
+void Store::cached_parses(const AccountId& account, const std::string& mailbox, UidRanges uids, Done<CachedParses> done) {
+    read_index<CachedParses>(
+        account,
+        [mailbox, uids = std::move(uids)](IndexView& v) {
+            CachedParses out;
+            auto st = v.db().prepare("SELECT uid, parsed FROM message_parsed WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid");
+            const auto id = v.current(mailbox).id;
+            for (auto [lo, hi] : uids) {
+                st.reset();
+                st.bind(1, id).bind(2, lo).bind(3, hi);
+                while (st.step()) out.emplace_back(static_cast<std::uint32_t>(st.int64(0)), st.text(1));
+            }
+            return out;
+        },
+        std::move(done));
+}
+
 void Store::status(const AccountId& account, const std::string& mailbox, Done<MailboxStatus> done) {
     read_index<MailboxStatus>(
         account, [mailbox](IndexView& v) { return index::status(v.db(), v.current(mailbox)); }, std::move(done));
@@ -243,7 +260,9 @@ void Store::parsed_try(const AccountId& account, const std::string& mailbox, std
         account,
         [mailbox, uid, root](IndexView& v) {
             MailboxInfo mb = v.current(mailbox);
-            auto st = v.db().prepare("SELECT parsed, file FROM message WHERE mailbox_id = ? AND uid = ?");
+            auto st = v.db().prepare(
+                "SELECT p.parsed, m.file FROM message m LEFT JOIN message_parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid "
+                "WHERE m.mailbox_id = ? AND m.uid = ?");
             st.bind(1, mb.id).bind(2, uid);
             if (!st.step()) throw StoreError(StoreError::Kind::NotFound, fmt::format("no UID {} in {}", uid, mailbox));
             return ParsedRow{st.is_null(0) ? std::string() : st.text(0), root / mb.dir / st.text(1)};

@@ -138,6 +138,7 @@ private:
     // FETCH's steps (commands/fetch.cpp).
     void fetch_prepare();
     void fetch_rows(bool needed);
+    void fetch_cached_parses();  // the parse caches of the next slice, in one read
     void fetch_next();
     void fetch_atts();
     void fetch_read_section(const FetchAtt& a, const SectionContent& content, const std::string& sep);

@@ -67,6 +67,21 @@ DROP TABLE message;
 ALTER TABLE message_v2 RENAME TO message;
 CREATE UNIQUE INDEX message_base ON message(mailbox_id, base);
 )sql",
+    // 3: the parse cache in a table of its own. Inline, a 1 KiB parse cache per message made
+    // every scan of the message rows (IMAP SELECT builds its view from all of them) read four
+    // times the pages: SELECT of 100,000 messages went from 45 to 80 ms once a client had
+    // fetched their envelopes. A row goes with its message (ON DELETE CASCADE).
+    R"sql(
+CREATE TABLE message_parsed(
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  parsed TEXT NOT NULL,                 -- parse cache (JSON), filled when first needed
+  PRIMARY KEY (mailbox_id, uid),
+  FOREIGN KEY (mailbox_id, uid) REFERENCES message(mailbox_id, uid) ON DELETE CASCADE);
+INSERT INTO message_parsed(mailbox_id, uid, parsed)
+  SELECT mailbox_id, uid, parsed FROM message WHERE parsed IS NOT NULL ORDER BY mailbox_id, uid;
+ALTER TABLE message DROP COLUMN parsed;
+)sql",
 };
 
 int current_version(sqlite::Db& db) {

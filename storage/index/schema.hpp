@@ -5,7 +5,7 @@
 
 namespace pillarbox::storage::index {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 // Brings the database to kSchemaVersion, one migration per version step, each in a transaction.
 // Throws on a database newer than this code knows.

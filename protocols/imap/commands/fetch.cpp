@@ -124,6 +124,9 @@ struct FetchRun {
     unsigned in_slice = 0;
     bool any_gone = false;
     std::map<std::uint32_t, storage::MessageInfo> rows;  // by UID, when rows are needed
+    // Parse caches of the messages ahead (seqs[next, cached_until)), read a slice at a time.
+    std::map<std::uint32_t, std::string> cached;
+    std::size_t cached_until = 0;
 
     // The message being answered.
     struct Piece {
@@ -233,6 +236,23 @@ void ImapSession::fetch_rows(bool needed) {
     }));
 }
 
+void ImapSession::fetch_cached_parses() {
+    auto& r = *fetch_;
+    std::size_t end = std::min(r.seqs.size(), r.next + kSlice);
+    std::vector<std::uint32_t> uids;
+    for (std::size_t i = r.next; i < end; ++i) uids.push_back(selected_->at(r.seqs[i]).uid);
+    r.cached_until = end;
+    services_->store->cached_parses(account(), selected_->info().name, uid_ranges(std::move(uids)),
+                                    guard_.wrap([this](storage::Outcome<storage::Mailboxes::CachedParses> o) {
+        auto& r = *fetch_;
+        r.cached.clear();
+        // A failed read only costs speed: each message is then looked up on its own.
+        if (o.ok())
+            for (auto& [uid, json] : *o.value) r.cached.emplace(uid, std::move(json));
+        fetch_next();
+    }));
+}
+
 void ImapSession::fetch_next() {
     auto& r = *fetch_;
     while (r.next < r.seqs.size()) {
@@ -248,6 +268,7 @@ void ImapSession::fetch_next() {
             }));
             return;
         }
+        if (r.need_parse && r.next >= r.cached_until) return fetch_cached_parses();
         r.seq = r.seqs[r.next++];
         const auto& m = selected_->at(r.seq);
         if (m.flags & SelectedMailbox::kExpunged) {
@@ -270,6 +291,15 @@ void ImapSession::fetch_next() {
         r.relooked = false;
         r.out.push_back({fmt::format("* {} FETCH (", r.seq)});
         if (r.need_parse) {
+            if (auto it = r.cached.find(m.uid); it != r.cached.end()) {
+                r.parsed = mime::from_json(it->second);
+                r.cached.erase(it);
+                if (r.parsed) {
+                    fetch_atts();
+                    return;
+                }
+            }
+            // Not parsed yet: made from the file now (and kept in the index).
             services_->store->parsed(account(), selected_->info().name, m.uid, guard_.wrap([this](storage::Outcome<std::string> o) {
                 auto& r = *fetch_;
                 if (o.ok()) r.parsed = mime::from_json(*o.value);

@@ -424,6 +424,18 @@ void FakeStore::parsed(const AccountId& account, const std::string& mailbox, std
     later([done = std::move(done), json] { done({json, {}, {}}); });
 }
 
+// The fake's cache is always full: every message's structure, made from its content.
+void FakeStore::cached_parses(const AccountId& account, const std::string& mailbox, storage::UidRanges uids,
+                              Done<CachedParses> done) {
+    if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
+    CachedParses out;
+    auto& b = box(account, mailbox);
+    for (auto [lo, hi] : uids)
+        for (auto it = b.messages.lower_bound(lo); it != b.messages.end() && it->first <= hi; ++it)
+            out.emplace_back(it->first, mime::to_json(mime::parse_message(it->second.second)));
+    later([done = std::move(done), out = std::move(out)]() mutable { done({std::move(out), {}, {}}); });
+}
+
 bool FakeStore::over_limits(const AccountId& account, std::uint64_t more_bytes) {
     std::uint64_t messages = 0, bytes = 0;
     box(account, "INBOX");

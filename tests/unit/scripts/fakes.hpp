@@ -49,6 +49,8 @@ public:
                                       storage::ChangeBus::Listener listener) override;
     void snapshot(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxSnapshot> done) override;
     void view(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxView> done) override;
+    void cached_parses(const storage::AccountId& account, const std::string& mailbox, storage::UidRanges uids,
+                       Done<CachedParses> done) override;
     void messages(const storage::AccountId& account, const std::string& mailbox, storage::UidRanges uids,
                   Done<std::vector<storage::MessageInfo>> done) override;
     void status(const storage::AccountId& account, const std::string& mailbox, Done<storage::MailboxStatus> done) override;

@@ -1,5 +1,6 @@
 // Index schema: an index written by an older pillarbox is migrated in place on open, with every
-// row kept; message rows with a parse cache stay inline (no overflow page per message).
+// row kept; the parse cache lives beside the message rows (no overflow page per message, and
+// scans of the message rows don't read it).
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -44,8 +45,9 @@ struct Fixture {
     std::vector<std::string> rows() {
         sqlite::Db db(index.string());
         auto st = db.prepare(
-            "SELECT mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, "
-            "coalesce(parsed, '<null>') FROM message ORDER BY mailbox_id, uid");
+            "SELECT m.mailbox_id, m.uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, "
+            "coalesce(p.parsed, '<null>') FROM message m LEFT JOIN message_parsed p ON p.mailbox_id = m.mailbox_id "
+            "AND p.uid = m.uid ORDER BY m.mailbox_id, m.uid");
         std::vector<std::string> out;
         while (st.step()) {
             std::string r;
@@ -87,7 +89,9 @@ CREATE TABLE message_v1(
   modseq INTEGER NOT NULL,
   parsed TEXT,
   PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;
-INSERT INTO message_v1 SELECT mailbox_id, uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, parsed FROM message;
+INSERT INTO message_v1 SELECT m.mailbox_id, m.uid, base, file, size, rfc822_size, internal_date, flags, keywords, modseq, p.parsed
+  FROM message m LEFT JOIN message_parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid;
+DROP TABLE message_parsed;
 DROP TABLE message;
 ALTER TABLE message_v1 RENAME TO message;
 CREATE UNIQUE INDEX message_base ON message(mailbox_id, base);
@@ -119,10 +123,29 @@ TEST_CASE("index schema: a version 1 index is migrated on open, every row kept")
     }
     CHECK(f.version() == std::to_string(index::kSchemaVersion));
     CHECK(f.message_table_sql().find("WITHOUT ROWID") == std::string::npos);
+    CHECK(f.message_table_sql().find("parsed") == std::string::npos);  // moved to message_parsed (version 3)
     auto after = f.rows();
     REQUIRE(after.size() == 6);
     after.pop_back();
     CHECK(after == before);
+}
+
+TEST_CASE("index schema: the parse cache goes with its message") {
+    Fixture f;
+    auto a = Account::open(f.root);
+    f.add(*a, 3);
+    a->set_parsed("INBOX", 1, "one");
+    a->set_parsed("INBOX", 2, "two");
+    a->set_parsed("INBOX", 2, "two again");  // replaced
+    a->set_parsed("INBOX", 99, "nobody");    // no such message: nothing kept
+    CHECK(a->parsed("INBOX", 2) == "two again");
+    a->expunge("INBOX", {1});
+    CHECK(a->parsed("INBOX", 1).empty());
+    a.reset();
+    sqlite::Db db(f.index.string());
+    auto st = db.prepare("SELECT group_concat(uid) FROM message_parsed");
+    REQUIRE(st.step());
+    CHECK(st.text(0) == "2");
 }
 
 TEST_CASE("index schema: message rows with a parse cache stay inline") {
