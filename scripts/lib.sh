@@ -9,7 +9,7 @@ BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
   libsodium-dev libcrypt-dev libc-ares-dev libpcre2-dev)
 # What the tests drive the server with (swaks needs libnet-ssleay-perl for TLS, a Recommends
 # that --no-install-recommends leaves out).
-TEST_PACKAGES=(openssl python3 swaks libnet-ssleay-perl postfix curl fetchmail dovecot-pop3d isync)
+TEST_PACKAGES=(openssl python3 swaks libnet-ssleay-perl postfix curl fetchmail dovecot-pop3d dovecot-imapd isync)
 
 ensure_packages() {
   local missing=()
