@@ -14,6 +14,7 @@
 #include <ctime>
 #include <fmt/format.h>
 #include <random>
+#include <sqlite3.h>
 #include <system_error>
 
 #include "server/file_modes.hpp"
@@ -126,6 +127,15 @@ void fsync_dir(const fs::path& dir) {
     if (rc != 0) throw std::system_error(err, std::generic_category(), "fsync " + dir.string());
 }
 
+namespace {
+// SQLITE_CORRUPT and SQLITE_NOTADB say the file is damaged; code 0 is migrate's "schema newer
+// than this pillarbox", which an older binary can only rebuild.
+bool index_is_corrupt(const sqlite::Error& e) {
+    const int primary = e.code & 0xff;
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB || e.code == 0;
+}
+}  // namespace
+
 Account::Account(fs::path root, std::string hostname) : root_(std::move(root)), hostname_(std::move(hostname)) {}
 
 std::unique_ptr<Account> Account::open(const fs::path& root, std::string hostname) {
@@ -158,7 +168,10 @@ void Account::create_layout() {
         clean = index::meta(*db_, "clean_shutdown") == "1";
     } catch (const sqlite::Error& e) {
         // A corrupt index is set aside and rebuilt from the Maildir, which is the durable truth;
-        // UIDs come back from the U= fields and UIDVALIDITY from pillarbox-uidvalidity.
+        // UIDs come back from the U= fields and UIDVALIDITY from pillarbox-uidvalidity. Only a
+        // corrupt one: an index that can't be opened right now (no file descriptors left, a full
+        // disk, an I/O error) is good and stays where it is, and the open fails.
+        if (!index_is_corrupt(e)) throw;
         db_.reset();
         auto aside = index_path.string() + fmt::format(".corrupt-{}", std::time(nullptr));
         std::error_code ec;

@@ -5,6 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -138,6 +142,36 @@ TEST_CASE("a corrupt index is set aside and rebuilt") {
     bool aside = false;
     for (auto& e : fs::directory_iterator(f.root)) aside |= e.path().filename().string().rfind("pillarbox.index.corrupt-", 0) == 0;
     CHECK(aside);
+}
+
+TEST_CASE("an index that can't be opened for want of file descriptors stays where it is") {
+    Fixture f;
+    {
+        auto a = f.open();
+        f.add(*a, "x\r\n");
+    }
+    // No descriptor left below the limit: what 6,000 open accounts did to the 6,001st before.
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    int lowest_free = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    bool threw = false;
+    try {
+        f.open();
+    } catch (const std::exception&) {
+        threw = true;
+    }
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(threw);
+    bool aside = false;
+    for (auto& e : fs::directory_iterator(f.root)) aside |= e.path().filename().string().rfind("pillarbox.index.corrupt-", 0) == 0;
+    CHECK_FALSE(aside);
+    auto a = f.open();
+    CHECK(f.rows().size() == 1);
 }
 
 TEST_CASE("a message renamed into place before a crash keeps its UID; later UIDs don't collide") {
