@@ -141,6 +141,12 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
                 "Postfix's parameter of this name limits one mbox file; here it is the account."});
     add({.name = "mailbox_message_limit", .default_value = "0", .type = Type::Count,
          .doc = "Message count limit per account (0 = no limit)."});
+    add({.name = "open_accounts_limit", .default_value = "256", .type = Type::Count, .min = 1, .max = 1000000,
+         .doc = "Accounts whose index the store keeps open for writing (a SQLite connection, three "
+                "file descriptors and some memory each). Past this the least recently written one "
+                "is closed, and opened again by its next delivery, flag change or append; sessions "
+                "that only read, or wait in IDLE, don't keep an account open. The connection limit "
+                "keeps three descriptors per open account in reserve."});
     add({.name = "quota_full_tempfail", .default_value = "no", .type = Type::Bool,
          .doc = "Dovecot's name: yes makes over-quota a temporary failure (SMTP 452 4.2.2, the "
                 "sender retries) instead of a permanent one (552 5.2.2)."});

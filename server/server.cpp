@@ -48,12 +48,15 @@ std::uint64_t raise_open_files_limit() {
 }  // namespace
 
 // Descriptors kept back from connections: listening sockets, the log, the accounts database,
-// DNS sockets, and per worker thread a message file, its folder and an index database with
-// its -wal and -shm files. Each connection is then counted as two descriptors: its socket and
-// the message file it may be delivering. Documented in docs/operations.md.
-std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads) {
+// DNS sockets, per worker thread a message file, its folder and an index database with its
+// -wal and -shm files, and those three for each account the store keeps open and each idle
+// read connection it keeps (StoreSettings::idle_read_connections, 64), at most a quarter of the
+// limit. Each connection is then counted as two descriptors: its socket and the message file it
+// may be delivering. Documented in docs/operations.md.
+std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads, std::size_t open_accounts) {
     if (open_files == 0) return UINT64_MAX;
-    std::uint64_t reserve = 64 + 16 * static_cast<std::uint64_t>(worker_threads);
+    const std::uint64_t indexes = std::min<std::uint64_t>(3 * (static_cast<std::uint64_t>(open_accounts) + 64), open_files / 4);
+    const std::uint64_t reserve = 64 + 16 * static_cast<std::uint64_t>(worker_threads) + indexes;
     return open_files > reserve + 2 ? (open_files - reserve) / 2 : 1;
 }
 
@@ -66,6 +69,7 @@ ServerSettings ServerSettings::from(const config::Config& c) {
     s.stress_idle_timeout = c.get_time("connection_stress_idle_timeout");
     s.shutdown_timeout = c.get_time("shutdown_timeout");
     s.worker_threads = c.get_count("worker_threads");
+    s.open_accounts_limit = c.get_count("open_accounts_limit");
     s.inet_interfaces = c.get_list("inet_interfaces");
     return s;
 }
@@ -356,7 +360,7 @@ bool Server::apply(std::shared_ptr<Runtime> rt) {
 // limit; logged at start and when a reload changes them.
 void Server::update_limits(const Runtime& rt, bool starting) {
     const auto& s = rt.settings;
-    auto capacity = connection_capacity(open_files_limit_, s.worker_threads);
+    auto capacity = connection_capacity(open_files_limit_, s.worker_threads, s.open_accounts_limit);
     auto limit = std::min<std::uint64_t>(s.connection_limit, capacity);
     bool changed = limit != effective_limit_;
     effective_limit_ = limit;

@@ -35,6 +35,7 @@ struct ServerSettings {
     std::chrono::milliseconds stress_idle_timeout{};  // connection_stress_idle_timeout
     std::chrono::milliseconds shutdown_timeout{};
     std::size_t worker_threads{};
+    std::size_t open_accounts_limit{};  // the store's: their descriptors are kept in reserve
     std::vector<std::string> inet_interfaces;
     static ServerSettings from(const config::Config& c);
 };
@@ -58,7 +59,7 @@ std::shared_ptr<Runtime> build_runtime(const config::Config& config, std::vector
 
 // How many connections open_files descriptors can hold after a reserve for files, the
 // databases and DNS (open_files 0: unlimited).
-std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads);
+std::uint64_t connection_capacity(std::uint64_t open_files, std::size_t worker_threads, std::size_t open_accounts);
 
 class Server {
 public:

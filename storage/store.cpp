@@ -90,6 +90,7 @@ StoreSettings StoreSettings::from(const config::Config& c) {
     s.quota.max_bytes = c.get_size("mailbox_size_limit");
     s.quota.max_messages = c.get_count("mailbox_message_limit");
     s.quota_full_tempfail = c.get_bool("quota_full_tempfail");
+    s.open_accounts_limit = c.get_count("open_accounts_limit");
     return s;
 }
 
@@ -483,7 +484,9 @@ fs::path Store::account_root(const std::string& localpart, const std::string& do
 Account& Store::account(const std::string& localpart, const std::string& domain) {
     if (auto why = invalid_account_name(localpart, domain); !why.empty()) throw std::runtime_error(why);
     std::string key = localpart + "@" + domain;
-    auto& a = accounts_[key];
+    auto& open = accounts_[key];
+    open.used = ++account_uses_;
+    auto& a = open.account;
     if (!a) {
         try {
             a = Account::open(account_root(localpart, domain), settings_.hostname);
@@ -494,9 +497,18 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
         a->set_quota(settings_.quota);
         a->set_side_thread(&side_);
         std::lock_guard lock(opened_mutex_);
-        opened_.emplace(key, std::make_shared<Opened>());
+        opened_.emplace(key, std::make_shared<Opened>());  // stays when the account is closed
     }
     return *a;
+}
+
+void Store::close_idle_accounts() {
+    while (accounts_.size() > settings_.open_accounts_limit) {
+        auto oldest = accounts_.begin();
+        for (auto it = accounts_.begin(); it != accounts_.end(); ++it)
+            if (it->second.used < oldest->second.used) oldest = it;
+        accounts_.erase(oldest);  // ~Account marks the index cleanly closed
+    }
 }
 
 std::shared_ptr<Store::Opened> Store::opened(const std::string& key) const {
@@ -536,6 +548,7 @@ void Store::run_on_writer(const std::string& localpart, const std::string& domai
             if (reason.empty()) reason = "failed";
         }
         const std::uint64_t commit = changes.empty() ? 0 : count_commit(key);
+        close_idle_accounts();
         asio::post(loop_, [this, key, commit, changes = std::move(changes), kind, reason = std::move(reason),
                            finish = std::move(finish), guard]() mutable {
             for (auto& c : changes) bus_.publish(key, c);
@@ -774,6 +787,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
         });
     }
+    close_idle_accounts();
 }
 
 }  // namespace pillarbox::storage

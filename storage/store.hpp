@@ -57,12 +57,15 @@ struct StoreSettings {
     // used is closed past this). A read reuses an idle one of its account's; bench/pop3's 20
     // accounts fit many times over.
     std::size_t idle_read_connections = 64;
+    // open_accounts_limit: accounts the writer keeps open; past it the least recently used is
+    // closed between two jobs.
+    std::size_t open_accounts_limit = 256;
     // Tests only: runs on the io thread after a reader answered, before its result is posted to
     // the loop (to hold a read there while the writer publishes a change).
     std::function<void()> after_read_for_tests;
 
     // data_directory, myhostname, worker_threads, mailbox_size_limit, mailbox_message_limit,
-    // quota_full_tempfail.
+    // quota_full_tempfail, open_accounts_limit.
     static StoreSettings from(const config::Config& c);
 };
 
@@ -170,6 +173,9 @@ private:
     void drain();                                                 // writer thread
     void finish_batch(std::shared_ptr<std::vector<Item>> batch);  // writer thread
     Account& account(const std::string& localpart, const std::string& domain);  // writer thread
+    // Writer thread, between jobs (never while an Account& is held): closes the least recently
+    // used accounts past open_accounts_limit.
+    void close_idle_accounts();
 
     // run()'s untyped part (store.cpp): work on the writer thread, then on the loop the
     // publication of its changes and finish(error kind, reason) (both empty: it worked).
@@ -217,7 +223,12 @@ private:
     std::mutex queue_mutex_;
     std::deque<Item> queue_;       // under queue_mutex_
     bool writer_busy_ = false;     // under queue_mutex_: drain() is posted or running
-    std::map<std::string, std::unique_ptr<Account>> accounts_;  // writer thread only
+    struct OpenAccount {
+        std::unique_ptr<Account> account;
+        std::uint64_t used = 0;  // account_uses_ when last handed out
+    };
+    std::map<std::string, OpenAccount> accounts_;  // writer thread only
+    std::uint64_t account_uses_ = 0;              // writer thread only
     mutable std::mutex opened_mutex_;
     std::map<std::string, std::shared_ptr<Opened>> opened_;  // under opened_mutex_; filled by the writer
     std::map<std::string, std::uint64_t> published_;         // loop thread: the last commit number published per account

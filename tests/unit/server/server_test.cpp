@@ -120,10 +120,13 @@ TEST_CASE("loopback clients have no exemption from the per-client limit by defau
 }
 
 TEST_CASE("the connection limit leaves a reserve of the open files limit") {
-    CHECK(connection_capacity(0, 4) == UINT64_MAX);        // unlimited
-    CHECK(connection_capacity(1024, 4) == (1024 - 128) / 2);  // 64 + 16 per worker thread, 2 per connection
-    CHECK(connection_capacity(1048576, 4) > 500000);
-    CHECK(connection_capacity(100, 4) == 1);  // never 0: the server still serves someone
+    CHECK(connection_capacity(0, 4, 256) == UINT64_MAX);  // unlimited
+    // 64 + 16 per worker thread + 3 per open account and idle read connection (at most a
+    // quarter of the limit), 2 per connection
+    CHECK(connection_capacity(20000, 4, 256) == (20000 - 128 - 3 * (256 + 64)) / 2);
+    CHECK(connection_capacity(1024, 4, 256) == (1024 - 128 - 256) / 2);
+    CHECK(connection_capacity(1048576, 4, 256) > 500000);
+    CHECK(connection_capacity(100, 4, 256) == 1);  // never 0: the server still serves someone
 }
 
 TEST_CASE("stress mode sheds idle sessions that have not logged in, and keeps those that have") {

@@ -9,6 +9,8 @@
 
 #include "protocols/common/message_parser.hpp"
 #include "storage/account.hpp"
+#include "storage/index/schema.hpp"
+#include "storage/index/sqlite.hpp"
 #include "storage/store.hpp"
 #include "tests/unit/server/test_support.hpp"
 #include "tests/unit/storage/store_support.hpp"
@@ -253,7 +255,8 @@ TEST_CASE("with a parser, deliveries and appends arrive with their parse cache f
 TEST_CASE("store settings come from pillarbox.conf") {
     std::vector<config::Diagnostic> diags;
     auto c = config::Config::parse("data_directory = /srv/mail\nmyhostname = mx.example.org\nworker_threads = 3\n"
-                                   "mailbox_size_limit = 2G\nmailbox_message_limit = 50000\nquota_full_tempfail = yes\n",
+                                   "mailbox_size_limit = 2G\nmailbox_message_limit = 50000\nquota_full_tempfail = yes\n"
+                                   "open_accounts_limit = 7\n",
                                    "t.conf", config::Environment{false, "h.example"}, diags);
     REQUIRE(diags.empty());
     auto s = StoreSettings::from(c);
@@ -263,9 +266,44 @@ TEST_CASE("store settings come from pillarbox.conf") {
     CHECK(s.quota.max_bytes == 2ull * 1024 * 1024 * 1024);
     CHECK(s.quota.max_messages == 50000);
     CHECK(s.quota_full_tempfail);
+    CHECK(s.open_accounts_limit == 7);
     auto d = StoreSettings::from(config::Config::defaults(config::Environment{false, "h.example"}));
     CHECK(d.quota.max_bytes == 0);
     CHECK_FALSE(d.quota_full_tempfail);
+    CHECK(d.open_accounts_limit == 256);
+}
+
+TEST_CASE("past open_accounts_limit the least recently used account is closed, and opens again on its next write") {
+    test::TempDir dir;
+    asio::io_context io;
+    auto settings = test::store_settings(dir.path);
+    settings.open_accounts_limit = 2;
+    Store store(io, settings);
+    // An account's index says clean_shutdown=1 only while the store has it closed.
+    auto closed = [&](const std::string& localpart) {
+        sqlite::Db db((store.account_root(localpart, "example.org") / "pillarbox.index").string(), sqlite::Db::Mode::ReadOnly);
+        return index::meta(db, "clean_shutdown") == "1";
+    };
+    for (auto who : {"alice", "bob"}) REQUIRE(deliver(io, store, {{who, "example.org"}}, "Subject: 1\r\n\r\nx\r\n")[0].ok);
+    CHECK_FALSE(closed("alice"));
+    CHECK_FALSE(closed("bob"));
+    REQUIRE(deliver(io, store, {{"carol", "example.org"}}, "Subject: 1\r\n\r\nx\r\n")[0].ok);
+    CHECK(closed("alice"));
+    CHECK_FALSE(closed("bob"));
+    CHECK_FALSE(closed("carol"));
+    // A flag change to bob keeps him the more recent one; alice's next delivery closes carol.
+    std::string err = "not run";
+    store.with_account("bob", "example.org", [](Account& a) { a.set_flags("INBOX", {1}, FlagOp::Add, kSeen); },
+                       [&](std::string e) { err = e; });
+    io.run();
+    io.restart();
+    REQUIRE(err.empty());
+    auto again = deliver(io, store, {{"alice", "example.org"}}, "Subject: 2\r\n\r\ny\r\n");
+    REQUIRE(again[0].ok);
+    CHECK(again[0].uid == 2);
+    CHECK_FALSE(closed("alice"));
+    CHECK_FALSE(closed("bob"));
+    CHECK(closed("carol"));
 }
 
 TEST_CASE("quota_full_tempfail makes over quota temporary") {
