@@ -147,7 +147,9 @@ private:
     // SEARCH's steps (commands/search.cpp).
     bool search_match(const SearchKey& k, SearchRun& r);
     void search_next();
+    void search_cached_parses();
     void search_load();
+    void search_read_file();
     void search_test();
     void search_done();
     void send(std::string_view s) { io_.send(s); }

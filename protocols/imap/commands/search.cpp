@@ -21,7 +21,8 @@ namespace pillarbox::imap {
 
 namespace {
 
-constexpr unsigned kSlice = 2000;  // messages tested before the loop serves others
+constexpr unsigned kSlice = 2000;       // messages tested before the loop serves others
+constexpr unsigned kParseSlice = 256;   // messages whose cached parses are read at once
 
 struct Needs {
     bool rows = false, parse = false, file = false;
@@ -89,6 +90,10 @@ struct SearchRun {
     Needs need;
     std::map<std::uint32_t, storage::MessageInfo> rows;
     std::uint32_t seq = 0;  // the message being tested
+    // Header keys: the parse caches of the messages after seq up to cached_until, read in one go
+    // (those without one are parsed one by one).
+    std::map<std::uint32_t, std::string> cached;  // by UID
+    std::uint32_t cached_until = 0;
     std::vector<std::uint32_t> found;  // sequence numbers
     // The current message's data.
     const storage::MessageInfo* row = nullptr;
@@ -220,7 +225,9 @@ void ImapSession::cmd_search(Command& c) {
 void ImapSession::search_next() {
     auto& r = *search_;
     unsigned tested = 0;
-    while (++r.seq <= selected_->count()) {
+    for (;;) {
+        if (r.need.parse && r.seq >= r.cached_until && r.seq < selected_->count()) return search_cached_parses();
+        if (++r.seq > selected_->count()) break;
         const auto& m = selected_->at(r.seq);
         r.row = nullptr;
         r.parsed.reset();
@@ -231,9 +238,17 @@ void ImapSession::search_next() {
             if (it == r.rows.end()) continue;  // gone since the client was told of it
             r.row = &it->second;
         }
-        if (r.need.parse) return search_load();
+        if (r.need.parse) {
+            auto it = r.cached.find(m.uid);
+            if (it == r.cached.end()) return search_load();
+            r.parsed = mime::from_json(it->second);
+            r.cached.erase(it);
+            if (!r.parsed) return search_load();  // an unreadable cache entry: parsed again
+            if (r.need.file) return search_read_file();
+        }
         if (search_match(r.req.key, r)) r.found.push_back(r.seq);
-        if (++tested >= kSlice) {
+        // Each slice of parse caches is a store read, which lets the loop serve others between.
+        if (++tested >= (r.need.parse ? kParseSlice : kSlice)) {
             asio::post(*services_->loop, guard_.wrap([this] {
                 if (search_) search_next();
             }));
@@ -243,7 +258,24 @@ void ImapSession::search_next() {
     search_done();
 }
 
-// The current message's structure (and file, for BODY and TEXT), then its test.
+// The parse caches of the next slice of messages, in one store read.
+void ImapSession::search_cached_parses() {
+    auto& r = *search_;
+    r.cached_until = std::min<std::uint32_t>(selected_->count(), r.seq + kParseSlice);
+    std::vector<std::uint32_t> uids;
+    for (std::uint32_t seq = r.seq + 1; seq <= r.cached_until; ++seq) uids.push_back(selected_->at(seq).uid);
+    services_->store->cached_parses(account(), selected_->info().name, uid_ranges(std::move(uids)),
+                                    guard_.wrap([this](storage::Outcome<storage::Mailboxes::CachedParses> o) {
+        auto& r = *search_;
+        r.cached.clear();
+        // A failed read only costs speed: each message is then parsed on its own.
+        if (o.ok())
+            for (auto& [uid, json] : *o.value) r.cached.emplace(uid, std::move(json));
+        search_next();
+    }));
+}
+
+// The current message's structure, made (and cached) by the store, then its test.
 void ImapSession::search_load() {
     auto& r = *search_;
     const std::uint32_t uid = selected_->at(r.seq).uid;
@@ -251,13 +283,19 @@ void ImapSession::search_load() {
         auto& r = *search_;
         if (o.ok()) r.parsed = mime::from_json(*o.value);
         if (!r.need.file || !r.parsed) return search_test();
-        services_->store->read(account(), selected_->info(), r.row->file, 0, static_cast<std::size_t>(r.row->size),
-                               guard_.wrap([this](storage::Outcome<std::string> f) {
-                                   if (f.ok()) search_->file = std::move(*f.value);
-                                   else search_->parsed.reset();  // gone (or renamed): no text to match
-                                   search_test();
-                               }));
+        search_read_file();
     }));
+}
+
+// BODY and TEXT: the current message's file, then its test.
+void ImapSession::search_read_file() {
+    auto& r = *search_;
+    services_->store->read(account(), selected_->info(), r.row->file, 0, static_cast<std::size_t>(r.row->size),
+                           guard_.wrap([this](storage::Outcome<std::string> f) {
+                               if (f.ok()) search_->file = std::move(*f.value);
+                               else search_->parsed.reset();  // gone (or renamed): no text to match
+                               search_test();
+                           }));
 }
 
 void ImapSession::search_test() {

@@ -417,6 +417,7 @@ void FakeStore::set_subscribed(const AccountId& account, const std::string& name
 }
 
 void FakeStore::parsed(const AccountId& account, const std::string& mailbox, std::uint32_t uid, Done<std::string> done) {
+    ++parsed_reads;
     auto& b = box(account, mailbox);
     auto it = b.messages.find(uid);
     if (it == b.messages.end()) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no such message");
@@ -427,6 +428,7 @@ void FakeStore::parsed(const AccountId& account, const std::string& mailbox, std
 // The fake's cache is always full: every message's structure, made from its content.
 void FakeStore::cached_parses(const AccountId& account, const std::string& mailbox, storage::UidRanges uids,
                               Done<CachedParses> done) {
+    ++cached_parse_reads;
     if (!exists(account, mailbox)) return fail_later(std::move(done), storage::StoreError::Kind::NotFound, "no mailbox " + mailbox);
     CachedParses out;
     auto& b = box(account, mailbox);

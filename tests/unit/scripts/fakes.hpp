@@ -36,6 +36,8 @@ public:
     FakeStore(asio::io_context& loop, std::filesystem::path dir) : loop_(loop), dir_(std::move(dir)) {}
 
     StoreFaults faults;
+    // Reads of message structures so far: one message's (parsed) and a range's caches.
+    std::size_t parsed_reads = 0, cached_parse_reads = 0;
     // Delivery commits held by faults.hold_commits go on (with the faults then in force).
     void release_commits();
     std::size_t held_commits() const { return held_.size(); }

@@ -3,6 +3,8 @@
 // is served.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include <map>
 
 #include "tests/unit/scripts/runner.hpp"
@@ -46,6 +48,31 @@ TEST_CASE("SMTP conversation scripts, in-process", "[scripts]") { run_dir("smtp"
 TEST_CASE("POP3 conversation scripts, in-process", "[scripts]") { run_dir("pop3"); }
 
 TEST_CASE("IMAP conversation scripts, in-process", "[scripts][imap]") { run_dir("imap"); }
+
+TEST_CASE("SEARCH by header reads the parse caches a slice at a time, not message by message", "[scripts][imap]") {
+    World world(std::vector<std::pair<std::string, std::string>>{{"auth_allow_cleartext_loopback", "yes"}});
+    world.add_account("s1@example.com");
+    for (int i = 1; i <= 300; ++i)
+        world.store().add_message({"s1", "example.com"}, fmt::format("Subject: {}\r\n\r\nbody\r\n", i % 7 == 0 ? "match" : "other"));
+    auto c = world.connect("imap");
+    auto line = [&] { return c->read_line(std::chrono::seconds(5)).value_or("(none)"); };
+    auto until_tagged = [&](const std::string& tag) {
+        std::vector<std::string> lines;
+        for (auto l = line(); l.rfind(tag + " ", 0) != 0 && l != "(none)"; l = line()) lines.push_back(l);
+        return lines;
+    };
+    CHECK(line().rfind("* OK", 0) == 0);
+    c->client_send("a LOGIN s1@example.com " + std::string(kPassword) + "\r\nb SELECT INBOX\r\n");
+    until_tagged("a");
+    until_tagged("b");
+    c->client_send("c SEARCH SUBJECT match\r\n");
+    auto found = until_tagged("c");
+    std::string want = "* SEARCH";
+    for (int i = 7; i <= 300; i += 7) want += fmt::format(" {}", i);
+    CHECK(found == std::vector<std::string>{want});
+    CHECK(world.store().cached_parse_reads == 2);  // 256 + 44
+    CHECK(world.store().parsed_reads == 0);
+}
 
 TEST_CASE("a slow store keeps one client waiting, never the others", "[scripts]") {
     World world({});
