@@ -5,7 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian bookworm packages the build needs (DESIGN.md's table, as far as the code uses it now).
 BUILD_PACKAGES=(g++ meson ninja-build pkg-config dpkg-dev
-  libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev
+  libasio-dev android-libboringssl-dev libsqlite3-dev libfmt-dev libcli11-dev catch2 nlohmann-json3-dev libsimdjson-dev
   libsodium-dev libcrypt-dev libc-ares-dev libpcre2-dev)
 # What the tests drive the server with (swaks needs libnet-ssleay-perl for TLS, a Recommends
 # that --no-install-recommends leaves out).

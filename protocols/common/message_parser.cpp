@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 #include <unordered_map>
 
 namespace pillarbox::mime {
@@ -1011,24 +1012,38 @@ json put_message(const Message& m) {
                 {"env", put_envelope(m.envelope)}, {"body", put_part(m.body)}};
 }
 
-const json& need(const json& j, const char* key) {
-    if (!j.is_object()) throw BadJson{};
-    auto it = j.find(key);
-    if (it == j.end()) throw BadJson{};
-    return *it;
+// Reading the cache is on every FETCH ENVELOPE/BODYSTRUCTURE and header SEARCH, so it goes
+// through simdjson's DOM (a parse tree over one buffer, strings unescaped in place) instead of
+// nlohmann's tree of maps: that read was most of those commands' CPU (bench/README.md).
+using Element = simdjson::dom::element;
+
+Element need(Element j, std::string_view key) {
+    simdjson::dom::object o;
+    if (j.get(o) != simdjson::SUCCESS) throw BadJson{};
+    Element v;
+    if (o.at_key(key).get(v) != simdjson::SUCCESS) throw BadJson{};
+    return v;
 }
 
-const json& need_array(const json& j, std::size_t size = npos) {
-    if (!j.is_array() || (size != npos && j.size() != size)) throw BadJson{};
-    return j;
+simdjson::dom::array need_array(Element j, std::size_t size = npos) {
+    simdjson::dom::array a;
+    if (j.get(a) != simdjson::SUCCESS || (size != npos && a.size() != size)) throw BadJson{};
+    return a;
 }
 
-std::string get_str(const json& j) {
-    if (j.is_string()) return j.get<std::string>();
-    const json& h = need(j, "hex");
-    if (j.size() != 1 || !h.is_string()) throw BadJson{};
-    const auto& hex = h.get_ref<const std::string&>();
-    if (hex.size() % 2 != 0) throw BadJson{};
+Element at(simdjson::dom::array a, std::size_t i) {
+    Element v;
+    if (a.at(i).get(v) != simdjson::SUCCESS) throw BadJson{};
+    return v;
+}
+
+std::string get_str(Element j) {
+    std::string_view text;
+    if (j.get(text) == simdjson::SUCCESS) return std::string(text);
+    simdjson::dom::object o;
+    if (j.get(o) != simdjson::SUCCESS || o.size() != 1) throw BadJson{};
+    std::string_view hex;
+    if (need(j, "hex").get(hex) != simdjson::SUCCESS || hex.size() % 2 != 0) throw BadJson{};
     std::string out;
     out.reserve(hex.size() / 2);
     for (std::size_t i = 0; i < hex.size(); i += 2) {
@@ -1039,42 +1054,46 @@ std::string get_str(const json& j) {
     return out;
 }
 
-std::optional<std::string> get_opt(const json& j) {
+std::optional<std::string> get_opt(Element j) {
     if (j.is_null()) return std::nullopt;
     return get_str(j);
 }
 
-std::size_t get_size(const json& j) {
-    if (!j.is_number_unsigned()) throw BadJson{};
-    return j.get<std::size_t>();
+std::size_t get_size(Element j) {
+    std::uint64_t v = 0;
+    if (j.type() != simdjson::dom::element_type::UINT64 && j.type() != simdjson::dom::element_type::INT64) throw BadJson{};
+    if (j.get(v) != simdjson::SUCCESS) throw BadJson{};  // a negative INT64
+    return static_cast<std::size_t>(v);
 }
 
-bool get_bool(const json& j) {
-    if (!j.is_boolean()) throw BadJson{};
-    return j.get<bool>();
+bool get_bool(Element j) {
+    bool v = false;
+    if (j.get(v) != simdjson::SUCCESS) throw BadJson{};
+    return v;
 }
 
-std::vector<Param> get_params(const json& j) {
+std::vector<Param> get_params(Element j) {
     std::vector<Param> out;
-    for (const auto& e : need_array(j)) {
-        need_array(e, 4);
-        out.push_back(Param{get_str(e[0]), get_str(e[1]), get_str(e[2]), get_str(e[3])});
+    for (Element e : need_array(j)) {
+        auto a = need_array(e, 4);
+        out.push_back(Param{get_str(at(a, 0)), get_str(at(a, 1)), get_str(at(a, 2)), get_str(at(a, 3))});
     }
     return out;
 }
 
-std::vector<Address> get_addresses(const json& j) {
+std::vector<Address> get_addresses(Element j) {
     std::vector<Address> out;
-    for (const auto& e : need_array(j)) {
-        need_array(e, 5);
-        std::size_t kind = get_size(e[0]);
+    for (Element e : need_array(j)) {
+        auto a = need_array(e, 5);
+        std::size_t kind = get_size(at(a, 0));
         if (kind > static_cast<std::size_t>(Address::Kind::group_end)) throw BadJson{};
-        out.push_back(Address{static_cast<Address::Kind>(kind), get_str(e[1]), get_str(e[2]), get_str(e[3]), get_str(e[4])});
+        out.push_back(Address{static_cast<Address::Kind>(kind), get_str(at(a, 1)), get_str(at(a, 2)), get_str(at(a, 3)),
+                              get_str(at(a, 4))});
     }
     return out;
 }
 
-Envelope get_envelope(const json& j) {
+Envelope get_envelope(Element j) {
     Envelope e;
     e.date = get_opt(need(j, "date"));
     e.subject = get_opt(need(j, "subject"));
@@ -1089,13 +1108,13 @@ Envelope get_envelope(const json& j) {
     return e;
 }
 
-Message get_message(const json& j, std::size_t depth);
+Message get_message(Element j, std::size_t depth);
 
 // depth bounds the recursion on hostile JSON the same way parse_message bounds it on input.
-Part get_part(const json& j, std::size_t depth) {
+Part get_part(Element j, std::size_t depth) {
     if (depth > max_depth_ceiling) throw BadJson{};
     Part p;
-    for (const auto& n : need_array(need(j, "sec"))) {
+    for (Element n : need_array(need(j, "sec"))) {
         std::size_t v = get_size(n);
         if (v > UINT32_MAX) throw BadJson{};
         p.section.push_back(static_cast<std::uint32_t>(v));
@@ -1113,12 +1132,12 @@ Part get_part(const json& j, std::size_t depth) {
     p.md5 = get_opt(need(j, "md5"));
     p.location = get_opt(need(j, "loc"));
     p.encoding = get_str(need(j, "enc"));
-    const json& disp = need(j, "disp");
+    Element disp = need(j, "disp");
     if (!disp.is_null()) p.disposition = Disposition{get_str(need(disp, "type")), get_params(need(disp, "params"))};
-    for (const auto& l : need_array(need(j, "lang"))) p.language.push_back(get_str(l));
+    for (Element l : need_array(need(j, "lang"))) p.language.push_back(get_str(l));
     p.boundary = get_str(need(j, "bnd"));
-    for (const auto& c : need_array(need(j, "parts"))) p.children.push_back(get_part(c, depth + 1));
-    const json& msg = need(j, "msg");
+    for (Element c : need_array(need(j, "parts"))) p.children.push_back(get_part(c, depth + 1));
+    Element msg = need(j, "msg");
     if (!msg.is_null()) p.message.emplace() = get_message(msg, depth + 1);
     std::size_t opaque = get_size(need(j, "opaque"));
     if (opaque > static_cast<std::size_t>(Opaque::encoded_message)) throw BadJson{};
@@ -1127,15 +1146,15 @@ Part get_part(const json& j, std::size_t depth) {
     return p;
 }
 
-Message get_message(const json& j, std::size_t depth) {
+Message get_message(Element j, std::size_t depth) {
     Message m;
     m.header_offset = get_size(need(j, "hoff"));
     m.header_size = get_size(need(j, "hsize"));
     m.body_offset = get_size(need(j, "boff"));
     m.body_size = get_size(need(j, "bsize"));
-    for (const auto& f : need_array(need(j, "headers"))) {
-        need_array(f, 4);
-        m.headers.push_back(HeaderField{get_str(f[0]), get_str(f[1]), get_size(f[2]), get_size(f[3])});
+    for (Element f : need_array(need(j, "headers"))) {
+        auto a = need_array(f, 4);
+        m.headers.push_back(HeaderField{get_str(at(a, 0)), get_str(at(a, 1)), get_size(at(a, 2)), get_size(at(a, 3))});
     }
     m.headers_truncated = get_bool(need(j, "htrunc"));
     m.envelope = get_envelope(need(j, "env"));
@@ -1213,13 +1232,14 @@ std::string to_json(const Message& message) {
 }
 
 std::optional<Message> from_json(std::string_view text) {
+    // One parser per thread, reused: its buffers grow to the largest document read so far.
+    thread_local simdjson::dom::parser parser;
+    Element j;
+    if (parser.parse(text.data(), text.size(), true).get(j) != simdjson::SUCCESS) return std::nullopt;
     try {
-        json j = json::parse(text);
         if (get_size(need(j, "v")) != json_version) return std::nullopt;
         return get_message(j, 0);
     } catch (const BadJson&) {
-        return std::nullopt;
-    } catch (const json::exception&) {
         return std::nullopt;
     }
 }
