@@ -88,9 +88,6 @@ std::string message_base(std::string_view file) {
     return std::string(name);
 }
 
-namespace {
-// Runs fn on pool's thread (or a new one) and hands back its outcome; with beside false, runs
-// it here and now.
 std::future<void> run_beside(asio::thread_pool* pool, std::function<void()> fn, bool beside) {
     if (!beside) {
         std::promise<void> p;
@@ -115,7 +112,6 @@ std::future<void> run_beside(asio::thread_pool* pool, std::function<void()> fn, 
     });
     return f;
 }
-}  // namespace
 
 void fsync_dir(const fs::path& dir) {
     blocking_call("fsync_dir");
@@ -294,12 +290,7 @@ std::vector<std::uint32_t> Account::add_messages(const std::string& mailbox_name
             if (any_cur) fsync_dir(dir / "cur");
             last_dir_sync_ = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
         }, beside);
-        struct JoinFirst {  // never leave the fsync running past this scope (it uses `dir`)
-            std::future<void>& f;
-            ~JoinFirst() {
-                if (f.valid()) f.wait();
-            }
-        } join_first{dir_sync};
+        WaitOnExit wait_for_dir_sync{dir_sync};  // it uses `dir`
 
         sqlite::Db::Transaction tx(*db_);
         auto ins = db_->prepare(

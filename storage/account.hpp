@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -162,5 +164,17 @@ void make_maildir(const std::filesystem::path& dir, bool folder);
 
 // Fsyncs a directory (after renames into it). Throws std::system_error.
 void fsync_dir(const std::filesystem::path& dir);
+
+// Runs fn on pool's thread (or a new one without a pool) and hands back its outcome; with
+// beside false, runs it here and now. For a directory fsync beside an index commit.
+std::future<void> run_beside(asio::thread_pool* pool, std::function<void()> fn, bool beside);
+// Waits for run_beside's work when the scope ends, an exception on the way out included, so the
+// work never outlives what it uses.
+struct WaitOnExit {
+    std::future<void>& f;
+    ~WaitOnExit() {
+        if (f.valid()) f.wait();
+    }
+};
 
 }  // namespace pillarbox::storage

@@ -257,26 +257,30 @@ std::vector<std::uint32_t> Account::expunge(const std::string& mailbox_name, con
     MailboxInfo mb = mailbox(mailbox_name);
     const fs::path dir = root_ / mb.dir;
     std::vector<std::uint32_t> found;
+    bool from_new = false, from_cur = false;
     {
         auto st = db_->prepare("SELECT file FROM message WHERE mailbox_id = ? AND uid = ?");
         for (auto uid : uids) {
             st.bind(1, mb.id).bind(2, uid);
             if (st.step()) {
-                fs::path p = dir / st.text(0);
+                std::string file = st.text(0);
+                fs::path p = dir / file;
                 if (::unlink(p.c_str()) != 0 && errno != ENOENT)
                     throw std::system_error(errno, std::generic_category(), "unlink " + p.string());
+                (file.rfind("new/", 0) == 0 ? from_new : from_cur) = true;
                 found.push_back(uid);
             }
             st.reset();
         }
     }
     if (found.empty()) return found;
-    fsync_dir(dir / "new");
-    fsync_dir(dir / "cur");
-    // A rebuilt index learns UIDNEXT from the U= fields; when the highest UIDs are gone it must
-    // learn it here instead.
-    auto uf = read_uid_file(dir).value_or(UidFile{mb.uidvalidity, 1});
-    if (uf.uidnext_floor < mb.uidnext) write_uid_file(dir, {mb.uidvalidity, mb.uidnext});
+    // The unlinks' directory fsyncs beside the index commit (as add_messages does); the tagged
+    // OK waits for both.
+    auto dir_sync = run_beside(side_, [&dir, from_new, from_cur] {
+        if (from_new) fsync_dir(dir / "new");
+        if (from_cur) fsync_dir(dir / "cur");
+    }, true);
+    WaitOnExit wait_for_dir_sync{dir_sync};  // it uses `dir`
     sqlite::Db::Transaction tx(*db_);
     std::uint64_t modseq = mb.highestmodseq;
     auto del = db_->prepare("DELETE FROM message WHERE mailbox_id = ? AND uid = ?");
@@ -285,8 +289,20 @@ std::vector<std::uint32_t> Account::expunge(const std::string& mailbox_name, con
         del.bind(1, mb.id).bind(2, uid).run();
         gone.bind(1, mb.id).bind(2, uid).bind(3, static_cast<std::int64_t>(++modseq)).run();
     }
+    // A rebuilt index learns UIDNEXT from the U= fields. When this expunge takes the highest
+    // UIDs, the files can't tell it any more: pillarbox-uidvalidity's floor is raised (durably,
+    // before the commit). While the highest UID stays, the files still tell it.
+    auto top = db_->prepare("SELECT max(uid) FROM message WHERE mailbox_id = ?");
+    top.bind(1, mb.id);
+    const std::uint32_t highest = top.step() && !top.is_null(0) ? static_cast<std::uint32_t>(top.int64(0)) : 0;
+    top.reset();
+    if (highest + 1 < mb.uidnext) {
+        auto uf = read_uid_file(dir).value_or(UidFile{mb.uidvalidity, 1});
+        if (uf.uidnext_floor < mb.uidnext) write_uid_file(dir, {mb.uidvalidity, mb.uidnext});
+    }
     record_mailbox(mb, 0, modseq);
     tx.commit();
+    dir_sync.get();  // rethrows a failed directory fsync
     changes_.push_back({Change::Kind::Expunged, mb.name, {}, {}, found, modseq});
     return found;
 }

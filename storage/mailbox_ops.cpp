@@ -184,8 +184,13 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
         changed.push_back(m);
     }
     if (changed.empty()) return changed;
-    fsync_dir(dir / "cur");
-    if (from_new) fsync_dir(dir / "new");
+    // The renames' directory fsyncs beside the index commit, as add_messages does: the tagged OK
+    // waits for both, and a crash between them leaves what recovery takes the files' flags from.
+    auto dir_sync = run_beside(side_, [&dir, from_new] {
+        fsync_dir(dir / "cur");
+        if (from_new) fsync_dir(dir / "new");
+    }, true);
+    WaitOnExit wait_for_dir_sync{dir_sync};  // it uses `dir`
     sqlite::Db::Transaction tx(*db_);
     std::uint64_t modseq = mb.highestmodseq;
     auto upd = db_->prepare("UPDATE message SET file = ?, flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?");
@@ -201,6 +206,7 @@ std::vector<MessageInfo> Account::set_flags(const std::string& name, const std::
     }
     record_mailbox(mb, 0, modseq);
     tx.commit();
+    dir_sync.get();  // rethrows a failed directory fsync
     changes_.push_back({Change::Kind::FlagsChanged, mb.name, {}, changed, {}, modseq});
     return changed;
 }

@@ -129,6 +129,27 @@ TEST_CASE("a deleted index is rebuilt with the same UIDs and UIDVALIDITY") {
     CHECK(a->mailbox("Sent").special_use == "\\Sent");
 }
 
+TEST_CASE("the UIDNEXT floor is raised only when an expunge takes the highest UIDs") {
+    Fixture f;
+    {
+        auto a = f.open();
+        for (int i = 0; i < 5; ++i) f.add(*a, fmt::format("m{}\r\n", i));
+        const auto floor_before = read_uid_file(f.root)->uidnext_floor;
+        a->expunge("INBOX", {2});  // U=5 still tells a rebuild UIDNEXT 6: no write
+        CHECK(read_uid_file(f.root)->uidnext_floor == floor_before);
+        a->expunge("INBOX", {5, 4});
+        CHECK(read_uid_file(f.root)->uidnext_floor == 6);
+        CHECK(f.add(*a, "m5\r\n") == 6);
+        a->expunge("INBOX", {3});
+        CHECK(read_uid_file(f.root)->uidnext_floor == 6);
+        a->expunge("INBOX", {6, 1});  // the mailbox is empty now
+        CHECK(read_uid_file(f.root)->uidnext_floor == 7);
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(f.root / (std::string("pillarbox.index") + suffix));
+    auto a = f.open();
+    CHECK(a->mailbox("INBOX").uidnext == 7);
+}
+
 TEST_CASE("a corrupt index is set aside and rebuilt") {
     Fixture f;
     {
