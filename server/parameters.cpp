@@ -132,7 +132,8 @@ std::vector<ParamDef> parameter_table(const Environment& env) {
                 "connections are closed."});
     add({.name = "worker_threads", .default_value = "4", .type = Type::Count, .min = 1, .max = 256,
          .doc = "Threads for blocking work (fsync, SQLite writes, password hashing); connections all "
-                "run on one event loop thread."});
+                "run on one event loop thread. The store has as many io threads and as many index "
+                "writers (each owns a share of the accounts, so their commits flush side by side)."});
 
     // --- mail store ---
     add({.name = "mailbox_size_limit", .default_value = "0", .type = Type::Size,

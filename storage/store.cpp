@@ -459,20 +459,28 @@ Store::Store(asio::io_context& loop, StoreSettings settings)
     : loop_(loop),
       settings_(checked(std::move(settings))),
       io_(settings_.io_threads),
-      writer_(1),
+      side_(settings_.io_threads),
       readers_(std::make_unique<IndexReaders>(settings_.idle_read_connections)) {
     make_background(io_, settings_.io_threads);
-    make_background(writer_, 1);
-    make_background(side_, 1);
+    const std::size_t writers = settings_.writer_threads ? settings_.writer_threads : settings_.io_threads;
+    for (std::size_t i = 0; i < writers; ++i) {
+        writers_.push_back(std::make_unique<Writer>());
+        make_background(writers_.back()->thread, 1);
+    }
+    make_background(side_, settings_.io_threads);  // as many as there are writers by default
 }
 
 Store::~Store() {
     io_.join();
     // Readers first: the writer's connection, closing last, checkpoints and removes the WAL.
     readers_->clear();
-    // Close the accounts on the writer thread that owns them (marks clean shutdown).
-    asio::post(writer_, [this] { accounts_.clear(); });
-    writer_.join();
+    // Close the accounts on the writer threads that own them (marks clean shutdown).
+    for (auto& w : writers_) asio::post(w->thread, [w = w.get()] { w->accounts.clear(); });
+    for (auto& w : writers_) w->thread.join();
+}
+
+Store::Writer& Store::writer_of(const std::string& key) {
+    return *writers_[std::hash<std::string>{}(key) % writers_.size()];
 }
 
 std::unique_ptr<DeliveryTarget> Store::delivery() { return std::make_unique<DeliveryHandle>(std::make_shared<Delivery>(*this)); }
@@ -481,17 +489,17 @@ fs::path Store::account_root(const std::string& localpart, const std::string& do
     return settings_.data_directory / "mail" / domain / localpart;
 }
 
-Account& Store::account(const std::string& localpart, const std::string& domain) {
+Account& Store::account(Writer& w, const std::string& localpart, const std::string& domain) {
     if (auto why = invalid_account_name(localpart, domain); !why.empty()) throw std::runtime_error(why);
     std::string key = localpart + "@" + domain;
-    auto& open = accounts_[key];
-    open.used = ++account_uses_;
+    auto& open = w.accounts[key];
+    open.used = ++w.uses;
     auto& a = open.account;
     if (!a) {
         try {
             a = Account::open(account_root(localpart, domain), settings_.hostname);
         } catch (...) {
-            accounts_.erase(key);  // not a null entry: the next call tries again
+            w.accounts.erase(key);  // not a null entry: the next call tries again
             throw;
         }
         a->set_quota(settings_.quota);
@@ -502,12 +510,13 @@ Account& Store::account(const std::string& localpart, const std::string& domain)
     return *a;
 }
 
-void Store::close_idle_accounts() {
-    while (accounts_.size() > settings_.open_accounts_limit) {
-        auto oldest = accounts_.begin();
-        for (auto it = accounts_.begin(); it != accounts_.end(); ++it)
+void Store::close_idle_accounts(Writer& w) {
+    const std::size_t share = std::max<std::size_t>(1, settings_.open_accounts_limit / writers_.size());
+    while (w.accounts.size() > share) {
+        auto oldest = w.accounts.begin();
+        for (auto it = w.accounts.begin(); it != w.accounts.end(); ++it)
             if (it->second.used < oldest->second.used) oldest = it;
-        accounts_.erase(oldest);  // ~Account marks the index cleanly closed
+        w.accounts.erase(oldest);  // ~Account marks the index cleanly closed
     }
 }
 
@@ -525,13 +534,14 @@ std::uint64_t Store::count_commit(const std::string& key) {
 void Store::run_on_writer(const std::string& localpart, const std::string& domain, std::function<void(Account&)> work,
                           std::function<void(std::optional<StoreError::Kind>, std::string)> finish) {
     auto guard = asio::make_work_guard(loop_);
-    asio::post(writer_, [this, localpart, domain, work = std::move(work), finish = std::move(finish), guard]() mutable {
+    Writer& w = writer_of(account_key(localpart, domain));
+    asio::post(w.thread, [this, &w, localpart, domain, work = std::move(work), finish = std::move(finish), guard]() mutable {
         std::optional<StoreError::Kind> kind;
         std::string reason;
         std::vector<Change> changes;
         const std::string key = account_key(localpart, domain);
         try {
-            Account& a = account(localpart, domain);
+            Account& a = account(w, localpart, domain);
             forget_usage(key);  // work may expunge: usage unknown now
             try {
                 work(a);
@@ -548,7 +558,7 @@ void Store::run_on_writer(const std::string& localpart, const std::string& domai
             if (reason.empty()) reason = "failed";
         }
         const std::uint64_t commit = changes.empty() ? 0 : count_commit(key);
-        close_idle_accounts();
+        close_idle_accounts(w);
         asio::post(loop_, [this, key, commit, changes = std::move(changes), kind, reason = std::move(reason),
                            finish = std::move(finish), guard]() mutable {
             for (auto& c : changes) bus_.publish(key, c);
@@ -677,38 +687,42 @@ Quota Store::quota_of(const std::string& localpart, const std::string& domain) c
 }
 
 void Store::submit(std::vector<Item> items) {
-    bool wake = false;
-    {
-        std::lock_guard lock(queue_mutex_);
-        for (auto& i : items) queue_.push_back(std::move(i));
-        wake = !std::exchange(writer_busy_, true);
+    std::map<Writer*, std::vector<Item>> by_writer;
+    for (auto& i : items) by_writer[&writer_of(account_key(i.localpart, i.domain))].push_back(std::move(i));
+    for (auto& [w, mine] : by_writer) {
+        bool wake = false;
+        {
+            std::lock_guard lock(w->queue_mutex);
+            for (auto& i : mine) w->queue.push_back(std::move(i));
+            wake = !std::exchange(w->busy, true);
+        }
+        if (!wake) continue;  // the running drain() takes them with its next batch
+        auto work = asio::make_work_guard(loop_);
+        asio::post(w->thread, [this, w = w, work] { drain(*w); });
     }
-    if (!wake) return;  // the running drain() takes them with its next batch
-    auto work = asio::make_work_guard(loop_);
-    asio::post(writer_, [this, work] { drain(); });
 }
 
 // Group commit: every message that became durable while the writer committed the previous
 // batch goes in the next one: per mailbox, the links into new/, one directory fsync and one
 // index transaction, whatever the batch's size. The writer goes straight on to the next batch;
 // the loop only gets the results.
-void Store::drain() {
+void Store::drain(Writer& w) {
     for (;;) {
         auto batch = std::make_shared<std::vector<Item>>();
         {
-            std::lock_guard lock(queue_mutex_);
-            if (queue_.empty()) {
-                writer_busy_ = false;
+            std::lock_guard lock(w.queue_mutex);
+            if (w.queue.empty()) {
+                w.busy = false;
                 return;
             }
-            batch->assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-            queue_.clear();
+            batch->assign(std::make_move_iterator(w.queue.begin()), std::make_move_iterator(w.queue.end()));
+            w.queue.clear();
         }
-        finish_batch(batch);
+        finish_batch(w, batch);
     }
 }
 
-void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
+void Store::finish_batch(Writer& w, std::shared_ptr<std::vector<Item>> batch) {
     {
         auto results = std::make_shared<std::vector<RecipientResult>>(batch->size());
         auto work = asio::make_work_guard(loop_);
@@ -734,7 +748,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
                 }
             };
             try {
-                Account& acc = account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain);
+                Account& acc = account(w, (*batch)[idx[0]].localpart, (*batch)[idx[0]].domain);
                 if (settings_.quota_for)
                     acc.set_quota(settings_.quota_for((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain).value_or(settings_.quota));
                 std::vector<NewMessage> msgs;
@@ -772,7 +786,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
             } catch (const StoreError& e) {
                 if (e.kind == StoreError::Kind::OverQuota) {
                     try {
-                        remember_usage(key.first, account((*batch)[idx[0]].localpart, (*batch)[idx[0]].domain));
+                        remember_usage(key.first, account(w, (*batch)[idx[0]].localpart, (*batch)[idx[0]].domain));
                     } catch (...) {
                     }
                 }
@@ -787,7 +801,7 @@ void Store::finish_batch(std::shared_ptr<std::vector<Item>> batch) {
             for (std::size_t i = 0; i < batch->size(); ++i) (*batch)[i].done((*results)[i]);
         });
     }
-    close_idle_accounts();
+    close_idle_accounts(w);
 }
 
 }  // namespace pillarbox::storage

@@ -1,8 +1,9 @@
 // The store every protocol reads and writes: accounts under DATA/mail/<domain>/<localpart>/,
 // durable delivery with group commit, and the mailbox interface (mailboxes.hpp: reads on
-// read-only index connections, writes on the writer). Loop-thread API; the blocking work runs on
-// the store's own threads (parallel file writes and index reads, one writer thread for batches
-// and the indexes) and the completions are posted back to the loop.
+// read-only index connections, writes on the account's writer). Loop-thread API; the blocking
+// work runs on the store's own threads (parallel file writes and index reads, and
+// worker_threads writer threads, each owning the batches and indexes of its share of the
+// accounts) and the completions are posted back to the loop.
 #pragma once
 #include <asio/io_context.hpp>
 #include <asio/thread_pool.hpp>
@@ -39,6 +40,7 @@ struct StoreSettings {
     std::filesystem::path data_directory;  // data_directory
     std::string hostname;                  // myhostname: goes into Maildir file names
     std::size_t io_threads{};              // worker_threads
+    std::size_t writer_threads = 0;        // writers the accounts are spread over; 0: io_threads
     // mailbox_size_limit, mailbox_message_limit: per account, unless quota_for says otherwise
     // for one.
     Quota quota;
@@ -57,8 +59,8 @@ struct StoreSettings {
     // used is closed past this). A read reuses an idle one of its account's; bench/pop3's 20
     // accounts fit many times over.
     std::size_t idle_read_connections = 64;
-    // open_accounts_limit: accounts the writer keeps open; past it the least recently used is
-    // closed between two jobs.
+    // open_accounts_limit: accounts the writers keep open (each an equal share); past it the
+    // least recently used is closed between two jobs.
     std::size_t open_accounts_limit = 256;
     // Tests only: runs on the io thread after a reader answered, before its result is posted to
     // the loop (to hold a read there while the writer publishes a change).
@@ -168,14 +170,34 @@ private:
         NewMessage message;
         std::function<void(RecipientResult)> done;
     };
-    // Any thread: queues durable messages for the writer, waking it if it is idle.
+    struct OpenAccount {
+        std::unique_ptr<Account> account;
+        std::uint64_t used = 0;  // Writer::uses when last handed out
+    };
+    // A writer thread and the accounts it owns: every write to an account (and every read the
+    // readers can't answer) runs on its writer, one at a time and in order, so an account's
+    // changes are published in commit order. Accounts are spread over worker_threads writers
+    // by their name, so that the fsyncs of different accounts' commits run side by side (a
+    // disk completes several flushes at once faster than one after another).
+    struct Writer {
+        asio::thread_pool thread{1};
+        // Messages whose data is durable, waiting for this writer. Filled straight from the io
+        // threads, so a message makes one thread hop from its data sync to its commit.
+        std::mutex queue_mutex;
+        std::deque<Item> queue;                      // under queue_mutex
+        bool busy = false;                           // under queue_mutex: drain() is posted or running
+        std::map<std::string, OpenAccount> accounts;  // its thread only
+        std::uint64_t uses = 0;                      // its thread only
+    };
+    Writer& writer_of(const std::string& key);
+    // Any thread: queues durable messages for their writers, waking those that are idle.
     void submit(std::vector<Item> items);
-    void drain();                                                 // writer thread
-    void finish_batch(std::shared_ptr<std::vector<Item>> batch);  // writer thread
-    Account& account(const std::string& localpart, const std::string& domain);  // writer thread
-    // Writer thread, between jobs (never while an Account& is held): closes the least recently
-    // used accounts past open_accounts_limit.
-    void close_idle_accounts();
+    void drain(Writer& w);                                                  // w's thread
+    void finish_batch(Writer& w, std::shared_ptr<std::vector<Item>> batch);  // w's thread
+    Account& account(Writer& w, const std::string& localpart, const std::string& domain);  // w's thread
+    // w's thread, between jobs (never while an Account& is held): closes its least recently
+    // used accounts past its share of open_accounts_limit.
+    void close_idle_accounts(Writer& w);
 
     // run()'s untyped part (store.cpp): work on the writer thread, then on the loop the
     // publication of its changes and finish(error kind, reason) (both empty: it worked).
@@ -216,19 +238,8 @@ private:
     asio::io_context& loop_;
     StoreSettings settings_;
     asio::thread_pool io_;
-    asio::thread_pool writer_;
-    asio::thread_pool side_{1};  // each batch's directory fsync, beside its index commit
-    // Messages whose data is durable, waiting for the writer. Filled straight from the io
-    // threads, so a message makes one thread hop from its data sync to its commit.
-    std::mutex queue_mutex_;
-    std::deque<Item> queue_;       // under queue_mutex_
-    bool writer_busy_ = false;     // under queue_mutex_: drain() is posted or running
-    struct OpenAccount {
-        std::unique_ptr<Account> account;
-        std::uint64_t used = 0;  // account_uses_ when last handed out
-    };
-    std::map<std::string, OpenAccount> accounts_;  // writer thread only
-    std::uint64_t account_uses_ = 0;              // writer thread only
+    std::vector<std::unique_ptr<Writer>> writers_;
+    asio::thread_pool side_;  // directory fsyncs beside index commits, one thread per writer
     mutable std::mutex opened_mutex_;
     std::map<std::string, std::shared_ptr<Opened>> opened_;  // under opened_mutex_; filled by the writer
     std::map<std::string, std::uint64_t> published_;         // loop thread: the last commit number published per account

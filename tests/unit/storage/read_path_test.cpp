@@ -38,6 +38,7 @@ struct Bed {
     std::unique_ptr<Store> store;
     explicit Bed(const std::function<void(StoreSettings&)>& adjust = {}) {
         auto s = test::store_settings(tmp.path);
+        s.writer_threads = 1;  // WriterBlock holds the one writer every account's writes go to
         if (adjust) adjust(s);
         store = std::make_unique<Store>(io, s);
     }
@@ -278,6 +279,25 @@ TEST_CASE("view: every message without file names; messages: only the UID ranges
     CHECK(none.value->empty());
     auto missing = b.wait<MailboxView>([&](auto done) { b.store->view(kAlice, "No such box", done); });
     CHECK(missing.error == StoreError::Kind::NotFound);
+}
+
+TEST_CASE("deliveries to the accounts of other writers are committed while one writer is held") {
+    Bed b([](StoreSettings& s) { s.writer_threads = 4; });
+    WriterBlock block(*b.store);  // holds the writer of blocker@example.org
+    constexpr int kAccounts = 8;
+    std::vector<std::unique_ptr<DeliveryTarget>> deliveries;
+    std::vector<bool> ok(kAccounts, false);
+    for (int i = 0; i < kAccounts; ++i) {
+        deliveries.push_back(b.store->delivery());
+        deliveries.back()->add_recipient(fmt::format("user{}", i), "example.org", "");
+        deliveries.back()->body("Subject: x\r\n\r\nbody\r\n");
+        deliveries.back()->commit([&ok, i](std::vector<RecipientResult> r) { ok[i] = r.at(0).ok; });
+    }
+    auto count = [&] { return std::count(ok.begin(), ok.end(), true); };
+    // With one writer for all, none would be committed before the release.
+    CHECK(b.run_until([&] { return count() > 0; }, 5s));
+    block.release();
+    REQUIRE(b.run_until([&] { return count() == kAccounts; }));
 }
 
 TEST_CASE("a read of an account the writer never opened goes to the writer, which creates it") {

@@ -278,6 +278,7 @@ TEST_CASE("past open_accounts_limit the least recently used account is closed, a
     asio::io_context io;
     auto settings = test::store_settings(dir.path);
     settings.open_accounts_limit = 2;
+    settings.writer_threads = 1;  // one writer keeps them all: its share is the whole limit
     Store store(io, settings);
     // An account's index says clean_shutdown=1 only while the store has it closed.
     auto closed = [&](const std::string& localpart) {
