@@ -1146,8 +1146,7 @@ Part get_part(Element j, std::size_t depth) {
     return p;
 }
 
-Message get_message(Element j, std::size_t depth) {
-    Message m;
+void get_headers(Element j, Message& m) {
     m.header_offset = get_size(need(j, "hoff"));
     m.header_size = get_size(need(j, "hsize"));
     m.body_offset = get_size(need(j, "boff"));
@@ -1157,6 +1156,11 @@ Message get_message(Element j, std::size_t depth) {
         m.headers.push_back(HeaderField{get_str(at(a, 0)), get_str(at(a, 1)), get_size(at(a, 2)), get_size(at(a, 3))});
     }
     m.headers_truncated = get_bool(need(j, "htrunc"));
+}
+
+Message get_message(Element j, std::size_t depth) {
+    Message m;
+    get_headers(j, m);
     m.envelope = get_envelope(need(j, "env"));
     m.body = get_part(need(j, "body"), depth);
     return m;
@@ -1231,17 +1235,26 @@ std::string to_json(const Message& message) {
     return j.dump();
 }
 
-std::optional<Message> from_json(std::string_view text) {
+namespace {
+std::optional<Message> read_json(std::string_view text, bool headers_only) {
     // One parser per thread, reused: its buffers grow to the largest document read so far.
     thread_local simdjson::dom::parser parser;
     Element j;
     if (parser.parse(text.data(), text.size(), true).get(j) != simdjson::SUCCESS) return std::nullopt;
     try {
         if (get_size(need(j, "v")) != json_version) return std::nullopt;
-        return get_message(j, 0);
+        if (!headers_only) return get_message(j, 0);
+        Message m;
+        get_headers(j, m);
+        return m;
     } catch (const BadJson&) {
         return std::nullopt;
     }
 }
+}  // namespace
+
+std::optional<Message> from_json(std::string_view text) { return read_json(text, false); }
+
+std::optional<Message> headers_from_json(std::string_view text) { return read_json(text, true); }
 
 }  // namespace pillarbox::mime

@@ -167,5 +167,8 @@ const HeaderField* find_header(const std::vector<HeaderField>& headers, std::str
 // missing keys, wrong types, nesting deeper than max_depth_ceiling).
 std::string to_json(const Message& message);
 std::optional<Message> from_json(std::string_view json);
+// The same, but only the top level's header fields and offsets (envelope and body left empty):
+// what a SEARCH by header needs, at a fraction of the cost.
+std::optional<Message> headers_from_json(std::string_view json);
 
 }  // namespace pillarbox::mime

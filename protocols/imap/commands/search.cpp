@@ -32,7 +32,9 @@ void needs(const SearchKey& k, Needs& n) {
     using K = SearchKey::Kind;
     switch (k.kind) {
     case K::Larger: case K::Smaller: case K::Before: case K::On: case K::Since: n.rows = true; break;
-    case K::Bcc: case K::Cc: case K::From: case K::Subject: case K::To: case K::Header:
+    // Header keys need only the parse cache (whose read also tells which messages are gone);
+    // the SENT* keys fall back on the internal date from the index row.
+    case K::Bcc: case K::Cc: case K::From: case K::Subject: case K::To: case K::Header: n.parse = true; break;
     case K::SentBefore: case K::SentOn: case K::SentSince: n.rows = n.parse = true; break;
     case K::Body: case K::Text: n.rows = n.parse = n.file = true; break;
     default: break;
@@ -241,7 +243,8 @@ void ImapSession::search_next() {
         if (r.need.parse) {
             auto it = r.cached.find(m.uid);
             if (it == r.cached.end()) return search_load();
-            r.parsed = mime::from_json(it->second);
+            // BODY and TEXT walk the MIME parts; every other key reads header fields only.
+            r.parsed = r.need.file ? mime::from_json(it->second) : mime::headers_from_json(it->second);
             r.cached.erase(it);
             if (!r.parsed) return search_load();  // an unreadable cache entry: parsed again
             if (r.need.file) return search_read_file();
@@ -281,6 +284,9 @@ void ImapSession::search_load() {
     const std::uint32_t uid = selected_->at(r.seq).uid;
     services_->store->parsed(account(), selected_->info().name, uid, guard_.wrap([this](storage::Outcome<std::string> o) {
         auto& r = *search_;
+        // Gone since the client was told of it (another session expunged it): not tested, as
+        // when its index row is missing.
+        if (o.error == storage::StoreError::Kind::NotFound) return search_next();
         if (o.ok()) r.parsed = mime::from_json(*o.value);
         if (!r.need.file || !r.parsed) return search_test();
         search_read_file();

@@ -605,6 +605,24 @@ TEST_CASE("JSON round trip is exact") {
     check_round_trip(parse_message(crlf("To: G: a@b;, \"q\\\"x\"@y (c)\nContent-Type: text/plain; a*0*=utf-8'de'%FF\n\n")));
 }
 
+TEST_CASE("headers_from_json gives the header fields and offsets of from_json, and nothing else") {
+    for (const char* text : {simple, nested}) {
+        Message m = parse_message(crlf(text));
+        auto h = headers_from_json(to_json(m));
+        REQUIRE(h);
+        CHECK(h->headers == m.headers);
+        CHECK(h->headers_truncated == m.headers_truncated);
+        CHECK(h->header_offset == m.header_offset);
+        CHECK(h->header_size == m.header_size);
+        CHECK(h->body_offset == m.body_offset);
+        CHECK(h->body_size == m.body_size);
+        CHECK(h->envelope == Envelope{});
+        CHECK(h->body == Part{});
+    }
+    CHECK_FALSE(headers_from_json("{}"));
+    CHECK_FALSE(headers_from_json("not json"));
+}
+
 TEST_CASE("from_json refuses what to_json did not write") {
     CHECK_FALSE(from_json(""));
     CHECK_FALSE(from_json("{}"));
