@@ -2,7 +2,11 @@
 // idle cached statement holds no read transaction (it would pin an old WAL snapshot).
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
+
+#include <sqlite3.h>
 
 #include "storage/index/sqlite.hpp"
 #include "tests/unit/server/test_support.hpp"
@@ -51,4 +55,25 @@ TEST_CASE("sqlite: an idle cached statement does not hold a read transaction") {
     auto st = reader.prepare("SELECT count(*) FROM t");
     REQUIRE(st.step());
     CHECK(st.int64(0) == 2);
+}
+
+TEST_CASE("sqlite: a connection's page cache grows with what it reads, with no bulk allocation up front") {
+    pillarbox::test::TempDir tmp;
+    {
+        Db db(tmp.file("small.db"));
+        db.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)");
+        db.prepare("INSERT INTO t(k, v) VALUES(1, 'x')").run();
+    }
+    // Twenty connections to a one-page table: SQLite's default bulk allocation (20 pages per
+    // connection, about 85 KiB each) would make this 1.7 MB.
+    const auto before = sqlite3_memory_used();
+    std::vector<std::unique_ptr<Db>> dbs;
+    for (int i = 0; i < 20; ++i) {
+        dbs.push_back(std::make_unique<Db>(tmp.file("small.db"), Db::Mode::ReadOnly));
+        auto st = dbs.back()->prepare("SELECT v FROM t WHERE k = 1");
+        REQUIRE(st.step());
+    }
+    const auto per_connection = (sqlite3_memory_used() - before) / 20;
+    INFO(per_connection << " bytes per connection");
+    CHECK(per_connection < 48 * 1024);
 }
