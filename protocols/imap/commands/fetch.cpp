@@ -37,9 +37,16 @@ bool is_content(const FetchAtt& a) {
            a.kind == K::Binary || a.kind == K::BinarySize;
 }
 
+// BODY[], BODY.PEEK[] and RFC822 (with or without a partial range): the whole file, which
+// takes no parse to find.
+bool whole_message(const FetchAtt& a) {
+    using K = FetchAtt::Kind;
+    return (a.kind == K::BodySection || a.kind == K::Rfc822) && a.section.part.empty() && a.section.text == Section::Text::None;
+}
+
 bool needs_parse(const FetchAtt& a) {
     using K = FetchAtt::Kind;
-    return is_content(a) || a.kind == K::Envelope || a.kind == K::Body || a.kind == K::BodyStructure;
+    return (is_content(a) && !whole_message(a)) || a.kind == K::Envelope || a.kind == K::Body || a.kind == K::BodyStructure;
 }
 
 // Fetching these sets \Seen (RFC 9051 6.4.5): the non-PEEK body sections.
@@ -353,7 +360,9 @@ void ImapSession::fetch_atts() {
         }
         // A section.
         const Section s = section_of(a);
-        auto content = locate_section(*r.parsed, s);
+        std::optional<SectionContent> content;
+        if (whole_message(a)) content = SectionContent{{{0, r.row.size, {}}}};
+        else content = locate_section(*r.parsed, s);
         const bool binary = a.kind == K::Binary || a.kind == K::BinarySize;
         if (!content) {
             // RFC 9051 6.4.5: a part that doesn't exist is empty; BINARY of it is NIL? No: "".

@@ -74,6 +74,31 @@ TEST_CASE("SEARCH by header reads the parse caches a slice at a time, not messag
     CHECK(world.store().parsed_reads == 0);
 }
 
+TEST_CASE("FETCH BODY.PEEK[] and RFC822 send the file without reading its structure", "[scripts][imap]") {
+    World world(std::vector<std::pair<std::string, std::string>>{{"auth_allow_cleartext_loopback", "yes"}});
+    world.add_account("s2@example.com");
+    const std::string text = "Subject: one\r\n\r\nbody\r\n";
+    world.store().add_message({"s2", "example.com"}, text);
+    auto c = world.connect("imap");
+    auto line = [&] { return c->read_line(std::chrono::seconds(5)).value_or("(none)"); };
+    auto until_tagged = [&](const std::string& tag) {
+        std::vector<std::string> lines;
+        for (auto l = line(); l.rfind(tag + " ", 0) != 0 && l != "(none)"; l = line()) lines.push_back(l);
+        return lines;
+    };
+    CHECK(line().rfind("* OK", 0) == 0);
+    c->client_send("a LOGIN s2@example.com " + std::string(kPassword) + "\r\nb EXAMINE INBOX\r\n");
+    until_tagged("a");
+    until_tagged("b");
+    c->client_send("c FETCH 1 (BODY.PEEK[] RFC822 BODY.PEEK[]<5.3>)\r\n");
+    auto got = until_tagged("c");
+    CHECK(got == std::vector<std::string>{fmt::format("* 1 FETCH (BODY[] {{{}}}", text.size()), "Subject: one", "", "body",
+                                          fmt::format(" RFC822 {{{}}}", text.size()), "Subject: one", "", "body",
+                                          " BODY[]<5> {3}", "ct:)"});
+    CHECK(world.store().cached_parse_reads == 0);
+    CHECK(world.store().parsed_reads == 0);
+}
+
 TEST_CASE("a slow store keeps one client waiting, never the others", "[scripts]") {
     World world({});
     world.store().faults.hold_commits = true;  // the first client's commit doesn't come back yet
