@@ -1,6 +1,8 @@
 """Helpers for integration tests: temp folders, free loopback ports, and a pillarbox serve
 process whose log can be waited on."""
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -55,6 +57,40 @@ class TempDirTest(unittest.TestCase):
         with open(self.path(name), "w") as f:
             f.write(text)
         return self.path(name)
+
+
+class BenchTest(TempDirTest):
+    """A bench/* smoke test. REQUIRES says what the peer server needs: (why root, tools,
+    packages that install them, users, groups); without them the test is skipped. The test's
+    folder is on the same disk the benchmark would measure, and open (0755) to the peer's
+    users."""
+    REQUIRES = ("", (), "", (), ())
+
+    def missing(self):
+        why_root, tools, packages, users, groups = self.REQUIRES
+        if os.geteuid() != 0:
+            return f"needs root: {why_root}"
+        for tool in tools:
+            if not os.access(tool, os.X_OK):
+                return f"{tool} is not installed (apt-get install {packages})"
+        for user in users:
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                return f"missing user {user}"
+        for group in groups:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                return f"missing group {group}"
+        return None
+
+    def setUp(self):
+        reason = self.missing()
+        if reason:
+            self.skipTest(reason)
+        super().setUp()
+        os.chmod(self.dir, 0o755)
 
 
 class Server:

@@ -4,11 +4,10 @@ produces ops/s for both servers, the idle-connection memory table (plain and TLS
 large-mailbox SELECT table are printed (no timing or memory checks). Root only, with Debian's
 dovecot-core and dovecot-imapd."""
 import os
-import pwd
 import re
 import subprocess
 
-from pbtest import BIN, ROOT, TempDirTest
+from pbtest import BIN, ROOT, BenchTest
 
 BENCH = os.path.join(ROOT, "bench", "imap")
 TOOLS = ("/usr/sbin/dovecot", "/usr/lib/dovecot/imap", "/usr/bin/doveadm", "/usr/bin/openssl")
@@ -16,29 +15,9 @@ OPS = ("login", "SELECT", "FETCH 1:* FLAGS", "FETCH 10 ENVELOPE", "FETCH BODY.PE
        "SEARCH SUBJECT", "APPEND", "EXPUNGE", "IDLE + DONE", "whole session")
 
 
-def missing_requirement():
-    if os.geteuid() != 0:
-        return "needs root: the private Dovecot runs its mail processes as nobody"
-    for tool in TOOLS:
-        if not os.access(tool, os.X_OK):
-            return f"{tool} is not installed (apt-get install dovecot-core dovecot-imapd openssl)"
-    for user in ("dovecot", "dovenull", "nobody"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return f"missing user {user}"
-    return None
-
-
-class ImapBenchSmoke(TempDirTest):
-    def setUp(self):
-        reason = missing_requirement()
-        if reason:
-            self.skipTest(reason)
-        super().setUp()
-        # Dovecot's auth (user dovecot) and mail processes (nobody) must get through; the folder
-        # is on the same disk as what it would measure.
-        os.chmod(self.dir, 0o755)
+class ImapBenchSmoke(BenchTest):
+    REQUIRES = ("the private Dovecot runs its mail processes as nobody", TOOLS,
+                "dovecot-core dovecot-imapd openssl", ("dovecot", "dovenull", "nobody"), ())
 
     def test_quick_run_verifies_both_servers_and_prints_every_table(self):
         r = subprocess.run([BENCH, "--quick", "--bin", BIN, "--dir", self.dir],

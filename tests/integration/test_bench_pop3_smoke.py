@@ -3,39 +3,18 @@ Maildir content, every message comes back byte for byte from both, the logins/s 
 measurements produce a row per server, the table and the summary line are printed (no timing
 checks). Root only, with Debian's dovecot-core and dovecot-pop3d."""
 import os
-import pwd
 import re
 import subprocess
 
-from pbtest import BIN, ROOT, TempDirTest
+from pbtest import BIN, ROOT, BenchTest
 
 BENCH = os.path.join(ROOT, "bench", "pop3")
 TOOLS = ("/usr/sbin/dovecot", "/usr/lib/dovecot/pop3", "/usr/bin/doveadm")
 
 
-def missing_requirement():
-    if os.geteuid() != 0:
-        return "needs root: the private Dovecot runs its mail processes as nobody"
-    for tool in TOOLS:
-        if not os.access(tool, os.X_OK):
-            return f"{tool} is not installed (apt-get install dovecot-core dovecot-pop3d)"
-    for user in ("dovecot", "dovenull", "nobody"):
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            return f"missing user {user}"
-    return None
-
-
-class Pop3BenchSmoke(TempDirTest):
-    def setUp(self):
-        reason = missing_requirement()
-        if reason:
-            self.skipTest(reason)
-        super().setUp()
-        # Dovecot's auth (user dovecot) and mail processes (nobody) must get through; the folder
-        # is on the same disk as what it would measure.
-        os.chmod(self.dir, 0o755)
+class Pop3BenchSmoke(BenchTest):
+    REQUIRES = ("the private Dovecot runs its mail processes as nobody", TOOLS,
+                "dovecot-core dovecot-pop3d", ("dovecot", "dovenull", "nobody"), ())
 
     def test_quick_run_verifies_both_servers_and_prints_the_summary(self):
         r = subprocess.run([BENCH, "--quick", "--bin", BIN, "--dir", self.dir],

@@ -1,41 +1,18 @@
 """bench/smtp --quick still runs end to end: smtp-source against smtp-sink, pillarbox and a private
 Postfix, every message in each mailbox, the table and the summary line printed (no timing checks).
 Root only, with Debian's postfix package (smtp-source, smtp-sink, postfix)."""
-import grp
 import os
-import pwd
 import re
 import subprocess
 
-from pbtest import BIN, ROOT, TempDirTest
+from pbtest import BIN, ROOT, BenchTest
 
 BENCH = os.path.join(ROOT, "bench", "smtp")
 TOOLS = ("/usr/sbin/postfix", "/usr/sbin/smtp-source", "/usr/sbin/smtp-sink")
 
 
-def missing_requirement():
-    if os.geteuid() != 0:
-        return "needs root: Postfix's master runs as root"
-    for tool in TOOLS:
-        if not os.access(tool, os.X_OK):
-            return f"{tool} is not installed (apt-get install postfix)"
-    try:
-        pwd.getpwnam("postfix")
-        pwd.getpwnam("nobody")
-        grp.getgrnam("postdrop")
-    except KeyError as e:
-        return f"missing user or group: {e}"
-    return None
-
-
-class SmtpBenchSmoke(TempDirTest):
-    def setUp(self):
-        reason = missing_requirement()
-        if reason:
-            self.skipTest(reason)
-        super().setUp()
-        # The test's folder is on the same disk as what it would measure; never tmpfs-only.
-        os.chmod(self.dir, 0o755)
+class SmtpBenchSmoke(BenchTest):
+    REQUIRES = ("Postfix's master runs as root", TOOLS, "postfix", ("postfix", "nobody"), ("postdrop",))
 
     def test_quick_run_delivers_everything_and_prints_the_summary(self):
         r = subprocess.run([BENCH, "--quick", "--bin", BIN, "--dir", self.dir],

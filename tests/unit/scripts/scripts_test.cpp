@@ -49,24 +49,44 @@ TEST_CASE("POP3 conversation scripts, in-process", "[scripts]") { run_dir("pop3"
 
 TEST_CASE("IMAP conversation scripts, in-process", "[scripts][imap]") { run_dir("imap"); }
 
-TEST_CASE("SEARCH by header reads the parse caches a slice at a time, not message by message", "[scripts][imap]") {
-    World world(std::vector<std::pair<std::string, std::string>>{{"auth_allow_cleartext_loopback", "yes"}});
-    world.add_account("s1@example.com");
-    for (int i = 1; i <= 300; ++i)
-        world.store().add_message({"s1", "example.com"}, fmt::format("Subject: {}\r\n\r\nbody\r\n", i % 7 == 0 ? "match" : "other"));
-    auto c = world.connect("imap");
-    auto line = [&] { return c->read_line(std::chrono::seconds(5)).value_or("(none)"); };
-    auto until_tagged = [&](const std::string& tag) {
+namespace {
+
+// An IMAP client of a World's session, logged in as ADDRESS with MAILBOX selected (or examined).
+class ImapClient {
+public:
+    ImapClient(World& world, const std::string& address, const std::string& select) : c_(world.connect("imap")) {
+        CHECK(line().rfind("* OK", 0) == 0);
+        c_->client_send("a LOGIN " + address + " " + kPassword + "\r\nb " + select + "\r\n");
+        until_tagged("a");
+        until_tagged("b");
+    }
+    // The untagged lines of the command's answer.
+    std::vector<std::string> command(const std::string& text) {
+        c_->client_send("c " + text + "\r\n");
+        return until_tagged("c");
+    }
+
+private:
+    std::string line() { return c_->read_line(std::chrono::seconds(5)).value_or("(none)"); }
+    std::vector<std::string> until_tagged(const std::string& tag) {
         std::vector<std::string> lines;
         for (auto l = line(); l.rfind(tag + " ", 0) != 0 && l != "(none)"; l = line()) lines.push_back(l);
         return lines;
-    };
-    CHECK(line().rfind("* OK", 0) == 0);
-    c->client_send("a LOGIN s1@example.com " + std::string(kPassword) + "\r\nb SELECT INBOX\r\n");
-    until_tagged("a");
-    until_tagged("b");
-    c->client_send("c SEARCH SUBJECT match\r\n");
-    auto found = until_tagged("c");
+    }
+    std::unique_ptr<Pipe> c_;
+};
+
+using Config = std::vector<std::pair<std::string, std::string>>;
+
+}  // namespace
+
+TEST_CASE("SEARCH by header reads the parse caches a slice at a time, not message by message", "[scripts][imap]") {
+    World world(Config{{"auth_allow_cleartext_loopback", "yes"}});
+    world.add_account("s1@example.com");
+    for (int i = 1; i <= 300; ++i)
+        world.store().add_message({"s1", "example.com"}, fmt::format("Subject: {}\r\n\r\nbody\r\n", i % 7 == 0 ? "match" : "other"));
+    ImapClient c(world, "s1@example.com", "SELECT INBOX");
+    auto found = c.command("SEARCH SUBJECT match");
     std::string want = "* SEARCH";
     for (int i = 7; i <= 300; i += 7) want += fmt::format(" {}", i);
     CHECK(found == std::vector<std::string>{want});
@@ -75,23 +95,12 @@ TEST_CASE("SEARCH by header reads the parse caches a slice at a time, not messag
 }
 
 TEST_CASE("FETCH BODY.PEEK[] and RFC822 send the file without reading its structure", "[scripts][imap]") {
-    World world(std::vector<std::pair<std::string, std::string>>{{"auth_allow_cleartext_loopback", "yes"}});
+    World world(Config{{"auth_allow_cleartext_loopback", "yes"}});
     world.add_account("s2@example.com");
     const std::string text = "Subject: one\r\n\r\nbody\r\n";
     world.store().add_message({"s2", "example.com"}, text);
-    auto c = world.connect("imap");
-    auto line = [&] { return c->read_line(std::chrono::seconds(5)).value_or("(none)"); };
-    auto until_tagged = [&](const std::string& tag) {
-        std::vector<std::string> lines;
-        for (auto l = line(); l.rfind(tag + " ", 0) != 0 && l != "(none)"; l = line()) lines.push_back(l);
-        return lines;
-    };
-    CHECK(line().rfind("* OK", 0) == 0);
-    c->client_send("a LOGIN s2@example.com " + std::string(kPassword) + "\r\nb EXAMINE INBOX\r\n");
-    until_tagged("a");
-    until_tagged("b");
-    c->client_send("c FETCH 1 (BODY.PEEK[] RFC822 BODY.PEEK[]<5.3>)\r\n");
-    auto got = until_tagged("c");
+    ImapClient c(world, "s2@example.com", "EXAMINE INBOX");
+    auto got = c.command("FETCH 1 (BODY.PEEK[] RFC822 BODY.PEEK[]<5.3>)");
     CHECK(got == std::vector<std::string>{fmt::format("* 1 FETCH (BODY[] {{{}}}", text.size()), "Subject: one", "", "body",
                                           fmt::format(" RFC822 {{{}}}", text.size()), "Subject: one", "", "body",
                                           " BODY[]<5> {3}", "ct:)"});
