@@ -44,10 +44,20 @@ def say(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never one this process was given before: the kernel can hand out a
+    just-closed port again at once, and two listeners of one configuration on the same port
+    make the server refuse to start."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_port(port, timeout, alive=lambda: True, what="server"):

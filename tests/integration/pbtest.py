@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -17,11 +18,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HOSTNAME = "mail.pillarbox.test"
 DEFAULT_LISTENERS = ["smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http"]
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# free_port: the benchmarks' (never the same port twice in one process).
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from benchlib import free_port  # noqa: E402,F401
 
 
 def run(*args, cwd=None, stdin=None, timeout=30):
