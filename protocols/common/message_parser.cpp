@@ -1037,9 +1037,25 @@ Element at(simdjson::dom::array a, std::size_t i) {
     return v;
 }
 
+std::string get_str_hex(Element j);  // {"hex": "..."}
+
+// Into out, reusing its storage: a SEARCH decodes thousands of header fields in a row.
+void get_str_into(Element j, std::string& out) {
+    std::string_view text;
+    if (j.get(text) == simdjson::SUCCESS) {
+        out.assign(text);
+        return;
+    }
+    out = get_str_hex(j);
+}
+
 std::string get_str(Element j) {
     std::string_view text;
     if (j.get(text) == simdjson::SUCCESS) return std::string(text);
+    return get_str_hex(j);
+}
+
+std::string get_str_hex(Element j) {
     simdjson::dom::object o;
     if (j.get(o) != simdjson::SUCCESS || o.size() != 1) throw BadJson{};
     std::string_view hex;
@@ -1146,15 +1162,23 @@ Part get_part(Element j, std::size_t depth) {
     return p;
 }
 
+// m's header fields and offsets; the fields m already has are reused, strings and all.
 void get_headers(Element j, Message& m) {
     m.header_offset = get_size(need(j, "hoff"));
     m.header_size = get_size(need(j, "hsize"));
     m.body_offset = get_size(need(j, "boff"));
     m.body_size = get_size(need(j, "bsize"));
+    std::size_t n = 0;
     for (Element f : need_array(need(j, "headers"))) {
         auto a = need_array(f, 4);
-        m.headers.push_back(HeaderField{get_str(at(a, 0)), get_str(at(a, 1)), get_size(at(a, 2)), get_size(at(a, 3))});
+        if (n == m.headers.size()) m.headers.emplace_back();
+        HeaderField& h = m.headers[n++];
+        get_str_into(at(a, 0), h.name);
+        get_str_into(at(a, 1), h.value);
+        h.offset = get_size(at(a, 2));
+        h.size = get_size(at(a, 3));
     }
+    m.headers.resize(n);
     m.headers_truncated = get_bool(need(j, "htrunc"));
 }
 
@@ -1236,25 +1260,46 @@ std::string to_json(const Message& message) {
 }
 
 namespace {
-std::optional<Message> read_json(std::string_view text, bool headers_only) {
-    // One parser per thread, reused: its buffers grow to the largest document read so far.
+// One parser per thread, reused: its buffers grow to the largest document read so far.
+// Null: not a parse cache of this version.
+const Element* read_json(std::string_view text) {
     thread_local simdjson::dom::parser parser;
-    Element j;
-    if (parser.parse(text.data(), text.size(), true).get(j) != simdjson::SUCCESS) return std::nullopt;
+    thread_local Element root;
+    if (parser.parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS) return nullptr;
     try {
-        if (get_size(need(j, "v")) != json_version) return std::nullopt;
-        if (!headers_only) return get_message(j, 0);
-        Message m;
-        get_headers(j, m);
-        return m;
+        if (get_size(need(root, "v")) != json_version) return nullptr;
+    } catch (const BadJson&) {
+        return nullptr;
+    }
+    return &root;
+}
+}  // namespace
+
+std::optional<Message> from_json(std::string_view text) {
+    const Element* j = read_json(text);
+    if (!j) return std::nullopt;
+    try {
+        return get_message(*j, 0);
     } catch (const BadJson&) {
         return std::nullopt;
     }
 }
-}  // namespace
 
-std::optional<Message> from_json(std::string_view text) { return read_json(text, false); }
+std::optional<Message> headers_from_json(std::string_view text) {
+    Message m;
+    if (!headers_from_json(text, m)) return std::nullopt;
+    return m;
+}
 
-std::optional<Message> headers_from_json(std::string_view text) { return read_json(text, true); }
+bool headers_from_json(std::string_view text, Message& into) {
+    const Element* j = read_json(text);
+    if (!j) return false;
+    try {
+        get_headers(*j, into);
+        return true;
+    } catch (const BadJson&) {
+        return false;
+    }
+}
 
 }  // namespace pillarbox::mime

@@ -170,5 +170,9 @@ std::optional<Message> from_json(std::string_view json);
 // The same, but only the top level's header fields and offsets (envelope and body left empty):
 // what a SEARCH by header needs, at a fraction of the cost.
 std::optional<Message> headers_from_json(std::string_view json);
+// The same into `into`, reusing the header fields (and their strings' storage) it already has:
+// for a loop over many messages. Only the header fields and offsets are set. False: not a parse
+// cache (into is then left in some state; don't use it).
+bool headers_from_json(std::string_view json, Message& into);
 
 }  // namespace pillarbox::mime

@@ -99,7 +99,9 @@ struct SearchRun {
     std::vector<std::uint32_t> found;  // sequence numbers
     // The current message's data.
     const storage::MessageInfo* row = nullptr;
-    std::optional<mime::Message> parsed;
+    std::optional<mime::Message> parsed;  // BODY and TEXT: the whole structure
+    mime::Message headers;                // other keys: the header fields only, storage reused
+    const mime::Message* msg = nullptr;   // what the current message's tests read: one of those, or none
     std::string file;
     std::optional<std::string> body;  // body_text, made on first need
     bool modseq = false;  // a MODSEQ key: the answer carries the highest MODSEQ found (RFC 7162 3.1.5)
@@ -110,20 +112,20 @@ bool ImapSession::search_match(const SearchKey& k, SearchRun& r) {
     const auto& m = selected_->at(r.seq);
     auto flag = [&](std::uint32_t bit) { return (m.flags & bit) != 0; };
     auto header = [&](std::string_view name, std::string_view text) {
-        if (!r.parsed) return false;
-        for (auto& h : r.parsed->headers)
+        if (!r.msg) return false;
+        for (auto& h : r.msg->headers)
             if (ascii_iequals(h.name, name) && (text.empty() || contains_text(decode_header_value(h.value), text))) return true;
         return false;
     };
     auto sent_day = [&]() -> std::int64_t {
         // Without a usable Date: field, the internal date stands in (as Dovecot does).
-        if (r.parsed)
-            if (auto* h = mime::find_header(r.parsed->headers, "Date"))
+        if (r.msg)
+            if (auto* h = mime::find_header(r.msg->headers, "Date"))
                 if (auto d = header_date(h->value)) return day_number(*d);
         return local_day(r.row ? r.row->internal_date : 0);
     };
     auto body = [&]() -> const std::string& {
-        if (!r.body) r.body = r.parsed ? body_text(r.file, *r.parsed) : std::string();
+        if (!r.body) r.body = r.msg ? body_text(r.file, *r.msg) : std::string();
         return *r.body;
     };
     switch (k.kind) {
@@ -161,8 +163,8 @@ bool ImapSession::search_match(const SearchKey& k, SearchRun& r) {
     case K::Header: return header(k.header, k.text);
     case K::Body: return contains_text(body(), k.text);
     case K::Text: {
-        if (!r.parsed) return false;
-        for (auto& h : r.parsed->headers)
+        if (!r.msg) return false;
+        for (auto& h : r.msg->headers)
             if (contains_text(h.name + ": " + decode_header_value(h.value), k.text)) return true;
         return contains_text(body(), k.text);
     }
@@ -233,6 +235,7 @@ void ImapSession::search_next() {
         const auto& m = selected_->at(r.seq);
         r.row = nullptr;
         r.parsed.reset();
+        r.msg = nullptr;
         r.file.clear();
         r.body.reset();
         if (r.need.rows) {
@@ -244,9 +247,14 @@ void ImapSession::search_next() {
             auto it = r.cached.find(m.uid);
             if (it == r.cached.end()) return search_load();
             // BODY and TEXT walk the MIME parts; every other key reads header fields only.
-            r.parsed = r.need.file ? mime::from_json(it->second) : mime::headers_from_json(it->second);
+            if (r.need.file) {
+                r.parsed = mime::from_json(it->second);
+                if (r.parsed) r.msg = &*r.parsed;
+            } else if (mime::headers_from_json(it->second, r.headers)) {
+                r.msg = &r.headers;
+            }
             r.cached.erase(it);
-            if (!r.parsed) return search_load();  // an unreadable cache entry: parsed again
+            if (!r.msg) return search_load();  // an unreadable cache entry: parsed again
             if (r.need.file) return search_read_file();
         }
         if (search_match(r.req.key, r)) r.found.push_back(r.seq);
@@ -288,7 +296,8 @@ void ImapSession::search_load() {
         // when its index row is missing.
         if (o.error == storage::StoreError::Kind::NotFound) return search_next();
         if (o.ok()) r.parsed = mime::from_json(*o.value);
-        if (!r.need.file || !r.parsed) return search_test();
+        if (r.parsed) r.msg = &*r.parsed;
+        if (!r.need.file || !r.msg) return search_test();
         search_read_file();
     }));
 }
@@ -299,7 +308,7 @@ void ImapSession::search_read_file() {
     services_->store->read(account(), selected_->info(), r.row->file, 0, static_cast<std::size_t>(r.row->size),
                            guard_.wrap([this](storage::Outcome<std::string> f) {
                                if (f.ok()) search_->file = std::move(*f.value);
-                               else search_->parsed.reset();  // gone (or renamed): no text to match
+                               else search_->msg = nullptr;  // gone (or renamed): no text to match
                                search_test();
                            }));
 }

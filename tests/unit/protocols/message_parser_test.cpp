@@ -623,6 +623,18 @@ TEST_CASE("headers_from_json gives the header fields and offsets of from_json, a
     CHECK_FALSE(headers_from_json("not json"));
 }
 
+TEST_CASE("headers_from_json into a reused Message gives each message's fields, however many the last one had") {
+    Message many = parse_message(crlf(nested)), few = parse_message(crlf("Subject: x\nFrom: \xff <a@b>\n\nbody\n"));
+    REQUIRE(many.headers.size() > few.headers.size());
+    Message reused;
+    for (const Message* m : {&many, &few, &many}) {
+        REQUIRE(headers_from_json(to_json(*m), reused));
+        CHECK(reused.headers == m->headers);  // the 8-bit From goes through {"hex": ...}
+        CHECK(reused.body_offset == m->body_offset);
+    }
+    CHECK_FALSE(headers_from_json("[]", reused));
+}
+
 TEST_CASE("from_json refuses what to_json did not write") {
     CHECK_FALSE(from_json(""));
     CHECK_FALSE(from_json("{}"));
